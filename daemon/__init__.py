@@ -1,0 +1,1 @@
+"""Tierdesk: an email-integrated IT support escalation daemon."""

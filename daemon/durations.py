@@ -1,0 +1,43 @@
+"""Durations as admins write them: 30m, 4h, 2d, 1h30m, 1w, 45s."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_PART = re.compile(r"(\d+)\s*([wdhms])")
+_WHOLE = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+$")
+
+DURATION_HELP = "write a number and a unit, e.g. 30m, 4h, 2d, 1h30m (units: w d h m s)"
+
+
+def parse_duration(text: str | int) -> timedelta:
+    """Parse `text` into a positive timedelta; raise ValueError saying how to write it."""
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise ValueError(f"{text!r} is not a duration; {DURATION_HELP}")
+    if isinstance(text, int):
+        raise ValueError(f"{text} has no unit; {DURATION_HELP}")
+    lowered = text.lower()
+    if not _WHOLE.match(lowered):
+        raise ValueError(f"{text!r} is not a duration; {DURATION_HELP}")
+    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(lowered))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is zero; a duration must be longer than that")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest admin-style spelling of `delta` (inverse of parse_duration)."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0m"
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    parts = []
+    for unit, size in _UNITS.items():
+        if unit == "w":
+            continue
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return sign + "".join(parts)

@@ -1,0 +1,146 @@
+"""The typed, frozen shape of a workflow file (workflows/*.yaml)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from daemon.durations import parse_duration
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+
+# Named checks a transition may require; the engine implements each one.
+CONDITIONS = {
+    "has_summary": "the event carries a summary (e.g. `#resolve <what fixed it>`)",
+    "has_reason": "the event carries a reason",
+    "is_assigned": "the ticket has an assignee",
+}
+# Built-in command actions that do not move a ticket.
+ACTIONS = ("take", "assign", "note", "priority", "status", "help")
+# Who a mail can go to; resolved to addresses from config/teams.yaml.
+RECIPIENTS = ("requester", "team", "previous_team", "assignee", "vendor",
+              "escalation_manager", "actor")
+# Events other than trigger names that `notify` may list.
+NOTIFY_EVENTS = ("created", "moved", "reminder", "warning", "bounce_flagged")
+ALL_SOURCES = "*"
+PREVIOUS = "previous"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Reminders(Frozen):
+    times: Annotated[int, Field(ge=1, le=100)]
+    every: Duration
+
+
+class Timeout(Frozen):
+    after: Duration
+    per_priority: dict[str, Duration] = {}
+    clock: Literal["business", "wall"] = "business"
+    calendar: Name | None = None
+    remind: Reminders | None = None
+    warn_at: Annotated[float, Field(gt=0, lt=1)] | None = None
+    then: Name
+    reason: str = "no progress within {after}"
+
+    def limit(self, priority: str) -> timedelta:
+        return self.per_priority.get(priority, self.after)
+
+
+class State(Frozen):
+    team: Name | None = None
+    tier: Annotated[int, Field(ge=1)] | None = None
+    clock: Literal["running", "paused", "stopped"] = "running"
+    final: bool = False
+    timeout: Timeout | None = None
+
+
+def _one_or_many(value: object) -> object:
+    return (value,) if isinstance(value, str) else value
+
+
+class Transition(Frozen):
+    trigger: Name
+    source: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+    dest: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+    condition: str | None = None
+
+
+class Command(Frozen):
+    trigger: Name | None = None
+    action: Literal["take", "assign", "note", "priority", "status", "help"] | None = None
+    teams: Literal["all"] | tuple[Name, ...] = "all"
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Command:
+        if (self.trigger is None) == (self.action is None):
+            raise ValueError("a command needs exactly one of `trigger` or `action`")
+        return self
+
+
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value, re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+class TriageMatch(Frozen):
+    subject: str | None = None
+    body: str | None = None
+    sender: str | None = None
+
+    _check = field_validator("subject", "body", "sender")(_regex)
+
+    @model_validator(mode="after")
+    def _something(self) -> TriageMatch:
+        if not (self.subject or self.body or self.sender):
+            raise ValueError("a match needs at least one of subject, body or sender")
+        return self
+
+
+class TriageOutcome(Frozen):
+    priority: str | None = None
+    route: str | None = None
+
+
+class TriageRule(TriageOutcome):
+    name: str
+    match: TriageMatch
+
+
+class Triage(Frozen):
+    default: TriageOutcome = TriageOutcome()
+    rules: tuple[TriageRule, ...] = ()
+
+
+class BounceGuard(Frozen):
+    max_bounces: Annotated[int, Field(ge=0)]
+
+
+class MailSpec(Frozen):
+    template: Name
+    to: Literal["requester", "team", "previous_team", "assignee", "vendor",
+                "escalation_manager", "actor"]
+
+
+class Workflow(Frozen):
+    name: Name
+    version: Annotated[int, Field(ge=1)]
+    initial: str
+    priorities: Annotated[tuple[Name, ...], Field(min_length=1)] = ("P1", "P2", "P3", "P4")
+    default_priority: str = "P3"
+    states: dict[Name, State]
+    transitions: tuple[Transition, ...]
+    commands: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")], Command] = {}
+    triage: Triage = Triage()
+    bounce_guard: BounceGuard | None = None
+    notify: dict[Name, tuple[MailSpec, ...]] = {}

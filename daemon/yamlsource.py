@@ -1,0 +1,88 @@
+"""YAML loading that remembers where every key and item came from, so errors can name a line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from daemon.problems import ConfigError, Problem
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed YAML document plus the 1-based line of every path in it."""
+
+    file: str
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line(self, path: Iterable[str | int]) -> int:
+        """Line of `path`, or of its longest prefix that exists (a missing key points at its parent)."""
+        parts = tuple(path)
+        while parts:
+            if parts in self.lines:
+                return self.lines[parts]
+            parts = parts[:-1]
+        return self.lines.get((), 1)
+
+    def problem(self, path: Iterable[str | int], message: str, fix: str = "") -> Problem:
+        return Problem(self.file, self.line(path), message, fix)
+
+
+def _convert(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if key in out:
+                raise ConfigError(
+                    [Problem(file, key_node.start_mark.line + 1, f"duplicate key {key!r}",
+                             "remove one of the two; YAML keeps only the last")]
+                )
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = _convert(value_node, path + (key,), lines, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, path + (i,), lines, file) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.MarkedYAMLError(problem="a key must be a plain value", problem_mark=node.start_mark)
+    return _LOADER.construct_object(node, deep=True)
+
+
+# One loader instance only to reuse SafeLoader's scalar resolution (ints, bools, dates).
+_LOADER = yaml.SafeLoader("")
+
+
+def parse_yaml(text: str, file: str) -> Source:
+    """Parse YAML text; a syntax error becomes a ConfigError with the line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise ConfigError(
+            [Problem(file, line, f"YAML syntax error: {exc.problem or exc}",
+                     "check indentation, colons and quoting on this line or the one before")]
+        ) from None
+    lines: dict[Path_, int] = {}
+    data = {} if node is None else _convert(node, (), lines, file)
+    return Source(file, data, lines)
+
+
+def load_yaml(path: Path) -> Source:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), 0, f"cannot read file: {exc}")]) from None
+    return parse_yaml(text, str(path))
