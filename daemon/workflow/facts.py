@@ -1,0 +1,114 @@
+"""Plain data that goes into and comes out of the engine: ticket facts, events, decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    """What the engine needs to know about a ticket; the store builds it from a row."""
+
+    ref: str
+    state: str
+    priority: str
+    team: str | None
+    requester: str
+    subject: str
+    created_at: datetime
+    state_entered_at: datetime
+    assignee: str | None = None
+    # The working state `dest: previous` returns to (last state left whose clock was running).
+    return_state: str | None = None
+    tiers_visited: tuple[str, ...] = ()
+    bounces: int = 0
+    flagged: bool = False
+    vendor: str | None = None
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """A first mail that opens a ticket; triage rules look at subject, body and sender."""
+
+    ref: str
+    requester: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True)
+class RequesterReplied:
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class CommandIssued:
+    """A technician's command tag, already authenticated and parsed (e.g. `#escalate to tier3 x`)."""
+
+    name: str
+    actor: str
+    actor_team: str
+    argument: str = ""
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A timer row came due. `state` is the state it was set for: a stale timer is ignored."""
+
+    kind: Literal["remind", "warn", "expire"]
+    state: str
+    seq: int = 0
+
+
+Event = RequesterReplied | CommandIssued | TimerFired
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One line of a ticket's audit trail."""
+
+    kind: str  # created, transition, note, assign, priority, reminder, warning, bounce_flagged, ...
+    actor: str  # an address, "requester", "triage" or "clock"
+    from_state: str | None = None
+    to_state: str | None = None
+    reason: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TimerOrder:
+    """A timer to create; the clock loop fires it as TimerFired(kind, state, seq) at due_at."""
+
+    kind: Literal["remind", "warn", "expire"]
+    state: str
+    due_at: datetime
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class MailOrder:
+    """A mail to send: a template, a recipient role, and the facts the template may use."""
+
+    template: str
+    to: str  # a role from model.RECIPIENTS; the shell resolves it to addresses
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The whole outcome of one event. A refusal changes nothing and says why."""
+
+    ticket: TicketFacts
+    events: tuple[EventRecord, ...] = ()
+    cancel_timers: bool = False  # drop the ticket's pending timers before adding `timers`
+    timers: tuple[TimerOrder, ...] = ()
+    mails: tuple[MailOrder, ...] = ()
+    refusal: str | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.refusal is not None
