@@ -1,0 +1,354 @@
+"""Site settings (config/settings.yaml) as typed, frozen objects, with TIERDESK_* overrides.
+
+Every key of the sections site, mail, imap, smtp and database can be overridden by an
+environment variable TIERDESK_<SECTION>_<KEY> (TIERDESK_IMAP_PASSWORD, TIERDESK_DATABASE_URL),
+so secrets need not sit in files. Overrides are applied before validation, so a bad value is
+reported naming the variable. Calendars are nested and can only be set in the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from daemon.durations import parse_duration
+from daemon.problems import ConfigError, Problem
+from daemon.validation import pydantic_problems
+from daemon.yamlsource import Source, load_yaml
+
+ENV_PREFIX = "TIERDESK_"
+# Variables under these prefixes are not settings (test fixtures use them); never reported.
+NON_SETTING_PREFIXES = ("TIERDESK_TEST_",)
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_DATABASE_URL = "sqlite:///tierdesk.db"
+
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
+_ADDRESS_RE = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
+_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
+
+
+def check_address(value: str) -> str:
+    """A bare address (no display name, no spaces, one @, valid domain labels), kept as written."""
+    if not _ADDRESS_RE.match(value) or len(value) > 254 or len(value.split("@")[0]) > 64:
+        raise ValueError(
+            f"{value!r} is not a valid e-mail address; write a bare address such as "
+            "alex.chen@example.com, without a name, <> or spaces"
+        )
+    return value
+
+
+def _check_host(value: str) -> str:
+    if not _DOMAIN_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid host name; write e.g. mail.example.com")
+    return value
+
+
+def _duration(value: object) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+
+
+EmailAddress = Annotated[str, AfterValidator(check_address)]
+HostName = Annotated[str, AfterValidator(_check_host)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Security = Literal["tls", "starttls", "none"]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ------------------------------------------------------------------ calendars
+
+class Span(Frozen):
+    """Working time within one day, as offsets from local midnight (end may be 24:00)."""
+
+    start: timedelta
+    end: timedelta
+
+    def __str__(self) -> str:
+        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
+
+    def __repr__(self) -> str:
+        return f"Span({str(self)!r})"
+
+
+def _hhmm(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds()) // 60
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+_HOURS_HELP = ('write "HH:MM-HH:MM", several spans separated by commas, '
+               'e.g. "09:00-12:30, 13:30-17:00"')
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def _clock(text: str, is_end: bool) -> timedelta:
+    match = _CLOCK.match(text.strip())
+    if not match:
+        raise ValueError(f"{text.strip()!r} is not a time of day; {_HOURS_HELP}")
+    hours, minutes = int(match[1]), int(match[2])
+    if minutes > 59 or hours > 24 or (hours == 24 and (minutes or not is_end)):
+        raise ValueError(f"{text.strip()!r} is not a time of day; "
+                         "use 00:00 to 23:59, and 24:00 only as an end")
+    return timedelta(hours=hours, minutes=minutes)
+
+
+def parse_hours(value: object) -> object:
+    """Parse "HH:MM-HH:MM[, HH:MM-HH:MM]" into ordered, non-overlapping spans."""
+    if not isinstance(value, str):
+        return value  # already parsed spans, or a wrong type pydantic will report
+    spans: list[Span] = []
+    for part in value.split(","):
+        start, sep, end = part.partition("-")
+        if not sep:
+            raise ValueError(f"{part.strip()!r} is not a span of hours; {_HOURS_HELP}")
+        span = Span(start=_clock(start, False), end=_clock(end, True))
+        if span.start >= span.end:
+            raise ValueError(f"{span} ends before it starts; write the earlier time first")
+        if spans and span.start < spans[-1].end:
+            raise ValueError(f"{span} overlaps or precedes {spans[-1]}; list spans in order, apart")
+        spans.append(span)
+    return tuple(spans)
+
+
+def _zone(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin, "
+            "America/New_York or UTC"
+        ) from None
+
+
+Hours = Annotated[tuple[Span, ...], BeforeValidator(parse_hours)]
+
+
+class Calendar(Frozen):
+    """Business hours in one time zone; days not listed and holidays are closed."""
+
+    timezone: Annotated[ZoneInfo, BeforeValidator(_zone)]
+    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], Hours]
+    holidays: tuple[date, ...] = ()
+
+    @field_validator("hours")
+    @classmethod
+    def _some_hours(cls, hours: dict[str, tuple[Span, ...]]) -> dict[str, tuple[Span, ...]]:
+        if not any(hours.values()):
+            raise ValueError("a calendar needs working hours on at least one day; "
+                             'add e.g. mon: "09:00-17:00"')
+        return hours
+
+    def spans(self, weekday: int) -> tuple[Span, ...]:
+        """Working spans on `weekday` (0 = Monday), empty when closed."""
+        return self.hours.get(WEEKDAYS[weekday], ())  # type: ignore[call-overload]
+
+
+def _default_calendars() -> dict[str, Calendar]:
+    weekdays = {day: "09:00-17:00" for day in WEEKDAYS[:5]}
+    return {"default": Calendar.model_validate({"timezone": "UTC", "hours": weekdays})}
+
+
+# ------------------------------------------------------------------ sections
+
+class SiteSettings(Frozen):
+    # The domain our Message-IDs and plus-addresses use.
+    domain: HostName = "localhost"
+
+
+class MailSettings(Frozen):
+    address: EmailAddress = "support@localhost"
+    name: str = "IT Support"
+
+
+def _fill_port(data: object, ports: Mapping[str, int]) -> object:
+    """No port given: take the usual one for the security mode."""
+    if isinstance(data, dict) and "port" not in data and data.get("security") in ports:
+        return {**data, "port": ports[data["security"]]}
+    return data
+
+
+class ImapSettings(Frozen):
+    host: HostName = "localhost"
+    port: Port = 993
+    security: Security = "tls"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    folder: str = "INBOX"
+    processed_folder: str = ""
+    poll_interval: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port(cls, data: object) -> object:
+        return _fill_port(data, {"tls": 993, "starttls": 143, "none": 143})
+
+
+class SmtpSettings(Frozen):
+    host: HostName = "localhost"
+    port: Port = 465
+    security: Security = "tls"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port(cls, data: object) -> object:
+        return _fill_port(data, {"tls": 465, "starttls": 587, "none": 25})
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class DatabaseSettings(Frozen):
+    # A relative SQLite path (sqlite:///tierdesk.db) is relative to the working directory.
+    url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _looks_like_url(cls, url: str) -> str:
+        if not _URL.match(url):
+            raise ValueError(f"{url!r} is not a database URL; write e.g. sqlite:///tierdesk.db "
+                             "or postgresql+psycopg://user:password@host:5432/tierdesk")
+        return url
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password replaced by ***, for logs and start-up lines."""
+        return re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", self.url)
+
+
+class Settings(Frozen):
+    site: SiteSettings = SiteSettings()
+    mail: MailSettings = MailSettings()
+    imap: ImapSettings = ImapSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    calendars: dict[Name, Calendar] = Field(default_factory=_default_calendars)
+
+    @field_validator("calendars")
+    @classmethod
+    def _has_default(cls, calendars: dict[str, Calendar]) -> dict[str, Calendar]:
+        if "default" not in calendars:
+            raise ValueError("there is no `default` calendar; add calendars.default "
+                             "(timeouts that name no calendar use it)")
+        return calendars
+
+
+# Sections whose keys TIERDESK_<SECTION>_<KEY> may override.
+ENV_SECTIONS: dict[str, type[Frozen]] = {
+    "site": SiteSettings, "mail": MailSettings, "imap": ImapSettings,
+    "smtp": SmtpSettings, "database": DatabaseSettings,
+}
+
+
+def env_variables() -> dict[str, tuple[str, str]]:
+    """Every overriding variable and the (section, key) it sets."""
+    return {
+        f"{ENV_PREFIX}{section.upper()}_{key.upper()}": (section, key)
+        for section, model in ENV_SECTIONS.items()
+        for key in model.model_fields
+    }
+
+
+# ------------------------------------------------------------------ loading
+
+def load_settings(config_dir: Path, environ: Mapping[str, str]) -> Settings:
+    """Read config_dir/settings.yaml (all defaults when missing), apply overrides, validate."""
+    path = config_dir / "settings.yaml"
+    source = load_yaml(path) if path.exists() else Source(str(path), {}, {})
+    if not isinstance(source.data, dict):
+        raise ConfigError([source.problem((), "settings.yaml must be a mapping of sections",
+                                          "start with e.g. `imap:` on the first line")])
+    # An empty section (`smtp:` with nothing under it) means its defaults.
+    data = {key: value for key, value in source.data.items() if value is not None}
+    data, overridden, problems = apply_overrides(data, environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems += _problems(source, exc, overridden)
+        settings = None
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def apply_overrides(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[tuple[str, str], str], list[Problem]]:
+    """Put TIERDESK_* values into `data`; return it, which paths came from which variable,
+    and a problem for every TIERDESK_ variable that is no setting (typo protection)."""
+    known = env_variables()
+    overridden: dict[tuple[str, str], str] = {}
+    problems: list[Problem] = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name.startswith(NON_SETTING_PREFIXES):
+            continue
+        if name not in known:
+            problems.append(_unknown_variable(name, known))
+            continue
+        section, key = known[name]
+        if isinstance(data.get(section, {}), dict):
+            data = {**data, section: {**data.get(section, {}), key: environ[name]}}
+            overridden[(section, key)] = name
+    return data, overridden, problems
+
+
+def _unknown_variable(name: str, known: Mapping[str, object]) -> Problem:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    fix = f"did you mean {close[0]}?" if close else "see the README's list of TIERDESK_ variables"
+    return Problem(name, 0, "environment variable is not a Tierdesk setting", fix)
+
+
+
+_ERROR_KEYS = ("type", "loc", "input", "ctx")
+
+
+def _problems(source: Source, exc: ValidationError,
+              overridden: Mapping[tuple[str, str], str]) -> list[Problem]:
+    """File errors get file:line from the YAML; errors in overridden values name the variable."""
+    from_env, from_file = [], []
+    for error in exc.errors(include_url=False):
+        variable = overridden.get(tuple(error["loc"][:2]))  # type: ignore[call-overload]
+        if variable:
+            from_env.append(_env_problem(variable, error))
+        else:
+            from_file.append({k: v for k, v in error.items() if k in _ERROR_KEYS})
+    if from_file:
+        rest = ValidationError.from_exception_data(exc.title, from_file)  # type: ignore[arg-type]
+        from_env += pydantic_problems(rest, source, Settings)
+    return from_env
+
+
+def _env_problem(variable: str, error: Any) -> Problem:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] != "value_error":
+        message = f"{message}, not {error['input']!r}"
+    problem, _, fix = message.partition("; ")
+    return Problem(variable, 0, problem, fix or "correct or unset the variable")
