@@ -1,0 +1,198 @@
+"""Opening the database (SQLite or PostgreSQL) and migrating it to the current schema."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+DEFAULT_URL = "sqlite:///tierdesk.db"
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+PG_CONNECT_TIMEOUT_S = 10
+# pg_advisory_lock key held while migrating: ASCII "tdmigr", any constant shared by all daemons.
+MIGRATE_LOCK_KEY = 0x7464_6D69_6772
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+class StoreError(Exception):
+    """A database problem worth one readable line to the operator (never the password)."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """An Engine plus its session factory; close() when done."""
+
+    url: URL
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.get_backend_name() == "postgresql"
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """`with db.transaction() as session:` commits on success and rolls back on error."""
+        return self.sessions.begin()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def redact(url: str | URL) -> str:
+    """The URL as text with its password hidden, even when the text is no valid URL."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+def open_database(url: str = DEFAULT_URL) -> Database:
+    """Create the engine and check the database answers; raise StoreError if not."""
+    parsed = _parse_url(url)
+    try:
+        engine = _create_engine(parsed)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise StoreError(f"unsupported database URL {redact(parsed)}: {_one_line(exc)}") from None
+    database = Database(parsed, engine, sessionmaker(engine, expire_on_commit=False))
+    _check_reachable(database)
+    return database
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StoreError(
+            f"invalid database URL {redact(url)!r}: expected e.g. {DEFAULT_URL} "
+            "or postgresql+psycopg://user@host/dbname"
+        ) from None
+    # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_engine(url: URL) -> Engine:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        connect_args = {} if "connect_timeout" in url.query else {
+            "connect_timeout": PG_CONNECT_TIMEOUT_S
+        }
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    raise ArgumentError(f"backend {backend!r} is not supported (use sqlite or postgresql)")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or every checkout would see a new, empty database.
+        engine = create_engine(
+            url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = create_engine(url)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (see _sqlite_on_begin): pysqlite's own is late and skips reads.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a read-then-write transaction (claim a timer,
+    # update a ticket) can then never fail half-way on a lock upgrade, and two processes on
+    # one file serialise instead of both claiming the same row.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _check_reachable(database: Database) -> None:
+    try:
+        with database.engine.connect() as connection:
+            connection.execute(select(1))
+    except SQLAlchemyError as exc:
+        database.close()
+        raise StoreError(f"cannot reach database {database.safe_url}: {_reason(exc)}") from None
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's own message, first line only: SQLAlchemy's adds SQL and a docs link."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return _one_line(cause)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return redact(lines[0]) if lines else type(exc).__name__
+
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def migrations_config() -> Config:
+    """An Alembic Config for the migrations shipped inside the package (any cwd works)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def migrate(database: Database, revision: str = "head") -> None:
+    """Upgrade the schema to `revision`; safe when several daemons start at once."""
+    config = migrations_config()
+    try:
+        with database.engine.connect() as connection, _migration_lock(database, connection):
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            connection.commit()  # env.py may leave the upgrade in our transaction
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot migrate database {database.safe_url}: {_reason(exc)}") from None
+
+
+@contextmanager
+def _migration_lock(database: Database, connection: Connection) -> Iterator[None]:
+    """A session-level advisory lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises."""
+    if not database.is_postgres:
+        yield
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATE_LOCK_KEY})
+    connection.commit()
+    try:
+        yield
+    finally:
+        if connection.in_transaction():
+            connection.rollback()  # a failed upgrade leaves an aborted transaction behind
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATE_LOCK_KEY})
+        connection.commit()
+
+
+def current_revision(database: Database) -> str | None:
+    """The schema revision stamped in the database, or None before the first migration."""
+    with database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

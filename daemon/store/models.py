@@ -1,0 +1,215 @@
+"""The schema: SQLAlchemy 2 typed models. Alembic migrations must match them (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Deterministic constraint names, so later migrations can name what they alter or drop.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TIMER_KINDS = ("remind", "warn", "expire")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "parked", "bounced", "skipped")
+DIRECTIONS = ("in", "out")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend; SQLite has no time zones, so it stores naive UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store needs aware (UTC) times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    # AUTOINCREMENT: SQLite would otherwise reuse the highest id after a delete, and so a ref.
+    __table_args__ = (
+        Index(None, "state"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(32), unique=True)
+    state: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16))
+    team: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(320))
+    requester: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    state_entered_at: Mapped[datetime]
+    return_state: Mapped[str | None] = mapped_column(String(64))
+    tiers_visited: Mapped[list[str]] = mapped_column(default=list)
+    bounces: Mapped[int] = mapped_column(default=0)
+    flagged: Mapped[bool] = mapped_column(default=False)
+    vendor: Mapped[str | None] = mapped_column(String(64))
+    workflow_name: Mapped[str] = mapped_column(String(64))
+    workflow_version: Mapped[int]
+    linked_ref: Mapped[str | None] = mapped_column(String(32))
+
+    def __repr__(self) -> str:
+        return f"<Ticket {self.ref} {self.state}>"
+
+
+class Message(Base):
+    """A mail seen (in) or sent (out); (direction, message_id) is the dedup key."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("direction", "message_id"),
+        CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(Text)
+    recipients: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Event(Base):
+    """One line of a ticket's audit trail."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(320))
+    from_state: Mapped[str | None] = mapped_column(String(64))
+    to_state: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Timer(Base):
+    """A pending timer; the row is deleted once it fired or was cancelled."""
+
+    __tablename__ = "timers"
+    __table_args__ = (CheckConstraint(_in("kind", TIMER_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(64))  # the workflow state it was set for
+    seq: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+
+    ticket: Mapped[Ticket] = relationship()
+
+
+class Outbox(Base):
+    """A mail to send, written in the same transaction as the change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    template: Mapped[str] = mapped_column(String(128))
+    to_role: Mapped[str] = mapped_column(String(64))
+    # Filled when the mail is rendered and its role resolved to addresses.
+    recipients: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class MailboxCursor(Base):
+    """Where ingest stands in one IMAP folder; committed with the batch it covers."""
+
+    __tablename__ = "mailbox_cursors"
+
+    folder: Mapped[str] = mapped_column(String(512), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+
+
+class Quarantine(Base):
+    """A mail that could not be processed, kept raw with the reason, for a later retry."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    folder: Mapped[str | None] = mapped_column(String(512))
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    retried_at: Mapped[datetime | None]

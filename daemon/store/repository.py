@@ -1,0 +1,445 @@
+"""Small functions over a synchronous Session: the only place that reads or writes rows.
+
+Callers own the transaction (`with database.transaction() as session:`); nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import Select, delete, exists, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from daemon.store.models import Event, MailboxCursor, Message, Outbox, Quarantine, Ticket, Timer
+from daemon.workflow.facts import Decision, EventRecord, MailOrder, TicketFacts, TimerOrder
+
+REF_PREFIX = "TD-"
+# Every fact the engine may change; created_at and the ref never change.
+_FACT_FIELDS = (
+    "state", "priority", "team", "assignee", "requester", "subject", "state_entered_at",
+    "return_state", "bounces", "flagged", "vendor",
+)
+
+
+# ---------------------------------------------------------------- JSON
+
+def jsonable(value: Any) -> Any:
+    """`value` with datetimes as ISO 8601 strings and tuples as lists, ready for a JSON column."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    raise TypeError(f"cannot store {type(value).__name__} in a JSON column: {value!r}")
+
+
+# ---------------------------------------------------------------- tickets
+
+def format_ref(ticket_id: int) -> str:
+    return f"{REF_PREFIX}{ticket_id}"
+
+
+def create_ticket(
+    session: Session,
+    *,
+    requester: str,
+    subject: str,
+    workflow_name: str,
+    workflow_version: int,
+    initial_state: str,
+    priority: str,
+    team: str | None,
+    now: datetime,
+    linked_ref: str | None = None,
+) -> Ticket:
+    """Insert a ticket and give it its ref, TD-<id>; ids are never reused, so neither are refs."""
+    ticket = Ticket(
+        ref=f"new-{uuid.uuid4().hex[:24]}",  # unique placeholder until the id is known
+        state=initial_state, priority=priority, team=team, requester=requester,
+        subject=subject, created_at=now, updated_at=now, state_entered_at=now,
+        tiers_visited=[], bounces=0, flagged=False, workflow_name=workflow_name,
+        workflow_version=workflow_version, linked_ref=linked_ref,
+    )
+    session.add(ticket)
+    session.flush()
+    ticket.ref = format_ref(ticket.id)
+    session.flush()
+    return ticket
+
+
+def get_ticket(session: Session, ref: str, *, for_update: bool = False) -> Ticket | None:
+    """The ticket with this ref; for_update locks its row (PostgreSQL) until the commit."""
+    stmt = select(Ticket).where(Ticket.ref == ref)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def list_tickets(session: Session, state: str | None = None) -> list[Ticket]:
+    stmt = select(Ticket).order_by(Ticket.id)
+    if state is not None:
+        stmt = stmt.where(Ticket.state == state)
+    return list(session.scalars(stmt))
+
+
+def facts(ticket: Ticket) -> TicketFacts:
+    """What the engine sees of a ticket row."""
+    return TicketFacts(
+        ref=ticket.ref, state=ticket.state, priority=ticket.priority, team=ticket.team,
+        requester=ticket.requester, subject=ticket.subject, created_at=ticket.created_at,
+        state_entered_at=ticket.state_entered_at, assignee=ticket.assignee,
+        return_state=ticket.return_state, tiers_visited=tuple(ticket.tiers_visited),
+        bounces=ticket.bounces, flagged=ticket.flagged, vendor=ticket.vendor,
+    )
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    """One ticket as plain JSON-ready data (`run.py tickets --json`)."""
+    return {
+        "ref": ticket.ref,
+        "state": ticket.state,
+        "priority": ticket.priority,
+        "team": ticket.team,
+        "assignee": ticket.assignee,
+        "requester": ticket.requester,
+        "subject": ticket.subject,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+        "state_entered_at": ticket.state_entered_at.isoformat(),
+        "tiers_visited": list(ticket.tiers_visited),
+        "bounces": ticket.bounces,
+        "flagged": ticket.flagged,
+        "vendor": ticket.vendor,
+        "linked_ref": ticket.linked_ref,
+        "workflow": ticket.workflow_name,
+        "workflow_version": ticket.workflow_version,
+    }
+
+
+# ---------------------------------------------------------------- decisions
+
+def apply_decision(
+    session: Session,
+    ticket: Ticket,
+    decision: Decision,
+    now: datetime,
+    *,
+    domain: str,
+    workflow_name: str | None = None,
+    workflow_version: int | None = None,
+) -> list[Outbox]:
+    """Write a Decision: new facts, events, timers and outbox rows. A refusal writes nothing.
+
+    Returns the new outbox rows, so the caller can render them in the same transaction.
+    """
+    if decision.refused:
+        return []
+    if decision.ticket.ref != ticket.ref:
+        raise ValueError(f"decision for {decision.ticket.ref} applied to {ticket.ref}")
+    changed = _write_facts(ticket, decision.ticket)
+    if workflow_name is not None:
+        ticket.workflow_name = workflow_name
+    if workflow_version is not None:
+        ticket.workflow_version = workflow_version
+    if changed or decision.events:
+        ticket.updated_at = now
+    add_events(session, ticket, decision.events, now)
+    if decision.cancel_timers:
+        cancel_timers(session, ticket)
+    add_timers(session, ticket, decision.timers)
+    mails = [add_mail(session, mail, now, domain=domain, ticket=ticket) for mail in decision.mails]
+    session.flush()
+    return mails
+
+
+def _write_facts(ticket: Ticket, new: TicketFacts) -> bool:
+    changed = False
+    for name in _FACT_FIELDS:
+        value = getattr(new, name)
+        if getattr(ticket, name) != value:
+            setattr(ticket, name, value)
+            changed = True
+    if tuple(ticket.tiers_visited) != new.tiers_visited:
+        # A new list: the JSON column does not notice in-place edits.
+        ticket.tiers_visited = list(new.tiers_visited)
+        changed = True
+    return changed
+
+
+def add_events(
+    session: Session, ticket: Ticket, records: Iterable[EventRecord], now: datetime
+) -> list[Event]:
+    events = [
+        Event(
+            ticket_id=ticket.id, at=now, kind=record.kind, actor=record.actor,
+            from_state=record.from_state, to_state=record.to_state, reason=record.reason,
+            data=jsonable(record.data),
+        )
+        for record in records
+    ]
+    session.add_all(events)
+    return events
+
+
+def record_refusal(
+    session: Session,
+    ticket: Ticket,
+    reason: str,
+    now: datetime,
+    *,
+    actor: str,
+    data: Mapping[str, Any] | None = None,
+) -> Event:
+    """Note in the timeline that a command was refused; the ticket itself stays as it was."""
+    record = EventRecord(
+        kind="refused", actor=actor, from_state=ticket.state, to_state=ticket.state,
+        reason=reason, data=data or {},
+    )
+    [event] = add_events(session, ticket, [record], now)
+    session.flush()
+    return event
+
+
+def timeline(session: Session, ticket: Ticket) -> list[Event]:
+    stmt = select(Event).where(Event.ticket_id == ticket.id).order_by(Event.id)
+    return list(session.scalars(stmt))
+
+
+# ---------------------------------------------------------------- timers
+
+def add_timers(session: Session, ticket: Ticket, orders: Iterable[TimerOrder]) -> list[Timer]:
+    timers = [
+        Timer(ticket_id=ticket.id, kind=order.kind, state=order.state, seq=order.seq,
+              due_at=order.due_at)
+        for order in orders
+    ]
+    session.add_all(timers)
+    return timers
+
+
+def cancel_timers(session: Session, ticket: Ticket) -> int:
+    """Delete the ticket's pending timers (every timer row is pending until it fires)."""
+    result = session.execute(
+        delete(Timer).where(Timer.ticket_id == ticket.id).execution_options(
+            synchronize_session="fetch"
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def due_timers(session: Session, now: datetime, limit: int) -> list[Timer]:
+    """Timers due at `now`, oldest first, not leased by someone else.
+
+    On PostgreSQL the rows stay locked until the commit and rows locked by another
+    daemon are skipped, so two clocks never fire the same timer.
+    """
+    stmt = (
+        select(Timer)
+        .where(Timer.due_at <= now)
+        .where(or_(Timer.claimed_until.is_(None), Timer.claimed_until <= now))
+        .order_by(Timer.due_at, Timer.id)
+        .limit(limit)
+    )
+    return list(session.scalars(_skip_locked(stmt)))
+
+
+def lease_timers(timers: Iterable[Timer], *, owner: str, until: datetime) -> None:
+    """Mark timers as being handled, for work that outlives the claiming transaction."""
+    for timer in timers:
+        timer.claimed_by = owner
+        timer.claimed_until = until
+
+
+def delete_timer(session: Session, timer: Timer) -> None:
+    """A timer that fired is done: the events, not the timer row, keep the history."""
+    session.delete(timer)
+
+
+def _skip_locked(stmt: Select[Any]) -> Select[Any]:
+    # SQLite ignores FOR UPDATE; its BEGIN IMMEDIATE serialises writers instead.
+    return stmt.with_for_update(skip_locked=True)
+
+
+# ---------------------------------------------------------------- outbox
+
+def new_message_id(domain: str, ticket_id: int | None = None) -> str:
+    """A Message-ID that names its ticket and is unique forever, so a resend is recognisable."""
+    prefix = f"td-{ticket_id}" if ticket_id is not None else "td"
+    return f"<{prefix}-{uuid.uuid4().hex}@{domain}>"
+
+
+def add_mail(
+    session: Session,
+    order: MailOrder,
+    now: datetime,
+    *,
+    domain: str,
+    ticket: Ticket | None = None,
+) -> Outbox:
+    """An outbox row for one MailOrder, pending and due at once; not rendered yet."""
+    row = Outbox(
+        ticket_id=ticket.id if ticket is not None else None,
+        template=order.template, to_role=order.to,
+        message_id=new_message_id(domain, ticket.id if ticket is not None else None),
+        headers={}, context=jsonable(order.context), status="pending", attempts=0,
+        next_attempt_at=now, created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def due_outbox(session: Session, now: datetime, limit: int) -> list[Outbox]:
+    """Pending outbox rows whose next attempt is due, oldest first; locked like due_timers."""
+    stmt = (
+        select(Outbox)
+        .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
+        .order_by(Outbox.next_attempt_at, Outbox.id)
+        .limit(limit)
+    )
+    return list(session.scalars(_skip_locked(stmt)))
+
+
+# ---------------------------------------------------------------- messages
+
+def dedup_message_id(message_id: str | None, raw: bytes) -> str:
+    """The dedup key of an inbound mail: its Message-ID, or a hash of its bytes if it has none."""
+    if message_id and message_id.strip():
+        return message_id.strip()
+    return f"<sha256-{hashlib.sha256(raw).hexdigest()}@tierdesk.invalid>"
+
+
+def message_seen(session: Session, direction: str, message_id: str) -> bool:
+    stmt = select(
+        exists().where(Message.direction == direction, Message.message_id == message_id)
+    )
+    return bool(session.scalar(stmt))
+
+
+def add_message(
+    session: Session,
+    *,
+    direction: str,
+    message_id: str,
+    at: datetime,
+    raw: bytes | None = None,
+    ticket: Ticket | None = None,
+    in_reply_to: str | None = None,
+    references: str | None = None,
+    sender: str | None = None,
+    recipients: str | None = None,
+    subject: str | None = None,
+    kind: str | None = None,
+    reason: str | None = None,
+) -> Message | None:
+    """Store a mail, or return None if (direction, message_id) is already stored.
+
+    INSERT .. ON CONFLICT DO NOTHING: a duplicate from a racing daemon is skipped
+    without aborting the caller's transaction.
+    """
+    values = {
+        "direction": direction, "message_id": message_id, "raw": raw,
+        "ticket_id": ticket.id if ticket is not None else None,
+        "in_reply_to": in_reply_to, "references": references, "sender": sender,
+        "recipients": recipients, "subject": subject, "kind": kind, "reason": reason,
+        "received_at": at if direction == "in" else None,
+        "sent_at": at if direction == "out" else None,
+    }
+    stmt = (
+        _dialect_insert(session, Message)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["direction", "message_id"])
+        .returning(Message)
+    )
+    return session.scalars(stmt).one_or_none()
+
+
+def refs_for_message_ids(session: Session, message_ids: Iterable[str]) -> dict[str, str]:
+    """Which ticket each known Message-ID (stored or sent by us) belongs to, for threading."""
+    ids = sorted({mid for mid in message_ids if mid})
+    if not ids:
+        return {}
+    stored = (
+        select(Message.message_id, Ticket.ref)
+        .join(Ticket, Message.ticket_id == Ticket.id)
+        .where(Message.message_id.in_(ids))
+    )
+    sent = (
+        select(Outbox.message_id, Ticket.ref)
+        .join(Ticket, Outbox.ticket_id == Ticket.id)
+        .where(Outbox.message_id.in_(ids))
+    )
+    found: dict[str, str] = {}
+    for query in (stored, sent):
+        for message_id, ref in session.execute(query):
+            found.setdefault(message_id, ref)
+    return found
+
+
+def _dialect_insert(session: Session, model: type[Any]) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (both backends spell it the same)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+# ---------------------------------------------------------------- mailbox cursor
+
+def get_cursor(session: Session, folder: str) -> MailboxCursor | None:
+    return session.get(MailboxCursor, folder)
+
+
+def set_cursor(session: Session, folder: str, uidvalidity: int, last_uid: int) -> MailboxCursor:
+    """Insert or update the folder's cursor (an upsert: two daemons may race on a new folder)."""
+    values = {"folder": folder, "uidvalidity": uidvalidity, "last_uid": last_uid}
+    stmt = (
+        _dialect_insert(session, MailboxCursor)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=["folder"], set_={"uidvalidity": uidvalidity, "last_uid": last_uid}
+        )
+    )
+    session.execute(stmt)
+    # Reload: the upsert bypassed any copy of the row already held by the session.
+    cursor = session.get(MailboxCursor, folder, populate_existing=True)
+    if cursor is None:  # pragma: no cover - the upsert just wrote it
+        raise LookupError(f"cursor for {folder!r} vanished")
+    return cursor
+
+
+# ---------------------------------------------------------------- quarantine
+
+def add_quarantine(
+    session: Session,
+    *,
+    raw: bytes,
+    reason: str,
+    now: datetime,
+    subject: str | None = None,
+    sender: str | None = None,
+    message_id: str | None = None,
+    folder: str | None = None,
+    uid: int | None = None,
+) -> Quarantine:
+    """Set a mail aside with the reason it failed; the raw bytes allow a later retry."""
+    row = Quarantine(
+        received_at=now, reason=reason, subject=subject, sender=sender,
+        message_id=message_id, raw=raw, folder=folder, uid=uid,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_quarantine(session: Session, *, include_retried: bool = False) -> list[Quarantine]:
+    stmt = select(Quarantine).order_by(Quarantine.id)
+    if not include_retried:
+        stmt = stmt.where(Quarantine.retried_at.is_(None))
+    return list(session.scalars(stmt))
