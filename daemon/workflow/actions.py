@@ -1,0 +1,97 @@
+"""Command actions that leave the state alone: take, assign, note, priority, status, help."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from daemon.workflow.facts import CommandIssued, Decision, EventRecord, TicketFacts
+from daemon.workflow.model import Command, Workflow
+from daemon.workflow.timers import Timers
+
+
+def record(kind: str, ticket: TicketFacts, cmd: CommandIssued, reason: str,
+           **data: object) -> EventRecord:
+    """An audit line for a technician's command, in the ticket's current state."""
+    return EventRecord(kind, cmd.actor, ticket.state, ticket.state, reason,
+                       {"command": cmd.name, "team": cmd.actor_team, **data})
+
+
+def _word(cmd: CommandIssued) -> str:
+    """The first word after the tag, or the `to X` target (`#assign to bob`, `#priority P1`)."""
+    if cmd.target:
+        return cmd.target.strip()
+    words = cmd.argument.split()
+    return words[0] if words else ""
+
+
+def _only(ticket: TicketFacts, event: EventRecord) -> Decision:
+    return Decision(ticket, events=(event,))
+
+
+def _needs(ticket: TicketFacts, cmd: CommandIssued, what: str, hint: str) -> Decision:
+    return Decision(ticket, refusal=f"#{cmd.name} needs {what}: #{cmd.name} {hint}")
+
+
+class Actions:
+    def __init__(self, workflow: Workflow, timers: Timers) -> None:
+        self._priorities = {p.lower(): p for p in workflow.priorities}
+        self._timers = timers
+        self._run: dict[str, Callable[[TicketFacts, CommandIssued], Decision]] = {
+            "take": self._take, "assign": self._assign, "note": self._note,
+            "priority": self._priority, "status": self._status, "help": self._help,
+        }
+
+    def run(self, command: Command, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+        """Run `cmd`, whose name is already normalised to the workflow's command name."""
+        action = self._run.get(command.action or "")
+        if action is None:
+            return Decision(ticket, refusal=f"#{cmd.name} names an action the engine does not know")
+        return action(ticket, cmd)
+
+    def _take(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+        after = replace(ticket, assignee=cmd.actor)
+        event = record("take", ticket, cmd, f"taken by {cmd.actor}", previous=ticket.assignee)
+        return _only(after, event)
+
+    def _assign(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+        who = _word(cmd)
+        if not who:
+            return _needs(ticket, cmd, "someone to assign", "<address>")
+        after = replace(ticket, assignee=who)
+        event = record("assign", ticket, cmd, f"assigned to {who}", assignee=who,
+                       previous=ticket.assignee)
+        return _only(after, event)
+
+    def _note(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+        text = cmd.argument.strip()
+        if not text:
+            return _needs(ticket, cmd, "the text to note", "<text>")
+        return _only(ticket, record("note", ticket, cmd, text, internal=True))
+
+    def _priority(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+        wanted = self._priorities.get(_word(cmd).lower())
+        if wanted is None:
+            choices = ", ".join(self._priorities.values())
+            return _needs(ticket, cmd, f"one of {choices}", "<priority>")
+        if wanted == ticket.priority:
+            return _only(ticket, record("priority", ticket, cmd, f"priority is already {wanted}"))
+        return self._reprioritise(ticket, cmd, wanted)
+
+    def _reprioritise(self, ticket: TicketFacts, cmd: CommandIssued, wanted: str) -> Decision:
+        """The new priority, and the state's timers again from when it was entered.
+
+        Timers already past due under the new priority are scheduled all the same: the clock
+        fires them as soon as it sees them.
+        """
+        after = replace(ticket, priority=wanted)
+        timers = self._timers.schedule(ticket.state, wanted, ticket.state_entered_at)
+        event = record("priority", ticket, cmd, f"priority {ticket.priority} -> {wanted}",
+                       previous=ticket.priority, priority=wanted)
+        return Decision(after, events=(event,), cancel_timers=bool(timers), timers=timers)
+
+    def _status(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+        return _only(ticket, record("status", ticket, cmd, "status requested"))
+
+    def _help(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+        return _only(ticket, record("help", ticket, cmd, "help requested"))

@@ -1,0 +1,230 @@
+"""The workflow engine: ticket facts and one event in, a Decision out. Pure: no I/O, `now` given.
+
+All tickets share one `transitions.Machine` (see moves.py). A request the workflow does not allow
+never raises: it comes back as Decision(ticket unchanged, refusal="one sentence why").
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from daemon.workflow.actions import Actions
+from daemon.workflow.explain import Explainer, may_use
+from daemon.workflow.facts import (
+    CommandIssued,
+    Decision,
+    Event,
+    EventRecord,
+    NewTicket,
+    RequesterReplied,
+    TicketFacts,
+    TimerFired,
+    TimerOrder,
+)
+from daemon.workflow.mails import Notifier, context
+from daemon.workflow.model import Workflow
+from daemon.workflow.moves import Move, Moves
+from daemon.workflow.timers import AddTime, Timers, wall_clock
+from daemon.workflow.triage import Triager, Verdict
+
+__all__ = ["AddTime", "Engine", "wall_clock"]
+
+REPLY_TRIGGER = "customer_replied"
+ROUTE_TRIGGER = "route"
+
+
+def refuse(ticket: TicketFacts, why: str) -> Decision:
+    return Decision(ticket=ticket, refusal=why)
+
+
+def _deadline(timers: tuple[TimerOrder, ...]) -> datetime | None:
+    return next((t.due_at for t in timers if t.kind == "expire"), None)
+
+
+class Engine:
+    """Decides what one event does to one ticket, for one workflow."""
+
+    def __init__(self, workflow: Workflow, add_time: AddTime = wall_clock) -> None:
+        self._wf = workflow
+        self._moves = Moves(workflow)
+        self._timers = Timers(workflow, add_time)
+        self._triage = Triager(workflow.triage, workflow.default_priority)
+        self._notify = Notifier(workflow.notify)
+        self._explain = Explainer(workflow, self._moves)
+        self._actions = Actions(workflow, self._timers)
+        self._states = {name.lower(): name for name in workflow.states}
+
+    @property
+    def machine(self) -> object:
+        """The one `transitions.Machine` every ticket of this workflow goes through."""
+        return self._moves.machine
+
+    def triggers_from(self, state: str) -> tuple[str, ...]:
+        """Triggers with a transition from `state`, in workflow order (for help texts)."""
+        return self._moves.triggers_from(state)
+
+    # ------------------------------------------------------------ a new ticket
+    def open(self, report: NewTicket, now: datetime) -> Decision:
+        verdict = self._triage.classify(report)
+        fresh = self._fresh(report, verdict.priority, now)
+        created = EventRecord("created", "requester", None, fresh.state, verdict.reason,
+                              {"rule": verdict.rule, "priority": verdict.priority})
+        routed = self._route(fresh, verdict, now)
+        facts = context(fresh, routed.ticket, event="created", actor="requester",
+                        reason=verdict.reason, deadline=_deadline(routed.timers))
+        return replace(routed, events=(created, *routed.events), cancel_timers=True,
+                       mails=self._notify.mails("created", facts) + routed.mails)
+
+    def _fresh(self, report: NewTicket, priority: str, now: datetime) -> TicketFacts:
+        initial = self._wf.initial
+        return TicketFacts(ref=report.ref, state=initial, priority=priority,
+                           team=self._wf.states[initial].team, requester=report.requester,
+                           subject=report.subject, created_at=now, state_entered_at=now)
+
+    def _route(self, ticket: TicketFacts, verdict: Verdict, now: datetime) -> Decision:
+        stay = Decision(ticket, timers=self._timers.schedule(ticket.state, ticket.priority, now))
+        if verdict.route is None:
+            return stay
+        move = Move(ROUTE_TRIGGER, "triage", verdict.reason, target=self._state(verdict.route),
+                    data={"rule": verdict.rule})
+        routed = self._move(ticket, move, now)
+        if not routed.refused:
+            return routed
+        why = routed.refusal or ""
+        failed = EventRecord("route_refused", "triage", ticket.state, ticket.state, why)
+        return replace(stay, events=(failed,))
+
+    # ------------------------------------------------------------ events on a ticket
+    def handle(self, ticket: TicketFacts, event: Event, now: datetime) -> Decision:
+        if ticket.state not in self._wf.states:
+            return refuse(ticket, f"state {ticket.state} is not in workflow {self._wf.name}; "
+                                  "move the ticket to a state it has")
+        if isinstance(event, TimerFired):
+            return self._timer(ticket, event, now)
+        if isinstance(event, CommandIssued):
+            return self._command(ticket, event, now)
+        if isinstance(event, RequesterReplied):
+            return self._reply(ticket, event, now)
+        return refuse(ticket, f"the engine does not know events of type {type(event).__name__}")
+
+    def _timer(self, ticket: TicketFacts, timer: TimerFired, now: datetime) -> Decision:
+        if timer.state != ticket.state or self._timers.timeout(ticket.state) is None:
+            return Decision(ticket)  # stale: set for a state the ticket has left
+        if timer.kind == "expire":
+            return self._expire(ticket, now)
+        kind = "reminder" if timer.kind == "remind" else "warning"
+        return self._alert(ticket, kind, timer.seq)
+
+    def _alert(self, ticket: TicketFacts, kind: str, seq: int) -> Decision:
+        deadline = self._timers.deadline(ticket.state, ticket.priority, ticket.state_entered_at)
+        due = f", due {deadline.isoformat()}" if deadline else ""
+        nth = f" {seq}" if seq else ""
+        reason = f"{kind}{nth} for {ticket.state}{due}"
+        event = EventRecord(kind, "clock", ticket.state, ticket.state, reason, {"seq": seq})
+        facts = context(ticket, ticket, event=kind, actor="clock", reason=reason, deadline=deadline)
+        return Decision(ticket, events=(event,), mails=self._notify.mails(kind, facts))
+
+    def _expire(self, ticket: TicketFacts, now: datetime) -> Decision:
+        timeout = self._timers.timeout(ticket.state)
+        assert timeout is not None  # checked by _timer
+        reason = self._timers.reason(ticket.state, ticket.priority)
+        move = Move(timeout.then, "clock", reason, data={"timer": "expire"})
+        return self._move(ticket, move, now)
+
+    def _reply(self, ticket: TicketFacts, reply: RequesterReplied, now: datetime) -> Decision:
+        if self._wf.states[ticket.state].final:
+            return refuse(ticket, f"ticket is {ticket.state}; a reply opens a new ticket")
+        reason = "the requester replied"
+        if self._moves.can(ticket.state, REPLY_TRIGGER):
+            move = Move(REPLY_TRIGGER, "requester", reason, argument=reply.text)
+            moved = self._move(ticket, move, now)
+            if not moved.refused:
+                return moved
+            reason = f"{reason}; the ticket stays: {moved.refusal}"
+        event = EventRecord("reply", "requester", ticket.state, ticket.state, reason)
+        return Decision(ticket, events=(event,))
+
+    def _command(self, ticket: TicketFacts, cmd: CommandIssued, now: datetime) -> Decision:
+        name = cmd.name.lstrip("#").lower()
+        command = self._wf.commands.get(name)
+        if command is None:
+            return refuse(ticket, self._explain.unknown_command(name))
+        if not may_use(command, cmd.actor_team):
+            return refuse(ticket, self._explain.not_for_team(name, command, cmd.actor_team))
+        if command.trigger is None:
+            return self._actions.run(command, ticket, replace(cmd, name=name))
+        return self._move(ticket, self._command_move(name, command.trigger, cmd), now)
+
+    def _command_move(self, name: str, trigger: str, cmd: CommandIssued) -> Move:
+        target = None if cmd.target is None else self._state(cmd.target)
+        return Move(trigger, cmd.actor, cmd.argument.strip(), target=target, label=f"#{name}",
+                    team=cmd.actor_team, argument=cmd.argument,
+                    data={"command": name, "team": cmd.actor_team})
+
+    def _state(self, name: str) -> str:
+        """A state named in any case (`#escalate to Tier3`); unknown names stay as written."""
+        return self._states.get(name.strip().lower(), name.strip())
+
+    # ------------------------------------------------------------ moving
+    def _move(self, ticket: TicketFacts, move: Move, now: datetime) -> Decision:
+        if not self._moves.can(ticket.state, move.trigger):
+            return refuse(ticket, self._explain.impossible(ticket, move))
+        dest = self._fire(ticket, move)
+        if dest is None:
+            return refuse(ticket, self._explain.blocked(ticket, move))
+        return self._enter(ticket, self._arrive(ticket, dest, now), move)
+
+    def _fire(self, ticket: TicketFacts, move: Move) -> str | None:
+        """The state the shared machine moves the ticket to (None: a guard refused)."""
+        return self._moves.fire(ticket, move)
+
+    def _arrive(self, ticket: TicketFacts, dest: str, now: datetime) -> TicketFacts:
+        """The ticket as it enters `dest` (again, for a self-transition)."""
+        # A state without a team (closed) keeps the last owner, so a closed ticket shows who had it.
+        team = self._wf.states[dest].team or ticket.team
+        running = self._wf.states[ticket.state].clock == "running"
+        back = ticket.state if running else ticket.return_state
+        visited, bounces, flagged = self._tiers(ticket, dest, back)
+        return replace(ticket, state=dest, state_entered_at=now, team=team, return_state=back,
+                       assignee=ticket.assignee if team == ticket.team else None,
+                       tiers_visited=visited, bounces=bounces, flagged=flagged)
+
+    def _tiers(self, ticket: TicketFacts, dest: str,
+               back: str | None) -> tuple[tuple[str, ...], int, bool]:
+        """Tiers visited, bounces and the flag after entering `dest`.
+
+        Entering a tier visited before is a bounce, unless it is the working state the ticket just
+        left (`back`): a self-transition, a reply from waiting_on_customer, the vendor handing back,
+        or a reopen return the ticket to where it was being worked, they do not pass it around.
+        """
+        if self._wf.states[dest].tier is None:
+            return ticket.tiers_visited, ticket.bounces, ticket.flagged
+        if dest not in ticket.tiers_visited:
+            return (*ticket.tiers_visited, dest), ticket.bounces, ticket.flagged
+        if dest == back:
+            return ticket.tiers_visited, ticket.bounces, ticket.flagged
+        guard = self._wf.bounce_guard
+        over = guard is not None and ticket.bounces + 1 > guard.max_bounces
+        return ticket.tiers_visited, ticket.bounces + 1, ticket.flagged or over
+
+    def _enter(self, before: TicketFacts, after: TicketFacts, move: Move) -> Decision:
+        timers = self._timers.schedule(after.state, after.priority, after.state_entered_at)
+        facts = context(before, after, event="transition", actor=move.actor, reason=move.reason,
+                        argument=move.argument, trigger=move.trigger, deadline=_deadline(timers))
+        data = {"trigger": move.trigger, "target": move.target, **move.data}
+        events = [EventRecord("transition", move.actor, before.state, after.state, move.reason,
+                              data)]
+        mails = self._notify.for_move(move.trigger, before.state != after.state, facts)
+        if after.flagged and not before.flagged:
+            events.append(self._flag_event(after, move.actor))
+            mails += self._notify.mails("bounce_flagged", {**facts, "event": "bounce_flagged"})
+        return Decision(after, tuple(events), cancel_timers=True, timers=timers, mails=mails)
+
+    def _flag_event(self, ticket: TicketFacts, actor: str) -> EventRecord:
+        guard = self._wf.bounce_guard
+        limit = guard.max_bounces if guard else 0
+        why = f"moved back to a tier already visited {ticket.bounces} times (more than {limit})"
+        return EventRecord("bounce_flagged", actor, ticket.state, ticket.state, why,
+                           {"bounces": ticket.bounces})
+

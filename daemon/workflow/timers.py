@@ -1,0 +1,71 @@
+"""Timers a state sets when a ticket enters it: reminders, an SLA warning, and the expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from daemon.durations import format_duration
+from daemon.workflow.facts import TimerOrder
+from daemon.workflow.model import Timeout, Workflow
+
+# (start, duration, clock "business"|"wall", calendar name) -> when the duration is over.
+AddTime = Callable[[datetime, timedelta, str, str], datetime]
+
+DEFAULT_CALENDAR = "default"
+
+
+def wall_clock(start: datetime, duration: timedelta, clock: str, calendar: str) -> datetime:
+    """Every hour counts; the default until the business calendar lands."""
+    return start + duration
+
+
+def _due(order: TimerOrder) -> datetime:
+    return order.due_at
+
+
+class Timers:
+    """Schedules the timers of each state's `timeout`, through one AddTime function."""
+
+    def __init__(self, workflow: Workflow, add_time: AddTime) -> None:
+        self._timeouts = {n: s.timeout for n, s in workflow.states.items() if s.timeout}
+        self._add_time = add_time
+
+    def timeout(self, state: str) -> Timeout | None:
+        return self._timeouts.get(state)
+
+    def schedule(self, state: str, priority: str, start: datetime) -> tuple[TimerOrder, ...]:
+        """Every timer for a ticket of `priority` that entered `state` at `start`, by due time."""
+        timeout = self._timeouts.get(state)
+        if timeout is None:
+            return ()
+        end = self._at(timeout, start, timeout.limit(priority))
+        reminders = self._reminders(timeout, start, end)
+        orders = [TimerOrder("remind", state, due, k) for k, due in reminders]
+        if timeout.warn_at is not None:
+            warn = self._at(timeout, start, timeout.limit(priority) * timeout.warn_at)
+            orders.append(TimerOrder("warn", state, warn))
+        orders.append(TimerOrder("expire", state, end))
+        return tuple(sorted(orders, key=_due))
+
+    def deadline(self, state: str, priority: str, start: datetime) -> datetime | None:
+        timeout = self._timeouts.get(state)
+        return None if timeout is None else self._at(timeout, start, timeout.limit(priority))
+
+    def reason(self, state: str, priority: str) -> str:
+        """The expiry's reason, with {after} spelled out (other braces are left as written)."""
+        timeout = self._timeouts[state]
+        return timeout.reason.replace("{after}", format_duration(timeout.limit(priority)))
+
+    def _reminders(self, timeout: Timeout, start: datetime,
+                   end: datetime) -> Iterator[tuple[int, datetime]]:
+        if timeout.remind is None:
+            return
+        for k in range(1, timeout.remind.times + 1):
+            due = self._at(timeout, start, timeout.remind.every * k)
+            if due >= end:
+                return
+            yield k, due
+
+    def _at(self, timeout: Timeout, start: datetime, duration: timedelta) -> datetime:
+        return self._add_time(start, duration, timeout.clock, timeout.calendar or DEFAULT_CALENDAR)
