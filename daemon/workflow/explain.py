@@ -112,7 +112,7 @@ class Explainer:
         return None
 
     def _direction(self, trigger: str) -> int:
-        """+1 if `trigger` climbs the tier ladder (its first tier change does), -1 if it descends."""
+        """+1 if `trigger` climbs the tier ladder (judged by its first tier change), -1 if down."""
         steps = (self._step(s, d) for t in self._wf.transitions if t.trigger == trigger
                  for s in sources(t, self._working) for d in t.dest)
         return next((step for step in steps if step), 0)
