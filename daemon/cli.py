@@ -1,0 +1,265 @@
+"""The `tierdesk` command line (also `python run.py`): check, graph, tickets, show, run.
+
+Every mistake a user can make (bad config, bad arguments, no database, unknown ticket)
+ends as one readable line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from daemon.problems import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.settings import Settings
+    from daemon.workflow.model import Workflow
+
+PROG = "tierdesk"
+TEMPLATE_SUFFIXES = (".txt.j2", ".html.j2")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+# ------------------------------------------------------------------ config, in one place
+
+def load_all(config_dir: Path, workflows_dir: Path, templates_dir: Path,
+             environ: Mapping[str, str] | None = None) -> Config:
+    """The one call site that loads configuration for every command.
+
+    load_config takes the folder holding config/, workflows/ and mail_templates/; the three
+    folders are passed separately so this stays the only place to change if that changes.
+    """
+    from daemon.config import load_config  # lazy: `--help` needs none of it
+
+    root = config_dir.parent
+    return load_config(root, os.environ if environ is None else environ)
+
+
+def layout(root: Path) -> tuple[Path, Path, Path]:
+    """config/, workflows/ and mail_templates/ inside the --config folder."""
+    if not root.is_dir():
+        raise UserError(f"config folder {root} does not exist (--config names the folder "
+                        "that holds config/, workflows/ and mail_templates/)")
+    return root / "config", root / "workflows", root / "mail_templates"
+
+
+def load_root(root: Path) -> Config:
+    return load_all(*layout(root))
+
+
+# ------------------------------------------------------------------ check
+
+def template_names(templates_dir: Path) -> list[str]:
+    """Template names (NAME of NAME.txt.j2 / NAME.html.j2) found in the folder."""
+    names = {p.name[: -len(s)] for s in TEMPLATE_SUFFIXES for p in templates_dir.glob(f"*{s}")}
+    return sorted(names)
+
+
+def template_syntax_problems(templates_dir: Path) -> list[Problem]:
+    """Jinja2 syntax errors, until the template system checks templates itself."""
+    import jinja2
+
+    problems = []
+    environment = jinja2.Environment(autoescape=True)
+    for path in sorted(templates_dir.glob("*.j2")):
+        try:
+            environment.parse(path.read_text(encoding="utf-8"))
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(Problem(str(path), exc.lineno, f"template syntax error: {exc.message}",
+                                    "see https://jinja.palletsprojects.com/templates/"))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(path), 0, f"cannot read template: {exc}"))
+    return problems
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config_dir, workflows_dir, templates_dir = layout(args.config)
+    problems = template_syntax_problems(templates_dir)
+    config = None
+    try:
+        config = load_all(config_dir, workflows_dir, templates_dir)
+    except ConfigError as exc:
+        problems = exc.problems + problems
+    if problems:
+        for problem in problems:
+            print(problem)
+        files = len({p.file for p in problems})
+        print(f"{_plural(len(problems), 'problem')} in {_plural(files, 'file')}")
+        return 1
+    assert config is not None
+    print(f"ok: {_plural(len(config.workflows), 'workflow')}, "
+          f"{_plural(len(config.directory.teams), 'team')}, "
+          f"{_plural(len(template_names(templates_dir)), 'template')}")
+    return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+# ------------------------------------------------------------------ graph
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from daemon.graph import render
+
+    config = load_root(args.config)
+    workflow = _pick_workflow(config, args.workflow)
+    data = render(workflow, args.format)
+    if args.output:
+        args.output.write_bytes(data)
+        print(f"wrote {args.output} ({args.format}, {workflow.name} v{workflow.version})",
+              file=sys.stderr)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def _pick_workflow(config: Config, name: str | None) -> Workflow:
+    names = ", ".join(sorted(config.workflows))
+    if name is None:
+        if len(config.workflows) == 1:
+            return next(iter(config.workflows.values()))
+        raise UserError(f"there are several workflows ({names}); pick one with --workflow")
+    if name not in config.workflows:
+        raise UserError(f"no workflow named {name!r}; known: {names}")
+    return config.workflows[name]
+
+
+# ------------------------------------------------------------------ run
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemon.cli_store import open_and_migrate
+
+    config = load_root(args.config)
+    database = open_and_migrate(config.settings.database.url)
+    try:
+        workflows = ", ".join(f"{wf.name} v{wf.version}" for wf in config.workflows.values())
+        print(f"tierdesk: database {database.safe_url}, workflow {workflows}", flush=True)
+    finally:
+        database.close()
+    if not args.once:
+        print("tierdesk: the mail, clock and sender loops arrive in a later release; "
+              "nothing more to do", flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------ tickets, show
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    from daemon.cli_store import list_command
+
+    return list_command(_settings(args.config), state=args.state, as_json=args.json)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from daemon.cli_store import show_command
+
+    return show_command(_settings(args.config), args.ref)
+
+
+def _settings(root: Path) -> Settings:
+    """Only settings: listing tickets should not fail because a template has a typo."""
+    from daemon.settings import load_settings
+
+    config_dir, _, _ = layout(root)
+    return load_settings(config_dir, os.environ)
+
+
+# ------------------------------------------------------------------ parsing and errors
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments give one line (plus the hint to use --help), not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Email-integrated IT support escalation daemon.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=Path("."), metavar="DIR",
+                        help="folder holding config/, workflows/ and mail_templates/ "
+                             "(default: the current directory)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> _Parser:
+        sub = commands.add_parser(name, parents=[common], help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub  # type: ignore[return-value]
+
+    add("check", cmd_check, "validate config, workflows and templates")
+    graph = add("graph", cmd_graph, "draw a workflow")
+    graph.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
+    graph.add_argument("--workflow", metavar="NAME", help="which workflow (if several)")
+    graph.add_argument("-o", "--output", type=Path, metavar="FILE",
+                       help="write here instead of standard output")
+    tickets = add("tickets", cmd_tickets, "list tickets")
+    tickets.add_argument("--state", metavar="S", help="only tickets in this state")
+    tickets.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    show = add("show", cmd_show, "one ticket and its whole timeline")
+    show.add_argument("ref", metavar="REF", help="a ticket reference such as TD-1234")
+    run = add("run", cmd_run, "run the daemon")
+    run.add_argument("--once", action="store_true",
+                     help="process all pending work, then exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad argument already reported
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{PROG}: the configuration has {_plural(len(exc.problems), 'problem')} "
+              f"(run `{PROG} check` for the list)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = _user_message(exc)
+        if message is None:
+            raise
+        print(f"{PROG}: {message}", file=sys.stderr)
+        return 1
+
+
+def _user_message(exc: Exception) -> str | None:
+    """One line for errors a user can cause; None for bugs, which should show a traceback."""
+    from daemon.graph import GraphError
+
+    if isinstance(exc, UserError | GraphError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from daemon.store.database import StoreError, redact
+    except ImportError:  # pragma: no cover - the store is part of the package
+        return None
+    if isinstance(exc, StoreError):
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+        return f"database error: {redact(first)}"
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
