@@ -1,25 +1,22 @@
-"""All configuration, loaded once into one frozen object: settings, directory, workflows.
-
-Minimal version; the workflow lint (daemon.workflow.validate) is wired in here later.
-"""
+"""All configuration, loaded once into one frozen object: settings, directory, workflows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
-
 from daemon.directory import Directory, load_directory
 from daemon.problems import ConfigError, Problem
 from daemon.settings import Settings, load_settings
-from daemon.validation import pydantic_problems
 from daemon.workflow.model import Workflow
+from daemon.workflow.validate import WorkflowContext, suggest, validate_workflow
 from daemon.yamlsource import load_yaml
 
 T = TypeVar("T")
+# Every template has a plain-text and an HTML part (multipart/alternative).
+TEMPLATE_PARTS = (".txt.j2", ".html.j2")
 
 
 @dataclass(frozen=True)
@@ -29,20 +26,21 @@ class Config:
     workflows: dict[str, Workflow]
     root: Path
 
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "mail_templates"
+
 
 def load_config(root: Path, environ: Mapping[str, str]) -> Config:
-    """Load root/config/*.yaml and root/workflows/*.yaml; one ConfigError with every problem."""
+    """Load config/, workflows/ and mail_templates/ under `root`; one ConfigError with every
+    problem found, so an admin fixes them in one round."""
     problems: list[Problem] = []
     settings = _collect(problems, lambda: load_settings(root / "config", environ))
     directory = _collect(problems, lambda: load_directory(root / "config" / "teams.yaml"))
-    workflows: dict[str, Workflow] = {}
-    for path in sorted((root / "workflows").glob("*.yaml")):
-        workflow = _collect(problems, lambda path=path: _load_workflow(path))
-        if workflow is not None:
-            workflows[workflow.name] = workflow
-    if not workflows and not problems:
-        problems.append(Problem(str(root / "workflows"), 0, "no workflow found",
-                                "add a workflows/NAME.yaml file"))
+    if settings is not None and directory is not None:
+        problems.extend(_cross_check(settings, directory, root))
+    context = _context(settings, directory, root / "mail_templates")
+    workflows = _load_workflows(root / "workflows", context, problems)
     if problems:
         raise ConfigError(problems)
     assert settings is not None and directory is not None
@@ -58,9 +56,54 @@ def _collect(problems: list[Problem], load: Callable[[], T]) -> T | None:
         return None
 
 
-def _load_workflow(path: Path) -> Workflow:
-    source = load_yaml(path)
-    try:
-        return Workflow.model_validate(source.data)
-    except ValidationError as exc:
-        raise ConfigError(pydantic_problems(exc, source, Workflow)) from None
+def scan_templates(folder: Path) -> dict[str, tuple[str, ...]]:
+    """Template name -> the part files it lacks (empty when complete)."""
+    names = {path.name[: -len(suffix)] for suffix in TEMPLATE_PARTS
+             for path in folder.glob(f"*{suffix}")}
+    return {name: tuple(f"{name}{suffix}" for suffix in TEMPLATE_PARTS
+                        if not (folder / f"{name}{suffix}").is_file())
+            for name in names}
+
+
+def _context(settings: Settings | None, directory: Directory | None,
+             templates: Path) -> WorkflowContext:
+    # A file that failed to load is reported on its own; do not also flag every name in it.
+    return WorkflowContext(
+        teams=frozenset(directory.teams) if directory else None,
+        calendars=frozenset(settings.calendars) if settings else None,
+        templates=scan_templates(templates),
+        has_escalation_manager=directory is None or directory.escalation_manager is not None,
+        templates_dir=templates.name,
+    )
+
+
+def _load_workflows(folder: Path, context: WorkflowContext,
+                    problems: list[Problem]) -> dict[str, Workflow]:
+    workflows: dict[str, Workflow] = {}
+    paths = sorted(folder.glob("*.yaml"))
+    if not paths:
+        problems.append(Problem(str(folder), 0, "no workflow found",
+                                "add a workflows/NAME.yaml file"))
+    for path in paths:
+        source = _collect(problems, lambda path=path: load_yaml(path))
+        if source is None:
+            continue
+        workflow, found = validate_workflow(source, context)
+        problems.extend(found)
+        if workflow is not None and workflow.name in workflows:
+            problems.append(source.problem(("name",), f"workflow name {workflow.name!r} is "
+                                           "used by another file too", "give each a unique name"))
+        elif workflow is not None:
+            workflows[workflow.name] = workflow
+    return workflows
+
+
+def _cross_check(settings: Settings, directory: Directory, root: Path) -> Iterator[Problem]:
+    """What teams.yaml names in settings.yaml."""
+    teams_file = str(root / "config" / "teams.yaml")
+    for key, vendor in directory.vendors.items():
+        if vendor.calendar not in settings.calendars:
+            line = load_yaml(root / "config" / "teams.yaml").line(("vendors", key, "calendar"))
+            yield Problem(teams_file, line, f"vendor {key!r} uses calendar "
+                          f"{vendor.calendar!r}, which is not in config/settings.yaml",
+                          suggest(vendor.calendar, settings.calendars, "calendars"))

@@ -71,9 +71,13 @@ def parse_yaml(text: str, file: str) -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
+        message = f"YAML syntax error: {exc.problem or exc}"
+        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            # An unclosed bracket is only noticed much later; name where it opened.
+            message += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
         raise ConfigError(
-            [Problem(file, line, f"YAML syntax error: {exc.problem or exc}",
-                     "check indentation, colons and quoting on this line or the one before")]
+            [Problem(file, line, message,
+                     "check indentation, colons, brackets and quoting")]
         ) from None
     lines: dict[Path_, int] = {}
     data = {} if node is None else _convert(node, (), lines, file)

@@ -24,8 +24,9 @@ from daemon.yamlsource import Source
 class WorkflowContext:
     """What a workflow may refer to outside itself."""
 
-    teams: frozenset[str]
-    calendars: frozenset[str]
+    # None: the file that defines them failed to load, so names are not checked against it.
+    teams: frozenset[str] | None
+    calendars: frozenset[str] | None
     # Template name -> the file names that are missing for it (empty: complete).
     templates: dict[str, tuple[str, ...]]
     has_escalation_manager: bool
@@ -83,7 +84,7 @@ def _check_states(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator[P
         if not state.final and state.team is None:
             yield src.problem(where, f"working state {name!r} has no owning team",
                               "add `team: <name>`: every ticket must have an owner")
-        if state.team is not None and state.team not in ctx.teams:
+        if state.team is not None and ctx.teams is not None and state.team not in ctx.teams:
             yield src.problem(where + ("team",),
                               f"team {state.team!r} is not in config/teams.yaml",
                               suggest(state.team, ctx.teams, "teams"))
@@ -172,10 +173,11 @@ def _check_timeouts(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator
                                   f"unknown priority {priority!r}",
                                   f"use one of {', '.join(wf.priorities)}")
         calendar = timeout.calendar or "default"
-        if timeout.clock == "business" and calendar not in ctx.calendars:
+        known = ctx.calendars
+        if timeout.clock == "business" and known is not None and calendar not in known:
             yield src.problem(where + (("calendar",) if timeout.calendar else ()),
                               f"calendar {calendar!r} is not in config/settings.yaml",
-                              suggest(calendar, ctx.calendars, "calendars"))
+                              suggest(calendar, known, "calendars"))
         try:
             timeout.reason.format(after="1h")
         except (KeyError, IndexError, ValueError) as exc:
@@ -198,7 +200,7 @@ def _check_commands(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator
             yield src.problem(where + ("trigger",),
                               f"command #{name} maps to unknown trigger {command.trigger!r}",
                               suggest(command.trigger, triggers, "triggers"))
-        if command.teams != "all":
+        if command.teams != "all" and ctx.teams is not None:
             for i, team in enumerate(command.teams):
                 if team not in ctx.teams:
                     yield src.problem(where + ("teams", i),
