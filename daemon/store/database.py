@@ -119,9 +119,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
+        # busy_timeout first: switching to WAL needs a lock another connection may hold.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
 
@@ -169,15 +170,18 @@ def migrate(database: Database, revision: str = "head") -> None:
     try:
         with database.engine.connect() as connection, _migration_lock(database, connection):
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-            connection.commit()  # env.py may leave the upgrade in our transaction
+            # One transaction around all of it: Alembic runs DDL on SQLite outside any
+            # transaction otherwise, and two daemons would race to create the same tables.
+            with connection.begin():
+                command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate database {database.safe_url}: {_reason(exc)}") from None
 
 
 @contextmanager
 def _migration_lock(database: Database, connection: Connection) -> Iterator[None]:
-    """A session-level advisory lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises."""
+    """A session-level advisory lock on PostgreSQL, where concurrent CREATE TABLEs would
+    otherwise collide; on SQLite the transaction's BEGIN IMMEDIATE already serialises."""
     if not database.is_postgres:
         yield
         return
@@ -186,8 +190,6 @@ def _migration_lock(database: Database, connection: Connection) -> Iterator[None
     try:
         yield
     finally:
-        if connection.in_transaction():
-            connection.rollback()  # a failed upgrade leaves an aborted transaction behind
         connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATE_LOCK_KEY})
         connection.commit()
 

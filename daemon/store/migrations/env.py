@@ -41,14 +41,13 @@ def run_offline() -> None:
 
 def run_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if connection is not None:  # migrate() holds it inside its own transaction
         _configure(connection)
         return
     database = open_database(_url())
     try:
-        with database.engine.connect() as connection:
+        with database.engine.connect() as connection, connection.begin():
             _configure(connection)
-            connection.commit()
     finally:
         database.close()
 

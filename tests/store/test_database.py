@@ -1,0 +1,180 @@
+"""Opening, configuring and migrating real databases."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from daemon.store.database import (
+    Database,
+    StoreError,
+    current_revision,
+    migrate,
+    migrations_config,
+    open_database,
+)
+from daemon.store.models import Base
+
+TABLES = {"tickets", "messages", "events", "timers", "outbox", "mailbox_cursors", "quarantine"}
+
+
+def schema_diff(database: Database) -> list[object]:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_migrate_creates_everything_and_is_idempotent(empty_database: Database) -> None:
+    assert current_revision(empty_database) is None
+    migrate(empty_database)
+    migrate(empty_database)
+    assert current_revision(empty_database) == "0001"
+    assert TABLES <= set(inspect(empty_database.engine).get_table_names())
+
+
+def test_models_and_migrations_agree(empty_database: Database) -> None:
+    migrate(empty_database)
+    assert schema_diff(empty_database) == []
+
+
+def test_schema_comparison_notices_drift(empty_database: Database) -> None:
+    """Guards the test above: a missing index must show up as a difference."""
+    migrate(empty_database)
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_timers_due_at"))
+    assert schema_diff(empty_database) != []
+
+
+def test_downgrade_then_upgrade_again(empty_database: Database) -> None:
+    migrate(empty_database)
+    config = migrations_config()
+    with empty_database.engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+        connection.commit()
+    assert not TABLES & set(inspect(empty_database.engine).get_table_names())
+    migrate(empty_database)
+    assert schema_diff(empty_database) == []
+
+
+def test_due_and_lookup_indexes_exist(database: Database) -> None:
+    inspector = inspect(database.engine)
+    timer_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("timers")}
+    outbox_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("outbox")}
+    ticket_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("tickets")}
+    event_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("events")}
+    assert ("due_at",) in timer_indexes
+    assert ("status", "next_attempt_at") in outbox_indexes
+    assert ("state",) in ticket_indexes
+    assert ("ticket_id", "id") in event_indexes
+
+
+def test_migrate_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    database = open_database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        migrate(database)
+        assert current_revision(database) == "0001"
+    finally:
+        database.close()
+
+
+def test_concurrent_migrations_are_safe(empty_database: Database) -> None:
+    """Two daemons starting together: one migrates, the other waits (advisory lock on
+    PostgreSQL, BEGIN IMMEDIATE on SQLite) and then finds nothing left to do."""
+    url = empty_database.url.render_as_string(hide_password=False)
+    databases = [empty_database, open_database(url)]
+    barrier = threading.Barrier(2)
+
+    def start(database: Database) -> str | None:
+        barrier.wait()
+        migrate(database)
+        return current_revision(database)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(start, databases)) == ["0001", "0001"]
+    finally:
+        databases[1].close()
+    assert schema_diff(empty_database) == []
+
+
+def test_sqlite_file_uses_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+    database = open_database(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with database.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+    finally:
+        database.close()
+
+
+def test_sqlite_never_reuses_ticket_ids(tmp_path: Path) -> None:
+    database = open_database(f"sqlite:///{tmp_path / 'ids.db'}")
+    try:
+        migrate(database)
+        with database.engine.connect() as connection:
+            sql = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'tickets'"
+            ).scalar()
+        assert "AUTOINCREMENT" in sql
+    finally:
+        database.close()
+
+
+def test_sqlite_in_memory_keeps_one_database() -> None:
+    database = open_database("sqlite:///:memory:")
+    try:
+        migrate(database)
+        with database.transaction() as session:
+            session.execute(text("INSERT INTO mailbox_cursors VALUES ('INBOX', 1, 2)"))
+        with database.transaction() as session:
+            assert session.execute(text("SELECT last_uid FROM mailbox_cursors")).scalar() == 2
+    finally:
+        database.close()
+
+
+def test_plain_postgresql_scheme_uses_psycopg() -> None:
+    with pytest.raises(StoreError) as caught:
+        open_database("postgresql://someone:pw@127.0.0.1:1/nothing")
+    assert "postgresql+psycopg://someone:***@127.0.0.1:1/nothing" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg://alice:s3cr3t@127.0.0.1:1/tierdesk", "cannot reach database"),
+        ("not a url at all", "invalid database URL"),
+        ("oracle://alice:s3cr3t@host/db", "unsupported database URL"),
+        ("mysql+nosuchdriver://alice:s3cr3t@host/db", "unsupported database URL"),
+        ("sqlite:////nonexistent/dir/s3cr3t.db", "cannot reach database"),
+    ],
+)
+def test_bad_or_unreachable_database_is_one_readable_line(url: str, expected: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        open_database(url)
+    message = str(caught.value)
+    assert message.startswith(expected)
+    assert "\n" not in message
+    if "alice" in url:
+        assert "s3cr3t" not in message
+        assert "alice:***@" in message
+    assert caught.value.__cause__ is None  # raised `from None`: no chained traceback
+
+
+def test_password_inside_unparseable_url_is_hidden() -> None:
+    with pytest.raises(StoreError) as caught:
+        open_database("postgresql+psycopg://alice:s3cr3t@host:notaport/db")
+    assert "s3cr3t" not in str(caught.value)
