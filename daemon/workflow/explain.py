@@ -20,7 +20,9 @@ _SUMMARY_HINTS = {"resolve": "<what fixed it>"}
 
 def either(names: Iterable[str], word: str = "or") -> str:
     items = list(names)
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+    if len(items) < 2:
+        return items[0] if items else "nothing"
+    return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
 def tags(names: Iterable[str]) -> str:
@@ -60,17 +62,21 @@ class Explainer:
         """`move.trigger` exists from the ticket's state, but no guard let it through."""
         rules = self._rules(ticket.state, move.trigger)
         allowed = self._targets(ticket, rules)
+        lost = self._back(ticket) is None and any(PREVIOUS in r.dest for r in rules)
+        if lost and (not allowed or move.target is None):
+            return self._no_way_back(move, allowed)
         if move.target is not None and move.target not in allowed:
             return self._wrong_target(ticket.state, move, allowed)
-        if not allowed:
-            return (f"{move.name} returns to the state the ticket came from, "
-                    f"and this ticket has none to return to")
         if move.target is not None:
             rules = [r for r in rules if move.target in self._targets(ticket, [r])]
         failed = [c for c in (r.condition for r in rules) if c and not CHECKS[c](ticket, move)]
         if failed:
             return self._missing(failed[0], move)
         return f"{move.name} is not possible from {ticket.state} right now"
+
+    def _no_way_back(self, move: Move, allowed: list[str]) -> str:
+        why = f"{move.name} returns to the state the ticket came from, and this ticket has none"
+        return f"{why}; name one instead: {move.name} to {either(allowed)}" if allowed else why
 
     def _wrong_target(self, state: str, move: Move, allowed: list[str]) -> str:
         return f"{move.name} from {state} can go to {either(allowed)}, not {move.target}"
@@ -88,8 +94,11 @@ class Explainer:
         return [t for t in self._wf.transitions
                 if t.trigger == trigger and state in sources(t, self._working)]
 
+    def _back(self, ticket: TicketFacts) -> str | None:
+        return ticket.return_state if ticket.return_state in self._working else None
+
     def _targets(self, ticket: TicketFacts, rules: list[Transition]) -> list[str]:
-        back = ticket.return_state if ticket.return_state in self._working else None
+        back = self._back(ticket)
         found = [back if d == PREVIOUS else d for r in rules for d in r.dest]
         return list(dict.fromkeys(d for d in found if d is not None))
 
