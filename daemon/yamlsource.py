@@ -40,7 +40,7 @@ def _convert(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = _scalar(key_node, file)
             if key in out:
                 raise ConfigError(
                     [Problem(file, key_node.start_mark.line + 1, f"duplicate key {key!r}",
@@ -51,13 +51,19 @@ def _convert(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str) -
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, path + (i,), lines, file) for i, item in enumerate(node.value)]
-    return _scalar(node)
+    return _scalar(node, file)
 
 
-def _scalar(node: yaml.Node) -> Any:
+def _scalar(node: yaml.Node, file: str) -> Any:
+    line = node.start_mark.line + 1
     if not isinstance(node, yaml.ScalarNode):
-        raise yaml.MarkedYAMLError(problem="a key must be a plain value", problem_mark=node.start_mark)
-    return _LOADER.construct_object(node, deep=True)
+        raise ConfigError([Problem(file, line, "a key must be a plain value",
+                                   "write the key as a word, not a list or mapping")])
+    try:
+        return _LOADER.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. 2026-13-24 looks like a date but is none
+        raise ConfigError([Problem(file, line, f"{node.value!r} is not a valid value: {exc}",
+                                   "fix it, or quote it to keep it as text")]) from None
 
 
 # One loader instance only to reuse SafeLoader's scalar resolution (ints, bools, dates).
