@@ -24,6 +24,8 @@ PG_CONNECT_TIMEOUT_S = 10
 # pg_advisory_lock key held while migrating: ASCII "tdmigr", any constant shared by all daemons.
 MIGRATE_LOCK_KEY = 0x7464_6D69_6772
 
+READ_ONLY = "tierdesk_read_only"  # execution option marking Database.reading() transactions
+
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
@@ -38,6 +40,7 @@ class Database:
     url: URL
     engine: Engine
     sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]
 
     @property
     def safe_url(self) -> str:
@@ -50,6 +53,10 @@ class Database:
     def transaction(self) -> AbstractContextManager[Session]:
         """`with db.transaction() as session:` commits on success and rolls back on error."""
         return self.sessions.begin()
+
+    def reading(self) -> AbstractContextManager[Session]:
+        """A transaction that only reads: on SQLite it neither waits for nor blocks a writer."""
+        return self.readers.begin()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -69,9 +76,19 @@ def open_database(url: str = DEFAULT_URL) -> Database:
         engine = _create_engine(parsed)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise StoreError(f"unsupported database URL {redact(parsed)}: {_one_line(exc)}") from None
-    database = Database(parsed, engine, sessionmaker(engine, expire_on_commit=False))
+    database = Database(
+        parsed,
+        engine,
+        sessionmaker(engine, expire_on_commit=False),
+        sessionmaker(_read_only(engine), expire_on_commit=False),
+    )
     _check_reachable(database)
     return database
+
+
+def _read_only(engine: Engine) -> Engine:
+    """The same engine and pool, its transactions marked as read-only (see _sqlite_on_begin)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def _parse_url(url: str) -> URL:
@@ -130,13 +147,14 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_on_begin(connection: Connection) -> None:
     # IMMEDIATE takes the write lock up front: a read-then-write transaction (claim a timer,
     # update a ticket) can then never fail half-way on a lock upgrade, and two processes on
-    # one file serialise instead of both claiming the same row.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # one file serialise instead of both claiming the same row. Pure readers need no lock.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _check_reachable(database: Database) -> None:
     try:
-        with database.engine.connect() as connection:
+        with _read_only(database.engine).connect() as connection:
             connection.execute(select(1))
     except SQLAlchemyError as exc:
         database.close()
@@ -196,5 +214,5 @@ def _migration_lock(database: Database, connection: Connection) -> Iterator[None
 
 def current_revision(database: Database) -> str | None:
     """The schema revision stamped in the database, or None before the first migration."""
-    with database.engine.connect() as connection:
+    with _read_only(database.engine).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

@@ -178,3 +178,19 @@ def test_password_inside_unparseable_url_is_hidden() -> None:
     with pytest.raises(StoreError) as caught:
         open_database("postgresql+psycopg://alice:s3cr3t@host:notaport/db")
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_sqlite_reader_is_not_blocked_by_a_writer(tmp_path: Path) -> None:
+    database = open_database(f"sqlite:///{tmp_path / 'rw.db'}")
+    try:
+        migrate(database)
+        with database.transaction() as writer:
+            writer.execute(text("INSERT INTO mailbox_cursors VALUES ('INBOX', 1, 2)"))
+            writer.flush()
+            # The writer holds the write lock; a reader sees the last commit without waiting.
+            with database.reading() as reader:
+                assert reader.execute(text("SELECT count(*) FROM mailbox_cursors")).scalar() == 0
+        with database.reading() as reader:
+            assert reader.execute(text("SELECT count(*) FROM mailbox_cursors")).scalar() == 1
+    finally:
+        database.close()
