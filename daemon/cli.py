@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from daemon.problems import ConfigError, Problem
+from daemon.problems import ConfigError
 
 if TYPE_CHECKING:
     from daemon.config import Config
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from daemon.workflow.model import Workflow
 
 PROG = "tierdesk"
-TEMPLATE_SUFFIXES = (".txt.j2", ".html.j2")
 
 
 class UserError(Exception):
@@ -30,74 +29,30 @@ class UserError(Exception):
 
 # ------------------------------------------------------------------ config, in one place
 
-def load_all(config_dir: Path, workflows_dir: Path, templates_dir: Path,
-             environ: Mapping[str, str] | None = None) -> Config:
-    """The one call site that loads configuration for every command.
-
-    load_config takes the folder holding config/, workflows/ and mail_templates/; the three
-    folders are passed separately so this stays the only place to change if that changes.
-    """
+def load_root(root: Path) -> Config:
+    """The one call site that loads configuration for every command."""
     from daemon.config import load_config  # lazy: `--help` needs none of it
 
-    root = config_dir.parent
-    return load_config(root, os.environ if environ is None else environ)
-
-
-def layout(root: Path) -> tuple[Path, Path, Path]:
-    """config/, workflows/ and mail_templates/ inside the --config folder."""
     if not root.is_dir():
         raise UserError(f"config folder {root} does not exist (--config names the folder "
                         "that holds config/, workflows/ and mail_templates/)")
-    return root / "config", root / "workflows", root / "mail_templates"
-
-
-def load_root(root: Path) -> Config:
-    return load_all(*layout(root))
+    return load_config(root, os.environ)
 
 
 # ------------------------------------------------------------------ check
 
-def template_names(templates_dir: Path) -> list[str]:
-    """Template names (NAME of NAME.txt.j2 / NAME.html.j2) found in the folder."""
-    names = {p.name[: -len(s)] for s in TEMPLATE_SUFFIXES for p in templates_dir.glob(f"*{s}")}
-    return sorted(names)
-
-
-def template_syntax_problems(templates_dir: Path) -> list[Problem]:
-    """Jinja2 syntax errors, until the template system checks templates itself."""
-    import jinja2
-
-    problems = []
-    environment = jinja2.Environment(autoescape=True)
-    for path in sorted(templates_dir.glob("*.j2")):
-        try:
-            environment.parse(path.read_text(encoding="utf-8"))
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(Problem(str(path), exc.lineno, f"template syntax error: {exc.message}",
-                                    "see https://jinja.palletsprojects.com/templates/"))
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(path), 0, f"cannot read template: {exc}"))
-    return problems
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    config_dir, workflows_dir, templates_dir = layout(args.config)
-    problems = template_syntax_problems(templates_dir)
-    config = None
     try:
-        config = load_all(config_dir, workflows_dir, templates_dir)
+        config = load_root(args.config)
     except ConfigError as exc:
-        problems = exc.problems + problems
-    if problems:
-        for problem in problems:
+        for problem in exc.problems:
             print(problem)
-        files = len({p.file for p in problems})
-        print(f"{_plural(len(problems), 'problem')} in {_plural(files, 'file')}")
+        files = len({p.file for p in exc.problems})
+        print(f"{_plural(len(exc.problems), 'problem')} in {_plural(files, 'file')}")
         return 1
-    assert config is not None
     print(f"ok: {_plural(len(config.workflows), 'workflow')}, "
           f"{_plural(len(config.directory.teams), 'team')}, "
-          f"{_plural(len(template_names(templates_dir)), 'template')}")
+          f"{_plural(len(config.templates), 'template')}")
     return 0
 
 
@@ -171,8 +126,7 @@ def _settings(root: Path) -> Settings:
     """Only settings: listing tickets should not fail because a template has a typo."""
     from daemon.settings import load_settings
 
-    config_dir, _, _ = layout(root)
-    return load_settings(config_dir, os.environ)
+    return load_settings(root / "config", os.environ)
 
 
 # ------------------------------------------------------------------ parsing and errors

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import jinja2
+
 from daemon.directory import Directory, load_directory
 from daemon.problems import ConfigError, Problem
 from daemon.settings import Settings, load_settings
@@ -25,6 +27,7 @@ class Config:
     directory: Directory
     workflows: dict[str, Workflow]
     root: Path
+    templates: tuple[str, ...]
 
     @property
     def templates_dir(self) -> Path:
@@ -39,12 +42,14 @@ def load_config(root: Path, environ: Mapping[str, str]) -> Config:
     directory = _collect(problems, lambda: load_directory(root / "config" / "teams.yaml"))
     if settings is not None and directory is not None:
         problems.extend(_cross_check(settings, directory, root))
-    context = _context(settings, directory, root / "mail_templates")
+    templates = scan_templates(root / "mail_templates")
+    problems.extend(template_syntax_problems(root / "mail_templates"))
+    context = _context(settings, directory, templates, root / "mail_templates")
     workflows = _load_workflows(root / "workflows", context, problems)
     if problems:
         raise ConfigError(problems)
     assert settings is not None and directory is not None
-    return Config(settings, directory, workflows, root)
+    return Config(settings, directory, workflows, root, tuple(sorted(templates)))
 
 
 def _collect(problems: list[Problem], load: Callable[[], T]) -> T | None:
@@ -65,15 +70,31 @@ def scan_templates(folder: Path) -> dict[str, tuple[str, ...]]:
             for name in names}
 
 
+def template_syntax_problems(folder: Path) -> list[Problem]:
+    """Jinja2 syntax errors with their line; rendering checks come with the template system."""
+    environment = jinja2.Environment(autoescape=True)
+    problems = []
+    for path in sorted(folder.glob("*.j2")):
+        try:
+            environment.parse(path.read_text(encoding="utf-8"))
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(Problem(str(path), exc.lineno or 0,
+                                    f"template syntax error: {exc.message}",
+                                    "check the {{ }}, {% %} and {# #} pairs"))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(path), 0, f"cannot read template: {exc}"))
+    return problems
+
+
 def _context(settings: Settings | None, directory: Directory | None,
-             templates: Path) -> WorkflowContext:
+             templates: dict[str, tuple[str, ...]], folder: Path) -> WorkflowContext:
     # A file that failed to load is reported on its own; do not also flag every name in it.
     return WorkflowContext(
         teams=frozenset(directory.teams) if directory else None,
         calendars=frozenset(settings.calendars) if settings else None,
-        templates=scan_templates(templates),
+        templates=templates,
         has_escalation_manager=directory is None or directory.escalation_manager is not None,
-        templates_dir=templates.name,
+        templates_dir=folder.name,
     )
 
 

@@ -23,7 +23,7 @@ class Source:
     lines: dict[Path_, int] = field(default_factory=dict)
 
     def line(self, path: Iterable[str | int]) -> int:
-        """Line of `path`, or of its longest prefix that exists (a missing key points at its parent)."""
+        """Line of `path`, or of its longest existing prefix (a missing key: its parent)."""
         parts = tuple(path)
         while parts:
             if parts in self.lines:

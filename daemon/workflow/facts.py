@@ -46,7 +46,7 @@ class RequesterReplied:
 
 @dataclass(frozen=True)
 class CommandIssued:
-    """A technician's command tag, already authenticated and parsed (e.g. `#escalate to tier3 x`)."""
+    """A technician's command tag, authenticated and parsed (e.g. `#escalate to tier3 x`)."""
 
     name: str
     actor: str
