@@ -116,7 +116,7 @@ def test_sqlite_file_uses_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> N
         with database.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() > 0
     finally:
         database.close()
 
@@ -128,7 +128,7 @@ def test_sqlite_never_reuses_ticket_ids(tmp_path: Path) -> None:
         with database.engine.connect() as connection:
             sql = connection.exec_driver_sql(
                 "SELECT sql FROM sqlite_master WHERE name = 'tickets'"
-            ).scalar()
+            ).scalar_one()
         assert "AUTOINCREMENT" in sql
     finally:
         database.close()

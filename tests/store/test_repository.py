@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from daemon.store import repository as repo
 from daemon.store.database import Database
 from daemon.store.models import Outbox, Ticket, Timer
-from daemon.workflow.facts import Decision, EventRecord, MailOrder, TicketFacts, TimerOrder
+from daemon.workflow.facts import Decision, EventRecord, MailOrder, TimerOrder
 
 DOMAIN = "support.example.org"
 
@@ -25,11 +26,16 @@ def new_ticket(session: Session, now: datetime, subject: str = "Printer on fire"
     )
 
 
-def escalation(ticket: Ticket, now: datetime, **changes: object) -> Decision:
+def load(session: Session, ref: str) -> Ticket:
+    ticket = repo.get_ticket(session, ref)
+    assert ticket is not None
+    return ticket
+
+
+def escalation(ticket: Ticket, now: datetime) -> Decision:
     """triage -> tier1, with an event, two timers and two mails."""
-    moved = repo.facts(ticket)
-    moved = TicketFacts(**{**moved.__dict__, "state": "tier1", "team": "tier1",
-                           "state_entered_at": now, "tiers_visited": ("tier1",), **changes})
+    moved = replace(repo.facts(ticket), state="tier1", team="tier1", state_entered_at=now,
+                    tiers_visited=("tier1",))
     return Decision(
         ticket=moved,
         events=(EventRecord("transition", "triage", "triage", "tier1", "not triaged in 30m",
@@ -64,8 +70,7 @@ def test_ticket_times_come_back_as_aware_utc(database: Database, now: datetime) 
     with database.transaction() as session:
         ref = new_ticket(session, local).ref
     with database.sessions() as session:
-        ticket = repo.get_ticket(session, ref)
-        assert ticket is not None
+        ticket = load(session, ref)
         assert ticket.created_at == now
         assert ticket.created_at.tzinfo is UTC
 
@@ -114,8 +119,7 @@ def test_apply_decision_writes_facts_events_timers_and_mails(
         ref, ticket_id = ticket.ref, ticket.id
         assert all(mail.id is not None for mail in mails)
     with database.sessions() as session:
-        ticket = repo.get_ticket(session, ref)
-        assert ticket is not None
+        ticket = load(session, ref)
         assert (ticket.state, ticket.team, ticket.tiers_visited) == ("tier1", "tier1", ["tier1"])
         assert ticket.updated_at == ticket.state_entered_at == later
         assert ticket.created_at == now
@@ -163,8 +167,7 @@ def test_refusal_leaves_the_ticket_untouched(database: Database, now: datetime) 
         repo.add_timers(session, ticket, [TimerOrder("expire", "triage", later)])
         ref = ticket.ref
     with database.transaction() as session:
-        ticket = repo.get_ticket(session, ref)
-        assert ticket is not None
+        ticket = load(session, ref)
         before = repo.ticket_summary(ticket)
         refused = Decision(ticket=escalation(ticket, later).ticket, cancel_timers=True,
                            mails=(MailOrder("moved", "team"),), refusal="tier1 may not close")
@@ -173,8 +176,7 @@ def test_refusal_leaves_the_ticket_untouched(database: Database, now: datetime) 
                                     actor="tech@example.org")
         assert (event.kind, event.reason) == ("refused", "tier1 may not close")
     with database.sessions() as session:
-        ticket = repo.get_ticket(session, ref)
-        assert ticket is not None
+        ticket = load(session, ref)
         assert repo.ticket_summary(ticket) == before
         assert count(session, Timer) == 1 and count(session, Outbox) == 0
         assert [e.kind for e in repo.timeline(session, ticket)] == ["refused"]

@@ -10,6 +10,8 @@ of one schema version, and must not change when the models do.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,7 +21,7 @@ branch_labels = None
 depends_on = None
 
 
-def _at(name: str, nullable: bool = False) -> sa.Column:
+def _at(name: str, nullable: bool = False) -> sa.Column[datetime]:
     """Timestamps are stored in UTC (naive on SQLite, timestamptz on PostgreSQL)."""
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
