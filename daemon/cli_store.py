@@ -65,7 +65,7 @@ def _require_sqlite_file(url: str) -> None:
 def reading(settings: Settings) -> Iterator[Session]:
     database = open_existing(settings.database.url)
     try:
-        with database.transaction() as session:
+        with database.reading() as session:
             yield session
     finally:
         database.close()
