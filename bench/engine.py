@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # measure this checkout, not whatever `daemon` is installed
@@ -103,7 +103,8 @@ def _command(rng: random.Random, engine: Engine, wf: Workflow, state: str) -> Co
 
 
 def _timer(rng: random.Random, wf: Workflow, state: str) -> TimerFired:
-    kind = rng.choices(["remind", "warn", "expire"], [4, 3, 3])[0]
+    kinds: list[Literal["remind", "warn", "expire"]] = ["remind", "warn", "expire"]
+    kind = rng.choices(kinds, [4, 3, 3])[0]
     stale = rng.random() < 0.1 or wf.states[state].timeout is None
     return TimerFired(kind, rng.choice(list(wf.states)) if stale else state, 1)
 

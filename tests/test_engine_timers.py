@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -142,7 +142,8 @@ def test_a_timer_in_a_state_without_timeout_is_stale() -> None:
     ("remind", "reminder", "reminder"),
     ("warn", "warning", "sla_warning"),
 ])
-def test_reminders_and_warnings_tell_the_team(kind: str, event: str, template: str) -> None:
+def test_reminders_and_warnings_tell_the_team(kind: Literal["remind", "warn"], event: str,
+                                              template: str) -> None:
     before = ticket("tier1", assignee=TECH)
     decision = ENGINE.handle(before, TimerFired(kind, "tier1", 1 if kind == "remind" else 0),
                              T0 + 3 * H)

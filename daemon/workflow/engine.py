@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from transitions import Machine
+
 from daemon.workflow.actions import Actions
 from daemon.workflow.explain import Explainer, may_use
 from daemon.workflow.facts import (
@@ -56,7 +58,7 @@ class Engine:
         self._states = {name.lower(): name for name in workflow.states}
 
     @property
-    def machine(self) -> object:
+    def machine(self) -> Machine:
         """The one `transitions.Machine` every ticket of this workflow goes through."""
         return self._moves.machine
 
