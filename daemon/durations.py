@@ -12,8 +12,12 @@ _WHOLE = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+$")
 DURATION_HELP = "write a number and a unit, e.g. 30m, 4h, 2d, 1h30m (units: w d h m s)"
 
 
-def parse_duration(text: str | int) -> timedelta:
+def parse_duration(text: str | int | timedelta) -> timedelta:
     """Parse `text` into a positive timedelta; raise ValueError saying how to write it."""
+    if isinstance(text, timedelta):  # already parsed (a model dumped and validated again)
+        if text <= timedelta(0):
+            raise ValueError(f"{format_duration(text)} is not a positive duration")
+        return text
     if isinstance(text, bool) or not isinstance(text, str | int):
         raise ValueError(f"{text!r} is not a duration; {DURATION_HELP}")
     if isinstance(text, int):

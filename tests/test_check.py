@@ -111,6 +111,8 @@ CASES = [
      "  - {trigger: reopen, source: closed, dest: tier1}\n", ("out of final state 'closed'",)),
     ("duplicate key", "  tier1:\n    team: tier1\n", "  tier1:\n    team: tier1\n    team: tier2\n",
      ("duplicate key 'team'",)),
+    ("reserved trigger name", "{trigger: close, source: resolved, dest: closed}",
+     "{trigger: state, source: resolved, dest: closed}", ("trigger name 'state' is reserved",)),
     ("unknown notify event", "  close: []\n", "  closing: []\n", ("unknown event 'closing'",)),
 ]
 

@@ -183,12 +183,18 @@ def test_priority_change_reschedules_from_when_the_state_was_entered() -> None:
     assert decision.ticket.priority == "P1"
     assert decision.ticket.state_entered_at == T0
     assert decision.cancel_timers
-    # both already past due: the clock fires them as soon as it sees them
-    assert schedule(decision.timers) == [("warn", 0, 22 * M + timedelta(seconds=30)),
-                                         ("expire", 0, 30 * M)]
+    # the warning is already past and dropped; the expiry, past too, is kept for the clock
+    assert schedule(decision.timers) == [("expire", 0, 30 * M)]
     (record,) = decision.events
     assert (record.kind, record.actor, record.data["previous"], record.data["priority"]) == (
         "priority", TECH, "P3", "P1")
+
+
+def test_priority_change_keeps_warnings_still_ahead() -> None:
+    decision = ENGINE.handle(ticket("tier1", state_entered_at=T0), cmd("priority", "P1"),
+                             T0 + 10 * M)
+    assert schedule(decision.timers) == [("warn", 0, 22 * M + timedelta(seconds=30)),
+                                         ("expire", 0, 30 * M)]
 
 
 def test_priority_is_read_in_any_case_and_from_a_target() -> None:

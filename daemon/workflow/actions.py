@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from daemon.workflow.facts import CommandIssued, Decision, EventRecord, TicketFacts
 from daemon.workflow.model import Command, Workflow
@@ -37,24 +38,27 @@ class Actions:
     def __init__(self, workflow: Workflow, timers: Timers) -> None:
         self._priorities = {p.lower(): p for p in workflow.priorities}
         self._timers = timers
-        self._run: dict[str, Callable[[TicketFacts, CommandIssued], Decision]] = {
+        self._run: dict[str, Callable[[TicketFacts, CommandIssued, datetime], Decision]] = {
             "take": self._take, "assign": self._assign, "note": self._note,
             "priority": self._priority, "status": self._status, "help": self._help,
         }
 
-    def run(self, command: Command, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+    def run(self, command: Command, ticket: TicketFacts, cmd: CommandIssued,
+            now: datetime) -> Decision:
         """Run `cmd`, whose name is already normalised to the workflow's command name."""
         action = self._run.get(command.action or "")
         if action is None:
             return Decision(ticket, refusal=f"#{cmd.name} names an action the engine does not know")
-        return action(ticket, cmd)
+        return action(ticket, cmd, now)
 
-    def _take(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+    def _take(self, ticket: TicketFacts, cmd: CommandIssued,
+              now: datetime) -> Decision:
         after = replace(ticket, assignee=cmd.actor)
         event = record("take", ticket, cmd, f"taken by {cmd.actor}", previous=ticket.assignee)
         return _only(after, event)
 
-    def _assign(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+    def _assign(self, ticket: TicketFacts, cmd: CommandIssued,
+                now: datetime) -> Decision:
         who = _word(cmd)
         if not who:
             return _needs(ticket, cmd, "someone to assign", "<address>")
@@ -63,35 +67,42 @@ class Actions:
                        previous=ticket.assignee)
         return _only(after, event)
 
-    def _note(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+    def _note(self, ticket: TicketFacts, cmd: CommandIssued,
+              now: datetime) -> Decision:
         text = cmd.argument.strip()
         if not text:
             return _needs(ticket, cmd, "the text to note", "<text>")
         return _only(ticket, record("note", ticket, cmd, text, internal=True))
 
-    def _priority(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+    def _priority(self, ticket: TicketFacts, cmd: CommandIssued,
+                  now: datetime) -> Decision:
         wanted = self._priorities.get(_word(cmd).lower())
         if wanted is None:
             choices = ", ".join(self._priorities.values())
             return _needs(ticket, cmd, f"one of {choices}", "<priority>")
         if wanted == ticket.priority:
             return _only(ticket, record("priority", ticket, cmd, f"priority is already {wanted}"))
-        return self._reprioritise(ticket, cmd, wanted)
+        return self._reprioritise(ticket, cmd, wanted, now)
 
-    def _reprioritise(self, ticket: TicketFacts, cmd: CommandIssued, wanted: str) -> Decision:
+    def _reprioritise(self, ticket: TicketFacts, cmd: CommandIssued, wanted: str,
+                      now: datetime) -> Decision:
         """The new priority, and the state's timers again from when it was entered.
 
-        Timers already past due under the new priority are scheduled all the same: the clock
-        fires them as soon as it sees them.
+        Reminders and warnings already past under the new priority are dropped (they would all
+        go out at once); the expiry is kept even when past, so the clock fires it next.
         """
         after = replace(ticket, priority=wanted)
-        timers = self._timers.schedule(ticket.state, wanted, ticket.state_entered_at)
+        timers = tuple(t for t in self._timers.schedule(ticket.state, wanted,
+                                                        ticket.state_entered_at)
+                       if t.kind == "expire" or t.due_at > now)
         event = record("priority", ticket, cmd, f"priority {ticket.priority} -> {wanted}",
                        previous=ticket.priority, priority=wanted)
         return Decision(after, events=(event,), cancel_timers=bool(timers), timers=timers)
 
-    def _status(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+    def _status(self, ticket: TicketFacts, cmd: CommandIssued,
+                now: datetime) -> Decision:
         return _only(ticket, record("status", ticket, cmd, "status requested"))
 
-    def _help(self, ticket: TicketFacts, cmd: CommandIssued) -> Decision:
+    def _help(self, ticket: TicketFacts, cmd: CommandIssued,
+              now: datetime) -> Decision:
         return _only(ticket, record("help", ticket, cmd, "help requested"))

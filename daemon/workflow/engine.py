@@ -155,7 +155,7 @@ class Engine:
         if not may_use(command, cmd.actor_team):
             return refuse(ticket, self._explain.not_for_team(name, command, cmd.actor_team))
         if command.trigger is None:
-            return self._actions.run(command, ticket, replace(cmd, name=name))
+            return self._actions.run(command, ticket, replace(cmd, name=name), now)
         return self._move(ticket, self._command_move(name, command.trigger, cmd), now)
 
     def _command_move(self, name: str, trigger: str, cmd: CommandIssued) -> Move:

@@ -90,9 +90,17 @@ def _check_states(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator[P
                               suggest(state.team, ctx.teams, "teams"))
 
 
+# Names the state machine library itself puts on every ticket model.
+RESERVED_TRIGGERS = frozenset({"state", "trigger", "machine"})
+RESERVED_PREFIXES = ("is_", "may_")
+
+
 def _check_transitions(wf: Workflow, src: Source) -> Iterator[Problem]:
     for i, tr in enumerate(wf.transitions):
         where = ("transitions", i)
+        if tr.trigger in RESERVED_TRIGGERS or tr.trigger.startswith(RESERVED_PREFIXES):
+            yield src.problem(where + ("trigger",), f"trigger name {tr.trigger!r} is reserved",
+                              "pick another name; not state, trigger, machine, is_*, may_*")
         for state in tr.source:
             if state != ALL_SOURCES and state not in wf.states:
                 yield src.problem(where + ("source",), f"unknown source state {state!r}",
