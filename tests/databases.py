@@ -1,4 +1,6 @@
-"""Real databases for the store tests: a SQLite file per test, and PostgreSQL in a throwaway schema.
+"""Real databases for tests: a SQLite file per test, and PostgreSQL in a throwaway schema.
+
+A pytest plugin (registered in tests/conftest.py) so every test folder can use `database`.
 
 PostgreSQL comes from TIERDESK_TEST_PG_URL (default below). Each test session creates its own
 schemas named td_test_<random>, reaches them through search_path, and drops them at the end,
