@@ -1,0 +1,107 @@
+"""The clock loop: fire the timers that are due, in batches, each batch in one transaction.
+
+Its cost follows the number of due timers (an indexed `due_at` query), never the number of
+open tickets. On PostgreSQL `due_timers` skips rows another daemon holds, so no timer fires
+twice. After downtime each ticket fires only what still matters: when its deadline has
+passed, the escalation; otherwise the latest due reminder and warning, once each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from daemon.runtime import Runtime
+from daemon.store import repository
+from daemon.store.database import Database
+from daemon.store.models import Ticket, Timer
+from daemon.workflow.facts import EventRecord, TimerFired
+
+# A timer fired later than this after its due time says so in the timeline.
+LATE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    fired: int = 0
+    superseded: int = 0
+
+    @property
+    def seen(self) -> int:
+        return self.fired + self.superseded
+
+
+def tick(database: Database, runtime: Runtime, now: datetime, batch: int = 500) -> TickResult:
+    """Fire up to `batch` due timers in one transaction."""
+    with database.transaction() as session:
+        timers = repository.due_timers(session, now, batch)
+        if not timers:
+            return TickResult()
+        tickets = _tickets(session, {t.ticket_id for t in timers})
+        fired = superseded = 0
+        for ticket_id, group in _by_ticket(timers).items():
+            keep = _worth_firing(group)
+            for timer in group:
+                repository.delete_timer(session, timer)
+            for timer in keep:
+                _fire(session, runtime, tickets[ticket_id], timer, now)
+            fired, superseded = fired + len(keep), superseded + len(group) - len(keep)
+        return TickResult(fired, superseded)
+
+
+def run_due(database: Database, runtime: Runtime, now: datetime, batch: int = 500) -> TickResult:
+    """Tick until nothing is due at `now` (the `--once` mode, and catching up after downtime).
+
+    Firing can set timers that are themselves already due (a late escalation starts the next
+    state's clock at the missed deadline), so stop only when a tick finds nothing.
+    """
+    total = TickResult()
+    while True:
+        result = tick(database, runtime, now, batch)
+        total = TickResult(total.fired + result.fired, total.superseded + result.superseded)
+        if result.seen == 0:
+            return total
+
+
+def _tickets(session: Session, ids: set[int]) -> dict[int, Ticket]:
+    rows = session.scalars(select(Ticket).where(Ticket.id.in_(ids)))
+    return {ticket.id: ticket for ticket in rows}
+
+
+def _by_ticket(timers: Iterable[Timer]) -> dict[int, list[Timer]]:
+    groups: dict[int, list[Timer]] = {}
+    for timer in timers:
+        groups.setdefault(timer.ticket_id, []).append(timer)
+    return groups
+
+
+def _worth_firing(group: list[Timer]) -> list[Timer]:
+    """The expiry alone when it is due; else the latest reminder and warning (in due order)."""
+    expiries = [t for t in group if t.kind == "expire"]
+    if expiries:
+        return expiries[-1:]
+    latest = {t.kind: t for t in group}  # group is in due order: the last of each kind wins
+    return sorted(latest.values(), key=lambda t: (t.due_at, t.id))
+
+
+def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
+          now: datetime) -> None:
+    engine = runtime.engine_for(ticket)
+    # The engine sees the due time, so a state entered by a late escalation starts its clock
+    # at the deadline it missed, not at the moment the daemon came back.
+    event = TimerFired(timer.kind, timer.state, timer.seq)  # type: ignore[arg-type]
+    decision = engine.handle(repository.facts(ticket), event, timer.due_at)
+    if decision.refused:
+        repository.record_refusal(session, ticket, decision.refusal or "", now, actor="clock",
+                                  data={"timer": timer.kind, "state": timer.state})
+        return
+    if now - timer.due_at > LATE:
+        late = EventRecord("late_timer", "clock", ticket.state, ticket.state,
+                           f"{timer.kind} due {timer.due_at.isoformat()} fired "
+                           f"{now.isoformat()} (the daemon was not running or behind)")
+        repository.add_events(session, ticket, [late], now)
+    runtime.apply(session, ticket, decision, now)

@@ -1,0 +1,68 @@
+"""What the loops share, built once from the loaded config: one engine per workflow and the
+hook that turns a decision's outbox rows into mail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from daemon.config import Config
+from daemon.store import repository
+from daemon.store.models import Outbox, Ticket
+from daemon.workflow.engine import AddTime, Engine, wall_clock
+from daemon.workflow.facts import Decision, NewTicket
+
+# Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
+MailHook = Callable[[Session, Ticket, list[Outbox], datetime], None]
+
+
+def _no_mail(session: Session, ticket: Ticket, rows: list[Outbox], now: datetime) -> None:
+    """Leaves rows as the store wrote them (tests of the pure loop logic)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    engines: Mapping[str, Engine]
+    mail_hook: MailHook = field(default=_no_mail)
+
+    @classmethod
+    def build(cls, config: Config, add_time: AddTime = wall_clock,
+              mail_hook: MailHook = _no_mail) -> Runtime:
+        engines = {name: Engine(wf, add_time) for name, wf in config.workflows.items()}
+        return cls(config, engines, mail_hook)
+
+    @property
+    def default_workflow(self) -> str:
+        """The workflow new tickets start in: the only one, or the first by name."""
+        return sorted(self.engines)[0]
+
+    def engine_for(self, ticket: Ticket) -> Engine:
+        # A ticket whose workflow file was removed runs on the default one rather than stalling.
+        return self.engines.get(ticket.workflow_name) or self.engines[self.default_workflow]
+
+    def apply(self, session: Session, ticket: Ticket, decision: Decision, now: datetime) -> None:
+        """Write a decision and its mail in the caller's transaction."""
+        workflow = self.config.workflows.get(ticket.workflow_name)
+        rows = repository.apply_decision(
+            session, ticket, decision, now, domain=self.config.settings.site.domain,
+            workflow_version=workflow.version if workflow else None)
+        if rows:
+            self.mail_hook(session, ticket, rows, now)
+
+    def open_ticket(self, session: Session, *, requester: str, subject: str, body: str,
+                    now: datetime, linked_ref: str | None = None) -> Ticket:
+        """Create a ticket in the default workflow and run its triage, in one transaction."""
+        name = self.default_workflow
+        workflow = self.config.workflows[name]
+        ticket = repository.create_ticket(
+            session, requester=requester, subject=subject, workflow_name=name,
+            workflow_version=workflow.version, initial_state=workflow.initial,
+            priority=workflow.default_priority, team=workflow.states[workflow.initial].team,
+            now=now, linked_ref=linked_ref)
+        report = NewTicket(ref=ticket.ref, requester=requester, subject=subject, body=body)
+        self.apply(session, ticket, self.engines[name].open(report, now), now)
+        return ticket

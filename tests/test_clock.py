@@ -1,0 +1,130 @@
+"""The clock loop on real databases: due timers fire once, in order, and catch up after downtime."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from daemon.clock import run_due, tick
+from daemon.config import load_config
+from daemon.runtime import Runtime
+from daemon.store import repository
+from daemon.store.database import Database
+from daemon.store.models import Event, Outbox, Ticket, Timer
+from daemon.workflow.engine import wall_clock
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+M = timedelta(minutes=1)
+H = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Runtime:
+    # Wall-clock arithmetic keeps the expected times readable; business hours are tested
+    # on their own (tests/test_business_hours.py).
+    return Runtime.build(load_config(ROOT, {}), add_time=wall_clock)
+
+
+def open_ticket(database: Database, runtime: Runtime, subject: str = "Printer jams") -> str:
+    with database.transaction() as session:
+        ticket = runtime.open_ticket(session, requester="ann@example.org", subject=subject,
+                                     body="It jams on every page.", now=T0)
+        return ticket.ref
+
+
+def state_of(database: Database, ref: str) -> Ticket:
+    with database.reading() as session:
+        ticket = repository.get_ticket(session, ref)
+        assert ticket is not None
+        session.expunge(ticket)
+        return ticket
+
+
+def kinds(database: Database, ref: str) -> list[str]:
+    with database.reading() as session:
+        ticket = repository.get_ticket(session, ref)
+        assert ticket is not None
+        return [event.kind for event in repository.timeline(session, ticket)]
+
+
+def templates(database: Database) -> list[str]:
+    with database.reading() as session:
+        return list(session.scalars(select(Outbox.template).order_by(Outbox.id)))
+
+
+def test_idle_tick_fires_nothing(database: Database, runtime: Runtime) -> None:
+    open_ticket(database, runtime)
+    assert tick(database, runtime, T0 + M).fired == 0
+
+
+def test_warning_then_escalation(database: Database, runtime: Runtime) -> None:
+    ref = open_ticket(database, runtime)  # P3, stays in triage: warn at 22m30s, expire at 30m
+    assert tick(database, runtime, T0 + 25 * M).fired == 1
+    assert kinds(database, ref)[-1] == "warning"
+    assert templates(database)[-1] == "sla_warning"
+    assert tick(database, runtime, T0 + 26 * M).fired == 0  # fired once only
+    assert tick(database, runtime, T0 + 31 * M).fired == 1
+    ticket = state_of(database, ref)
+    assert (ticket.state, ticket.team) == ("tier1", "tier1")
+    assert ticket.state_entered_at == T0 + 30 * M
+    assert templates(database)[-2:] == ["status_update", "escalation_handoff"]
+
+
+def test_catch_up_after_downtime_fires_each_step_once_in_order(
+    database: Database, runtime: Runtime
+) -> None:
+    ref = open_ticket(database, runtime)
+    # Down for ten hours: triage expired at 0:30, tier1 (4h) at 4:30; tier2 (8h from 4:30)
+    # has not expired, but its reminders at 6:30 and 8:30 are due: only the latest goes out.
+    result = run_due(database, runtime, T0 + 10 * H)
+    ticket = state_of(database, ref)
+    assert ticket.state == "tier2"
+    assert ticket.state_entered_at == T0 + 4 * H + 30 * M
+    moves = [k for k in kinds(database, ref) if k == "transition"]
+    assert len(moves) == 2
+    assert kinds(database, ref).count("late_timer") == 3
+    # Triage's warning and tier1's reminders were superseded by their passed deadlines.
+    assert kinds(database, ref).count("reminder") == 1
+    assert kinds(database, ref).count("warning") == 0
+    assert result.fired == 3 and result.superseded >= 4
+    assert run_due(database, runtime, T0 + 10 * H).seen == 0
+
+
+def test_stale_timer_is_dropped_silently(database: Database, runtime: Runtime) -> None:
+    ref = open_ticket(database, runtime)
+    with database.transaction() as session:
+        ticket = repository.get_ticket(session, ref)
+        assert ticket is not None
+        session.add(Timer(ticket_id=ticket.id, kind="remind", state="tier3", seq=1,
+                          due_at=T0 + M))
+    before = kinds(database, ref)
+    assert tick(database, runtime, T0 + 2 * M).seen == 1
+    assert kinds(database, ref) == before
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_two_clocks_never_fire_the_same_timer(database: Database, runtime: Runtime) -> None:
+    refs = [open_ticket(database, runtime, f"Printer {i} jams") for i in range(60)]
+    barrier = threading.Barrier(2)
+    results = []
+
+    def clock() -> None:
+        barrier.wait()
+        results.append(run_due(database, runtime, T0 + 25 * M, batch=7))
+
+    workers = [threading.Thread(target=clock) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sum(r.fired for r in results) == len(refs)
+    with database.reading() as session:
+        warnings = session.scalar(select(func.count()).select_from(Event)
+                                  .where(Event.kind == "warning"))
+    assert warnings == len(refs)
