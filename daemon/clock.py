@@ -42,11 +42,11 @@ def tick(database: Database, runtime: Runtime, now: datetime, batch: int = 500) 
         if not timers:
             return TickResult()
         tickets = _tickets(session, {t.ticket_id for t in timers})
+        # Deleted first: a move's cancel_timers must not see them, nor a second clock.
+        repository.delete_timers(session, timers)
         fired = superseded = 0
         for ticket_id, group in _by_ticket(timers).items():
             keep = _worth_firing(group)
-            for timer in group:
-                repository.delete_timer(session, timer)
             for timer in keep:
                 _fire(session, runtime, tickets[ticket_id], timer, now)
             fired, superseded = fired + len(keep), superseded + len(group) - len(keep)
@@ -104,4 +104,5 @@ def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
                            f"{timer.kind} due {timer.due_at.isoformat()} fired "
                            f"{now.isoformat()} (the daemon was not running or behind)")
         repository.add_events(session, ticket, [late], now)
-    runtime.apply(session, ticket, decision, now)
+    # One flush for the whole batch (at commit) lets the ORM batch the inserts.
+    runtime.apply(session, ticket, decision, now, flush=False)

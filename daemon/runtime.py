@@ -44,12 +44,13 @@ class Runtime:
         # A ticket whose workflow file was removed runs on the default one rather than stalling.
         return self.engines.get(ticket.workflow_name) or self.engines[self.default_workflow]
 
-    def apply(self, session: Session, ticket: Ticket, decision: Decision, now: datetime) -> None:
+    def apply(self, session: Session, ticket: Ticket, decision: Decision, now: datetime,
+              *, flush: bool = True) -> None:
         """Write a decision and its mail in the caller's transaction."""
         workflow = self.config.workflows.get(ticket.workflow_name)
         rows = repository.apply_decision(
             session, ticket, decision, now, domain=self.config.settings.site.domain,
-            workflow_version=workflow.version if workflow else None)
+            workflow_version=workflow.version if workflow else None, flush=flush)
         if rows:
             self.mail_hook(session, ticket, rows, now)
 

@@ -70,7 +70,7 @@ def test_due_and_lookup_indexes_exist(database: Database) -> None:
     outbox_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("outbox")}
     ticket_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("tickets")}
     event_indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("events")}
-    assert ("due_at",) in timer_indexes
+    assert ("due_at", "id") in timer_indexes
     assert ("status", "next_attempt_at") in outbox_indexes
     assert ("state",) in ticket_indexes
     assert ("ticket_id", "id") in event_indexes

@@ -131,7 +131,7 @@ def _create_timers() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_timers"),
     )
     # The clock's query walks this index: its cost follows due timers, not open tickets.
-    op.create_index("ix_timers_due_at", "timers", ["due_at"])
+    op.create_index("ix_timers_due_at", "timers", ["due_at", "id"])
     op.create_index("ix_timers_ticket_id", "timers", ["ticket_id"])
 
 
