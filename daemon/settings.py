@@ -22,12 +22,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    InstanceOf,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from daemon.business_hours import Holidays, read_ics_holidays
 from daemon.durations import parse_duration
 from daemon.problems import ConfigError, Problem
 from daemon.validation import pydantic_problems
@@ -36,7 +39,8 @@ from daemon.yamlsource import Source, load_yaml
 ENV_PREFIX = "TIERDESK_"
 # Variables under these prefixes are not settings (test fixtures use them); never reported.
 NON_SETTING_PREFIXES = ("TIERDESK_TEST_",)
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_DATABASE_URL = "sqlite:///tierdesk.db"
 
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -80,14 +84,24 @@ class Frozen(BaseModel):
 
 # ------------------------------------------------------------------ calendars
 
+DAY = timedelta(days=1)
+
+
 class Span(Frozen):
-    """Working time within one day, as offsets from local midnight (end may be 24:00)."""
+    """Working time that starts on one day, as offsets from that day's local midnight.
+
+    `end` is after `start`; past 24:00 it runs into the next day (an overnight shift:
+    mon "22:00-06:00" is Span(22h, 30h), Monday 22:00 to Tuesday 06:00)."""
 
     start: timedelta
     end: timedelta
 
+    @property
+    def overnight(self) -> bool:
+        return self.end > DAY
+
     def __str__(self) -> str:
-        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
+        return f"{_hhmm(self.start)}-{_hhmm(self.end - DAY if self.overnight else self.end)}"
 
     def __repr__(self) -> str:
         return f"Span({str(self)!r})"
@@ -99,7 +113,7 @@ def _hhmm(offset: timedelta) -> str:
 
 
 _HOURS_HELP = ('write "HH:MM-HH:MM", several spans separated by commas, '
-               'e.g. "09:00-12:30, 13:30-17:00"')
+               'e.g. "09:00-12:30, 13:30-17:00" (an end before the start runs overnight)')
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
@@ -114,20 +128,29 @@ def _clock(text: str, is_end: bool) -> timedelta:
     return timedelta(hours=hours, minutes=minutes)
 
 
+def _span(part: str) -> Span:
+    """One "HH:MM-HH:MM"; an end before the start is on the next day."""
+    start, sep, end = part.partition("-")
+    if not sep:
+        raise ValueError(f"{part.strip()!r} is not a span of hours; {_HOURS_HELP}")
+    begin, finish = _clock(start, False), _clock(end, True)
+    if begin == finish:
+        raise ValueError(f"{part.strip()!r} is empty; give a span two different times "
+                         "(a whole day is 00:00-24:00)")
+    return Span(start=begin, end=finish if finish > begin else finish + DAY)
+
+
 def parse_hours(value: object) -> object:
-    """Parse "HH:MM-HH:MM[, HH:MM-HH:MM]" into ordered, non-overlapping spans."""
+    """Parse "HH:MM-HH:MM[, HH:MM-HH:MM]" into ordered, non-overlapping spans; only the last
+    may run overnight."""
     if not isinstance(value, str):
         return value  # already parsed spans, or a wrong type pydantic will report
     spans: list[Span] = []
     for part in value.split(","):
-        start, sep, end = part.partition("-")
-        if not sep:
-            raise ValueError(f"{part.strip()!r} is not a span of hours; {_HOURS_HELP}")
-        span = Span(start=_clock(start, False), end=_clock(end, True))
-        if span.start >= span.end:
-            raise ValueError(f"{span} ends before it starts; write the earlier time first")
+        span = _span(part)
         if spans and span.start < spans[-1].end:
-            raise ValueError(f"{span} overlaps or precedes {spans[-1]}; list spans in order, apart")
+            raise ValueError(f"{span} overlaps or precedes {spans[-1]}; list spans in order, "
+                             "apart, with an overnight one last")
         spans.append(span)
     return tuple(spans)
 
@@ -144,27 +167,65 @@ def _zone(value: object) -> object:
         ) from None
 
 
+def _holidays_file(value: object, info: ValidationInfo) -> object:
+    """Read the iCalendar file at config load; a relative path is relative to the config
+    folder (validation context "config_dir"; without one, to the working directory)."""
+    if value is None or isinstance(value, Holidays):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a file path; write e.g. holidays_file: holidays.ics")
+    path = Path(value)
+    config_dir = (info.context or {}).get("config_dir")
+    if config_dir is not None and not path.is_absolute():
+        path = Path(config_dir) / path
+    return read_ics_holidays(path)
+
+
+def _overnight_clash(hours: Mapping[Weekday, tuple[Span, ...]], day: Weekday,
+                     after: Weekday) -> None:
+    """An overnight span must end before the next day's first span begins."""
+    spans, following = hours.get(day, ()), hours.get(after, ())
+    if not spans or not following or spans[-1].end - DAY <= following[0].start:
+        return
+    shift, next_span = spans[-1], following[0]
+    raise ValueError(f"{day} {shift} runs into {after} {next_span}; end the {day} shift by "
+                     f"{_hhmm(next_span.start)} or start {after} at "
+                     f"{_hhmm(shift.end - DAY)} or later")
+
+
 Hours = Annotated[tuple[Span, ...], BeforeValidator(parse_hours)]
 
 
 class Calendar(Frozen):
-    """Business hours in one time zone; days not listed and holidays are closed."""
+    """Business hours in one time zone; days not listed and holidays are closed.
+
+    A holiday closes its whole local date; an overnight shift belongs to the day it starts on
+    (see daemon.business_hours for how local hours meet daylight-saving changes)."""
 
     timezone: Annotated[ZoneInfo, BeforeValidator(_zone)]
-    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], Hours]
+    hours: dict[Weekday, Hours]
     holidays: tuple[date, ...] = ()
+    # An iCalendar file of all-day events (and fixed-date yearly ones), read at load.
+    holidays_file: Annotated[InstanceOf[Holidays] | None, BeforeValidator(_holidays_file)] = None
 
     @field_validator("hours")
     @classmethod
-    def _some_hours(cls, hours: dict[str, tuple[Span, ...]]) -> dict[str, tuple[Span, ...]]:
+    def _check_week(cls, hours: dict[Weekday, Hours]) -> dict[Weekday, Hours]:
         if not any(hours.values()):
             raise ValueError("a calendar needs working hours on at least one day; "
                              'add e.g. mon: "09:00-17:00"')
+        for i, day in enumerate(WEEKDAYS):
+            _overnight_clash(hours, day, WEEKDAYS[(i + 1) % 7])
         return hours
 
     def spans(self, weekday: int) -> tuple[Span, ...]:
-        """Working spans on `weekday` (0 = Monday), empty when closed."""
-        return self.hours.get(WEEKDAYS[weekday], ())  # type: ignore[call-overload]
+        """Working spans starting on `weekday` (0 = Monday), empty when closed."""
+        return self.hours.get(WEEKDAYS[weekday], ())
+
+    def is_holiday(self, day: date) -> bool:
+        """Closed all day: listed under `holidays` or in the holidays file."""
+        in_file = self.holidays_file is not None and self.holidays_file.covers(day)
+        return day in self.holidays or in_file
 
 
 def _default_calendars() -> dict[str, Calendar]:
@@ -289,7 +350,8 @@ def load_settings(config_dir: Path, environ: Mapping[str, str]) -> Settings:
     data = {key: value for key, value in source.data.items() if value is not None}
     data, overridden, problems = apply_overrides(data, environ)
     try:
-        settings = Settings.model_validate(data)
+        # config_dir: a calendar's holidays_file is relative to it.
+        settings = Settings.model_validate(data, context={"config_dir": config_dir})
     except ValidationError as exc:
         problems += _problems(source, exc, overridden)
         settings = None

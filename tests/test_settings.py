@@ -177,7 +177,7 @@ calendars:
     ("tz", "Europe/Berln", 3, ("unknown time zone", "IANA")),
     ("day", "monday", 5, ("monday",)),
     ("hours", "9-17", 5, ("not a time of day",)),
-    ("hours", "17:00-09:00", 5, ("ends before it starts",)),
+    ("hours", "09:00-09:00", 5, ("is empty", "00:00-24:00")),
     ("hours", "09:00-13:00, 12:00-17:00", 5, ("overlaps",)),
     ("hours", "00:00-24:30", 5, ("24:00",)),
     ("holiday", "xmas", 6, ("holidays.0",)),
@@ -207,13 +207,97 @@ def test_a_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     ("09:00-12:30, 13:30-17:00", [(h(9), h(12, 30)), (h(13, 30), h(17))]),
     ("0:00-24:00", [(h(0), h(24))]),
     (" 07:15 - 07:45 ", [(h(7, 15), h(7, 45))]),
+    # An end before the start is on the next day: an overnight shift.
+    ("22:00-06:00", [(h(22), h(30))]),
+    ("22:00-00:00", [(h(22), h(24))]),
+    ("10:00-09:00", [(h(10), h(33))]),
+    ("06:00-09:00, 22:00-02:00", [(h(6), h(9)), (h(22), h(26))]),
 ])
 def test_parse_hours(text: str, spans: list[tuple[timedelta, timedelta]]) -> None:
     assert parse_hours(text) == tuple(Span(start=a, end=b) for a, b in spans)
 
 
+def test_overnight_span_prints_as_written() -> None:
+    spans = parse_hours("22:00-06:00")
+    assert isinstance(spans, tuple) and str(spans[0]) == "22:00-06:00" and spans[0].overnight
+
+
 @pytest.mark.parametrize("text", ["", "08:00", "24:00-24:00", "08:60-09:00", "8h-9h",
-                                  "10:00-09:00", "09:00-10:00,09:30-11:00"])
+                                  "09:00-09:00", "00:00-00:00", "09:00-10:00,09:30-11:00",
+                                  "22:00-06:00, 23:00-23:30", "22:00-02:00, 08:00-12:00"])
 def test_parse_hours_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_hours(text)
+
+
+WEEK = """\
+calendars:
+  default:
+    timezone: Europe/Berlin
+    hours:
+{days}
+"""
+
+
+@pytest.mark.parametrize(("days", "words"), [
+    ({"mon": "22:00-06:00", "tue": "05:00-13:00"},
+     "mon 22:00-06:00 runs into tue 05:00-13:00; end the mon shift by 05:00 or start tue at "
+     "06:00 or later"),
+    ({"sun": "20:00-02:00", "mon": "01:00-09:00"}, "sun 20:00-02:00 runs into mon 01:00-09:00"),
+])
+def test_overnight_shift_overlapping_the_next_day(
+    tmp_path: Path, days: dict[str, str], words: str
+) -> None:
+    lines = "\n".join(f'      {day}: "{hours}"' for day, hours in days.items())
+    [problem] = problems(write(tmp_path, WEEK.format(days=lines)))
+    assert problem.line == 4 and words in str(problem), problem
+
+
+def test_overnight_shift_may_end_as_the_next_day_opens(tmp_path: Path) -> None:
+    lines = '      mon: "22:00-06:00"\n      tue: "06:00-14:00"'
+    settings = load_settings(write(tmp_path, WEEK.format(days=lines)), {})
+    assert settings.calendars["default"].spans(0) == (Span(start=h(22), end=h(30)),)
+
+
+# ------------------------------------------------------------------ holidays_file
+
+ICS = ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20261225\nRRULE:FREQ=YEARLY\n"
+       "END:VEVENT\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20260406\nEND:VEVENT\nEND:VCALENDAR\n")
+WITH_FILE = """\
+calendars:
+  default:
+    timezone: Europe/Berlin
+    hours: {{mon: "09:00-17:00"}}
+    holidays: [2026-05-01]
+    holidays_file: {path}
+"""
+
+
+def test_holidays_file_is_relative_to_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "holidays.ics").write_text(ICS)
+    settings = load_settings(write(tmp_path, WITH_FILE.format(path="cal/holidays.ics")), {})
+    calendar = settings.calendars["default"]
+    closed = [d for d in (date(2026, 5, 1), date(2026, 4, 6), date(2030, 12, 25),
+                          date(2026, 4, 7)) if calendar.is_holiday(d)]
+    assert closed == [date(2026, 5, 1), date(2026, 4, 6), date(2030, 12, 25)]
+
+
+@pytest.mark.parametrize(("ics", "words"), [
+    (None, ("holidays_file", "holidays.ics: cannot read the holidays file")),
+    (ICS.replace("20260406", "2026-04-06"), ("holidays.ics:7: DTSTART '2026-04-06' is not a date",
+                                             "YYYYMMDD")),
+])
+def test_holidays_file_problems_name_the_file(
+    tmp_path: Path, ics: str | None, words: tuple[str, ...]
+) -> None:
+    if ics is not None:
+        (tmp_path / "holidays.ics").write_text(ics)
+    [problem] = problems(write(tmp_path, WITH_FILE.format(path="holidays.ics")))
+    assert problem.line == 6 and problem.file.endswith("settings.yaml")
+    assert all(w in str(problem) for w in words), problem
+
+
+def test_holidays_file_must_be_a_path(tmp_path: Path) -> None:
+    [problem] = problems(write(tmp_path, WITH_FILE.format(path="[a.ics]")))
+    assert problem.line == 6 and "not a file path" in str(problem)
