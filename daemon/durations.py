@@ -31,15 +31,16 @@ def parse_duration(text: str | int | timedelta) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_duration(delta: timedelta) -> str:
-    """The shortest admin-style spelling of `delta` (inverse of parse_duration)."""
+def format_duration(delta: timedelta, hours_only: bool = False) -> str:
+    """The shortest admin-style spelling of `delta` (inverse of parse_duration); `hours_only`
+    never uses days, for working time where a day is not 24 hours."""
     seconds = int(delta.total_seconds())
     if seconds == 0:
         return "0m"
     sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
     parts = []
     for unit, size in _UNITS.items():
-        if unit == "w":
+        if unit == "w" or (hours_only and unit == "d"):
             continue
         n, seconds = divmod(seconds, size)
         if n:

@@ -46,11 +46,14 @@ def transition_label(transition: Transition) -> str:
 
 def timeout_label(timeout: Timeout) -> str:
     """E.g. "after 4h (business, P1 30m, P2 2h) → escalate"."""
+    # Working time is counted in hours: a business "day" is not 24 hours.
+    hours_only = timeout.clock == "business"
     details = [timeout.clock]
     if timeout.calendar:
         details.append(f"calendar {timeout.calendar}")
-    details += [f"{p} {format_duration(d)}" for p, d in timeout.per_priority.items()]
-    return f"after {format_duration(timeout.after)} ({', '.join(details)}) → {timeout.then}"
+    details += [f"{p} {format_duration(d, hours_only)}" for p, d in timeout.per_priority.items()]
+    after = format_duration(timeout.after, hours_only)
+    return f"after {after} ({', '.join(details)}) → {timeout.then}"
 
 
 def edges(wf: Workflow) -> list[Edge]:

@@ -96,6 +96,8 @@ CASES = [
      ("template 'bounce_alarm' does not exist",)),
     ("duration that does not parse", "      after: 8h\n", "      after: 8 hours\n",
      ("'8 hours' is not a duration", "4h")),
+    ("days on a business clock", "      per_priority: {P1: 1h, P2: 4h, P4: 24h}\n",
+     "      per_priority: {P1: 1h, P2: 4h, P4: 3d}\n", ("'3d' on a business clock",)),
     ("unknown calendar", "      calendar: office-hours\n", "      calendar: office\n",
      ("calendar 'office' is not in config/settings.yaml",)),
     ("unknown condition", "dest: resolved, condition: has_summary}",

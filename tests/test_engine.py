@@ -164,7 +164,7 @@ def test_transition(row: tuple[Any, ...]) -> None:
 @pytest.mark.parametrize(("event", "actor", "reason"), [
     (cmd("escalate", "needs VPN admin rights", team="tier1", actor="alex.chen@example.com"),
      "alex.chen@example.com", "needs VPN admin rights"),
-    (TimerFired("expire", "tier1"), "clock", "no response in tier 1 within 4h"),
+    (TimerFired("expire", "tier1"), "clock", "no response in tier 1 within 4 business hours"),
 ])
 def test_a_move_records_who_moved_it_and_why(event: Event, actor: str, reason: str) -> None:
     (record,) = ENGINE.handle(ticket("tier1"), event, NOW).events
@@ -218,9 +218,9 @@ REFUSALS: list[tuple[str, dict[str, Any], Event, tuple[str, ...]]] = [
      ("#escalate is not possible in state waiting_on_customer; possible here: #resolve",)),
     ("tier3", {}, cmd("escalate"),
      ("#escalate is not possible: tier3 is the last tier",
-      "the clock fires remind_manager after 2d",
+      "the clock fires remind_manager after 16 business hours",
       "possible here: #deescalate, #vendor, #wait, #resolve")),
-    ("tier3", {"priority": "P1"}, cmd("escalate"), ("remind_manager after 4h",)),
+    ("tier3", {"priority": "P1"}, cmd("escalate"), ("remind_manager after 4 business hours",)),
     ("tier1", {}, cmd("deescalate", team="tier2"),
      ("#deescalate is not possible: tier1 is the first tier; possible here: #escalate",)),
     ("tier1", {}, cmd("escalate", target="tier1", team="tier1"),

@@ -60,19 +60,18 @@ SCHEDULES: list[tuple[str, str, list[tuple[str, int, timedelta]]]] = [
                      ("expire", 0, 4 * H)]),
     ("tier1", "P1", [("warn", 0, 22 * M + timedelta(seconds=30)), ("expire", 0, 30 * M)]),
     ("tier1", "P2", [("remind", 1, H), ("warn", 0, 90 * M), ("expire", 0, 2 * H)]),
-    ("tier1", "P4", [("remind", 1, H), ("remind", 2, 2 * H), ("warn", 0, 36 * H),
-                     ("expire", 0, 2 * D)]),
+    ("tier1", "P4", [("remind", 1, H), ("remind", 2, 2 * H), ("warn", 0, 12 * H),
+                     ("expire", 0, 16 * H)]),
     ("tier2", "P3", [("remind", 1, 2 * H), ("remind", 2, 4 * H), ("warn", 0, 6 * H),
                      ("expire", 0, 8 * H)]),
     ("tier2", "P1", [("warn", 0, 45 * M), ("expire", 0, H)]),
     ("tier2", "P2", [("remind", 1, 2 * H), ("warn", 0, 3 * H), ("expire", 0, 4 * H)]),
     ("tier3", "P3", [("remind", 1, 4 * H), ("remind", 2, 8 * H), ("remind", 3, 12 * H),
-                     ("warn", 0, 38 * H + 24 * M), ("expire", 0, 2 * D)]),
+                     ("warn", 0, 12 * H + 48 * M), ("expire", 0, 16 * H)]),
     ("tier3", "P1", [("warn", 0, 3 * H + 12 * M), ("expire", 0, 4 * H)]),
-    ("tier3", "P2", [("remind", 1, 4 * H), ("remind", 2, 8 * H), ("remind", 3, 12 * H),
-                     ("warn", 0, 19 * H + 12 * M), ("expire", 0, D)]),
-    ("vendor", "P1", [("remind", 1, D), ("remind", 2, 2 * D), ("expire", 0, 3 * D)]),
-    ("waiting_on_customer", "P3", [("remind", 1, 3 * D), ("expire", 0, 5 * D)]),
+    ("tier3", "P2", [("remind", 1, 4 * H), ("warn", 0, 6 * H + 24 * M), ("expire", 0, 8 * H)]),
+    ("vendor", "P1", [("remind", 1, 8 * H), ("remind", 2, 16 * H), ("expire", 0, 24 * H)]),
+    ("waiting_on_customer", "P3", [("remind", 1, 24 * H), ("expire", 0, 40 * H)]),
     ("resolved", "P2", [("expire", 0, 5 * D)]),
 ]
 
@@ -101,7 +100,7 @@ def test_re_entering_tier3_restarts_its_clock() -> None:
     decision = ENGINE.handle(ticket("tier3"), TimerFired("expire", "tier3"), later)
     assert decision.ticket.state_entered_at == later
     assert decision.cancel_timers
-    assert decision.timers[-1].due_at == later + 2 * D
+    assert decision.timers[-1].due_at == later + 16 * H
 
 
 @pytest.mark.parametrize(("state", "clock", "calendar"), [
@@ -156,14 +155,14 @@ def test_reminders_and_warnings_tell_the_team(kind: Literal["remind", "warn"], e
 
 
 @pytest.mark.parametrize(("state", "priority", "then", "dest", "reason"), [
-    ("triage", "P1", "escalate", "tier1", "not triaged within 10m"),
-    ("tier1", "P3", "escalate", "tier2", "no response in tier 1 within 4h"),
-    ("tier1", "P4", "escalate", "tier2", "no response in tier 1 within 2d"),
-    ("tier2", "P2", "escalate", "tier3", "no response in tier 2 within 4h"),
-    ("tier3", "P1", "remind_manager", "tier3", "no progress in tier 3 within 4h"),
-    ("vendor", "P3", "vendor_overdue", "tier3", "vendor has not answered within 3d"),
+    ("triage", "P1", "escalate", "tier1", "not triaged within 10 business minutes"),
+    ("tier1", "P3", "escalate", "tier2", "no response in tier 1 within 4 business hours"),
+    ("tier1", "P4", "escalate", "tier2", "no response in tier 1 within 16 business hours"),
+    ("tier2", "P2", "escalate", "tier3", "no response in tier 2 within 4 business hours"),
+    ("tier3", "P1", "remind_manager", "tier3", "no progress in tier 3 within 4 business hours"),
+    ("vendor", "P3", "vendor_overdue", "tier3", "vendor has not answered within 24 business hours"),
     ("waiting_on_customer", "P3", "resolve", "resolved",
-     "no answer from the requester within 5d"),
+     "no answer from the requester within 40 business hours"),
     ("resolved", "P3", "close", "closed", "resolved and quiet for 5d"),
 ])
 def test_expiry_fires_then_with_the_clock_as_actor(state: str, priority: str, then: str, dest: str,
@@ -204,7 +203,7 @@ def test_priority_is_read_in_any_case_and_from_a_target() -> None:
 
 def test_a_lower_priority_moves_the_deadline_out() -> None:
     decision = ENGINE.handle(ticket("tier2"), cmd("priority", "P4"), T0 + H)
-    assert decision.timers[-1].due_at == T0 + 3 * D
+    assert decision.timers[-1].due_at == T0 + 24 * H
 
 
 def test_the_same_priority_changes_no_timers() -> None:

@@ -58,7 +58,7 @@ def test_mermaid_shape(shipped: Workflow) -> None:
     assert "[*] --> triage" in text
     assert "closed --> [*]" in text
     assert "resolve [has_summary]" in text
-    assert "after 4h (business, P1 30m, P2 2h, P4 2d) → escalate" in text
+    assert "after 4h (business, P1 30m, P2 2h, P4 16h) → escalate" in text
 
 
 def test_dot_marks_timeouts_and_final_states(shipped: Workflow) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from daemon.durations import format_duration
 from daemon.workflow.facts import TicketFacts
 from daemon.workflow.model import PREVIOUS, Command, Transition, Workflow
 from daemon.workflow.moves import CHECKS, Move, Moves, sources, working_states
@@ -136,5 +135,5 @@ class Explainer:
         timeout = self._wf.states[ticket.state].timeout
         if timeout is None:
             return ""
-        after = format_duration(timeout.limit(ticket.priority))
+        after = timeout.spell_limit(ticket.priority)
         return f", where the clock fires {timeout.then} after {after}"

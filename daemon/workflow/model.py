@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from daemon.durations import parse_duration
+from daemon.durations import format_duration, parse_duration
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
@@ -51,6 +51,19 @@ class Timeout(Frozen):
 
     def limit(self, priority: str) -> timedelta:
         return self.per_priority.get(priority, self.after)
+
+    def spell_limit(self, priority: str) -> str:
+        """The limit as people say it: "4 business hours", "30 business minutes", "5d"."""
+        limit = self.limit(priority)
+        if self.clock == "wall":
+            return format_duration(limit)
+        minutes = int(limit.total_seconds()) // 60
+        if minutes % 60 == 0:
+            hours = minutes // 60
+            return f"{hours} business hour{'s' if hours != 1 else ''}"
+        if minutes < 60:
+            return f"{minutes} business minute{'s' if minutes != 1 else ''}"
+        return f"{format_duration(timedelta(minutes=minutes), hours_only=True)} of business time"
 
 
 class State(Frozen):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from daemon.durations import format_duration
 from daemon.workflow.facts import TimerOrder
 from daemon.workflow.model import Timeout, Workflow
 
@@ -55,7 +54,7 @@ class Timers:
     def reason(self, state: str, priority: str) -> str:
         """The expiry's reason, with {after} spelled out (other braces are left as written)."""
         timeout = self._timeouts[state]
-        return timeout.reason.replace("{after}", format_duration(timeout.limit(priority)))
+        return timeout.reason.replace("{after}", timeout.spell_limit(priority))
 
     def _reminders(self, timeout: Timeout, start: datetime,
                    end: datetime) -> Iterator[tuple[int, datetime]]:

@@ -180,6 +180,7 @@ def _check_timeouts(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator
                 yield src.problem(where + ("per_priority", priority),
                                   f"unknown priority {priority!r}",
                                   f"use one of {', '.join(wf.priorities)}")
+        yield from _check_business_units(src, where, timeout.clock)
         calendar = timeout.calendar or "default"
         known = ctx.calendars
         if timeout.clock == "business" and known is not None and calendar not in known:
@@ -191,6 +192,21 @@ def _check_timeouts(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator
         except (KeyError, IndexError, ValueError) as exc:
             yield src.problem(where + ("reason",), f"reason has a bad placeholder: {exc}",
                               "the only placeholder is {after}; write {{ and }} for braces")
+
+
+def _check_business_units(src: Source, where: tuple[str, ...], clock: str) -> Iterator[Problem]:
+    """`2d` on a business clock would be 48 working hours (a week of office days): refuse it."""
+    if clock != "business":
+        return
+    raw = src.data["states"][where[1]]["timeout"]
+    spelled = [((key,), raw.get(key)) for key in ("after",)]
+    spelled += [(("per_priority", p), v) for p, v in (raw.get("per_priority") or {}).items()]
+    spelled += [(("remind", "every"), (raw.get("remind") or {}).get("every"))]
+    for path, value in spelled:
+        if isinstance(value, str) and any(unit in value.lower() for unit in "dw"):
+            yield src.problem(where + path, f"{value!r} on a business clock counts 24 working "
+                              "hours per day", "write working hours (16h for two 8-hour days), "
+                              "or use `clock: wall`")
 
 
 def _trigger_hint(trigger: str, possible: set[str]) -> str:
