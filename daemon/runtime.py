@@ -9,10 +9,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from daemon.business_hours import calendar_clock
 from daemon.config import Config
 from daemon.store import repository
 from daemon.store.models import Outbox, Ticket
-from daemon.workflow.engine import AddTime, Engine, wall_clock
+from daemon.workflow.engine import AddTime, Engine
 from daemon.workflow.facts import Decision, NewTicket
 
 # Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
@@ -30,9 +31,11 @@ class Runtime:
     mail_hook: MailHook = field(default=_no_mail)
 
     @classmethod
-    def build(cls, config: Config, add_time: AddTime = wall_clock,
+    def build(cls, config: Config, add_time: AddTime | None = None,
               mail_hook: MailHook = _no_mail) -> Runtime:
-        engines = {name: Engine(wf, add_time) for name, wf in config.workflows.items()}
+        """Engines on the site's business calendars unless `add_time` says otherwise."""
+        clock = add_time or calendar_clock(config.settings.calendars)
+        engines = {name: Engine(wf, clock) for name, wf in config.workflows.items()}
         return cls(config, engines, mail_hook)
 
     @property
