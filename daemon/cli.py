@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -108,6 +109,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ simulate
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from daemon.business_hours import calendar_clock
+    from daemon.simulate import forecast, render
+    from daemon.workflow.engine import Engine
+    from daemon.workflow.facts import NewTicket
+
+    config = load_root(args.config)
+    workflow = _pick_workflow(config, args.workflow)
+    if args.priority is not None and args.priority not in workflow.priorities:
+        raise UserError(f"unknown priority {args.priority!r}; use one of "
+                        f"{', '.join(workflow.priorities)}")
+    zone = config.settings.calendars["default"].timezone
+    at = _local_time(args.at, zone)
+    engine = Engine(workflow, calendar_clock(config.settings.calendars))
+    report = NewTicket("TD-0", args.sender, args.subject, args.body)
+    print(f"{workflow.name} v{workflow.version}, a new ticket at {at:%a %Y-%m-%d %H:%M %Z}, "
+          "if nobody acts:")
+    print(render(forecast(engine, workflow, report, at, args.priority), zone))
+    return 0
+
+
+def _local_time(text: str | None, zone: tzinfo) -> datetime:
+    if text is None:
+        return datetime.now(zone)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--at {text!r} is not a time; write e.g. \"2026-12-24 16:30\"") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
 # ------------------------------------------------------------------ tickets, show
 
 def cmd_tickets(args: argparse.Namespace) -> int:
@@ -163,6 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     tickets.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     show = add("show", cmd_show, "one ticket and its whole timeline")
     show.add_argument("ref", metavar="REF", help="a ticket reference such as TD-1234")
+    simulate = add("simulate", cmd_simulate,
+                   "when a new ticket's reminders, warnings and escalations would fire")
+    simulate.add_argument("--priority", metavar="P", help="force this priority (default: triage)")
+    simulate.add_argument("--at", metavar="TIME",
+                          help='when the mail arrives, e.g. "2026-12-24 16:30" in the default '
+                               "calendar's time zone (default: now)")
+    simulate.add_argument("--subject", default="Something is broken")
+    simulate.add_argument("--body", default="")
+    simulate.add_argument("--sender", default="someone@example.com")
+    simulate.add_argument("--workflow", metavar="NAME", help="which workflow (if several)")
     run = add("run", cmd_run, "run the daemon")
     run.add_argument("--once", action="store_true",
                      help="process all pending work, then exit")
