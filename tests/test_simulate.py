@@ -38,7 +38,7 @@ def test_outage_goes_straight_to_tier2_and_tier3_uses_office_hours(
         "Fri 2026-11-27 15:12 CET  tier3",
         "Fri 2026-11-27 16:00 CET  tier3",  # Friday closes at 16:00: 4 business hours used up
     ]
-    assert [line[:32] for line in lines[2:6]] == expected
+    assert [line[:31] for line in lines[2:6]] == expected
     assert "until someone acts" in lines[-1]
 
 
