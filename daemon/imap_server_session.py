@@ -138,7 +138,7 @@ class Session:
             return "BAD", Reply(f"unknown command {'UID ' * command.uid}{command.name}")
         states, handler = entry
         if self.state not in states:
-            return "BAD", Reply(f"{command.name} is not allowed {_state_text(self.state)}")
+            return "BAD", Reply(f"{command.name} is not allowed {_why_not(self.state, states)}")
         try:
             return "OK", await handler(self, command)
         except No as exc:
@@ -220,6 +220,9 @@ class Session:
 UID_COMMANDS = frozenset({"FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE"})
 
 
-def _state_text(state: str) -> str:
-    return {"nonauth": "before LOGIN", "auth": "without a selected folder",
-            "selected": "with a folder selected"}.get(state, "now")
+def _why_not(state: str, allowed: frozenset[str]) -> str:
+    if state == "nonauth":
+        return "before LOGIN"
+    if allowed == {"nonauth"}:
+        return "after LOGIN"
+    return "without a selected folder"
