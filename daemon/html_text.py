@@ -1,0 +1,192 @@
+"""HTML mail bodies to plain text, with stdlib html.parser only.
+
+`html_to_text(html)` gives readable text: blocks and <br> become line breaks, lists get
+"- ", <blockquote> content is prefixed "> " like a plain-text quote, scripts and styles
+vanish. With `mark_quotes=True` it also prepares a reply for `daemon.reply`: the quote
+containers of common clients (Gmail, Yahoo, Proton) are prefixed "> " as well, signature
+containers are preceded by a "-- " line, and at the first container that starts the
+quoted history of Outlook / OWA / Thunderbird forwards a HISTORY_MARK line is written and
+conversion stops, because everything after it is old mail.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+# A line of its own that `daemon.reply` treats as the start of quoted history.
+HISTORY_MARK = "\ue000[quoted history]"
+
+_BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "center", "dd", "div", "dl", "dt",
+    "fieldset", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "th",
+    "thead", "tfoot", "tr", "ul",
+})
+_PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"})
+_SKIPPED = frozenset({"head", "script", "style", "title", "template", "noscript"})
+_VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "area", "base", "col",
+                   "embed", "source", "track", "wbr", "o:p"})
+
+# Containers whose content is quoted history, prefixed "> " when marking quotes.
+_QUOTE_CLASSES = frozenset({"gmail_quote", "gmail_quote_container", "yahoo_quoted",
+                            "protonmail_quote", "zmail_extra", "quote"})
+# Elements after which everything is history (Outlook, OWA, Thunderbird forwards).
+_HISTORY_IDS = frozenset({"divrplyfwdmsg", "x_divrplyfwdmsg", "appendonsend",
+                          "mail-editor-reference-message-container", "stopspelling"})
+_HISTORY_CLASSES = frozenset({"moz-forward-container", "outlookmessageheader"})
+# Outlook desktop draws a thin line above its "From: ... Sent: ..." block with this style.
+_OUTLOOK_RULE = re.compile(r"border-top:\s*solid\s+#(?:e1e1e1|b5c4df)", re.IGNORECASE)
+_SIGNATURE_IDS = frozenset({"signature", "ms-outlook-mobile-signature", "applemailsignature"})
+_SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature"})
+
+_SPACES = re.compile(r"[ \t\r\n\f\v\xa0]+")
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\xad]")
+
+
+class _Done(Exception):
+    """Raised inside the parser to stop at the start of quoted history."""
+
+
+def html_to_text(html: str, *, mark_quotes: bool = False) -> str:
+    """Readable plain text of an HTML body; see the module docstring for `mark_quotes`."""
+    converter = _Converter(mark_quotes)
+    try:
+        converter.feed(html)
+        converter.close()
+    except _Done:
+        converter.history_reached()
+    return converter.text()
+
+
+class _Converter(HTMLParser):
+    def __init__(self, mark_quotes: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.mark_quotes = mark_quotes
+        self.lines: list[str] = []
+        self.current: list[str] = []
+        self.depth = 0                         # how many quote levels we are inside
+        self.open_quotes: list[list[object]] = []  # [tag, nesting of that tag] per level
+        self.skipping: str | None = None       # inside <style>, <script>, ...
+        self.pre = 0
+
+    # -------------------------------------------------------------- tags
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.skipping:
+            return
+        if tag in _SKIPPED:
+            self.skipping = tag
+            return
+        self._count_nesting(tag, +1)
+        if self.mark_quotes:
+            self._mark(tag, dict(attrs))
+        elif tag == "blockquote":
+            self._enter_quote(tag)
+        self._open_block(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID or tag not in _BLOCKS:
+            self.handle_starttag(tag, attrs)
+        else:  # <div/> opens and closes nothing worth tracking
+            self._break()
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skipping:
+            self.skipping = None if tag == self.skipping else self.skipping
+            return
+        if tag in _BLOCKS:
+            self._break()
+            if tag in _PARAGRAPHS:
+                self._blank()
+        if tag == "pre":
+            self.pre = max(0, self.pre - 1)
+        self._count_nesting(tag, -1)
+
+    def handle_data(self, data: str) -> None:
+        if self.skipping:
+            return
+        if self.pre:
+            self._pre_text(data)
+        else:
+            self.current.append(_SPACES.sub(" ", data))
+
+    # -------------------------------------------------------------- quotes and history
+
+    def _mark(self, tag: str, attrs: dict[str, str | None]) -> None:
+        ident = (attrs.get("id") or "").lower()
+        classes = set((attrs.get("class") or "").lower().split())
+        if ident in _HISTORY_IDS or classes & _HISTORY_CLASSES or self._outlook_rule(attrs):
+            raise _Done
+        if ident in _SIGNATURE_IDS or classes & _SIGNATURE_CLASSES:
+            self._break()
+            self.lines.append("-- ")
+        if tag == "blockquote" or classes & _QUOTE_CLASSES:
+            self._enter_quote(tag)
+        elif tag == "hr" and attrs.get("tabindex") == "-1":
+            raise _Done  # OWA puts this rule right above the quoted mail
+
+    @staticmethod
+    def _outlook_rule(attrs: dict[str, str | None]) -> bool:
+        style = attrs.get("style") or ""
+        return "border-top" in style and bool(_OUTLOOK_RULE.search(style))
+
+    def _enter_quote(self, tag: str) -> None:
+        self._break()
+        self.open_quotes.append([tag, 0])
+        self.depth += 1
+
+    def _count_nesting(self, tag: str, step: int) -> None:
+        """Track nesting of each quote container's own tag to find where it ends."""
+        if tag in _VOID or not self.open_quotes:
+            return
+        for level in self.open_quotes:
+            if level[0] == tag:
+                level[1] = int(level[1]) + step  # type: ignore[call-overload]
+        while self.open_quotes and int(self.open_quotes[-1][1]) < 0:  # type: ignore[call-overload]
+            self.open_quotes.pop()
+            self._break()
+            self.depth -= 1
+
+    def history_reached(self) -> None:
+        self._break()
+        self.lines.append(HISTORY_MARK)
+
+    # -------------------------------------------------------------- layout
+
+    def _open_block(self, tag: str) -> None:
+        if tag == "br":
+            self._break(keep_empty=True)
+        elif tag == "li":
+            self._break()
+            self.current.append("- ")
+        elif tag == "pre":
+            self._break()
+            self.pre += 1
+        elif tag in ("td", "th"):
+            self.current.append(" ")
+        elif tag in _BLOCKS:
+            self._break()
+
+    def _pre_text(self, data: str) -> None:
+        head, *rest = data.replace("\r\n", "\n").split("\n")
+        self.current.append(head)
+        for line in rest:
+            self._break(keep_empty=True)
+            self.current.append(line)
+
+    def _break(self, keep_empty: bool = False) -> None:
+        line = "".join(self.current)
+        self.current = []
+        line = line.strip() if not self.pre else line.rstrip()
+        if line or keep_empty:
+            self.lines.append(("> " * self.depth + line).rstrip() if self.depth else line)
+
+    def _blank(self) -> None:
+        if self.lines and self.lines[-1] != "":
+            self.lines.append("")
+
+    def text(self) -> str:
+        self._break()
+        text = _INVISIBLE.sub("", "\n".join(self.lines)).replace("\xa0", " ")
+        return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
