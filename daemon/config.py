@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import jinja2
-
 from daemon.directory import Directory, load_directory
 from daemon.problems import ConfigError, Problem
+from daemon.render import template_problems
 from daemon.settings import Settings, load_settings
 from daemon.workflow.model import Workflow
 from daemon.workflow.validate import WorkflowContext, suggest, validate_workflow
@@ -43,7 +42,7 @@ def load_config(root: Path, environ: Mapping[str, str]) -> Config:
     if settings is not None and directory is not None:
         problems.extend(_cross_check(settings, directory, root))
     templates = scan_templates(root / "mail_templates")
-    problems.extend(template_syntax_problems(root / "mail_templates"))
+    problems.extend(template_problems(root / "mail_templates"))
     context = _context(settings, directory, templates, root / "mail_templates")
     workflows = _load_workflows(root / "workflows", context, problems)
     if problems:
@@ -68,22 +67,6 @@ def scan_templates(folder: Path) -> dict[str, tuple[str, ...]]:
     return {name: tuple(f"{name}{suffix}" for suffix in TEMPLATE_PARTS
                         if not (folder / f"{name}{suffix}").is_file())
             for name in names}
-
-
-def template_syntax_problems(folder: Path) -> list[Problem]:
-    """Jinja2 syntax errors with their line; rendering checks come with the template system."""
-    environment = jinja2.Environment(autoescape=True)
-    problems = []
-    for path in sorted(folder.glob("*.j2")):
-        try:
-            environment.parse(path.read_text(encoding="utf-8"))
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(Problem(str(path), exc.lineno or 0,
-                                    f"template syntax error: {exc.message}",
-                                    "check the {{ }}, {% %} and {# #} pairs"))
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(path), 0, f"cannot read template: {exc}"))
-    return problems
 
 
 def _context(settings: Settings | None, directory: Directory | None,

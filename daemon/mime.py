@@ -1,0 +1,244 @@
+"""A small MIME writer for the one shape of mail we send, and the header safety it relies on.
+
+Shape: multipart/alternative of a UTF-8 text/plain and text/html part; with attachments, that
+alternative sits first inside a multipart/mixed. Text parts are 7bit when they are plain ASCII
+with short lines, else quoted-printable; attachments are base64.
+
+Why hand-rolled: `EmailMessage` + `as_bytes()` builds ~1,300 mails/s here, below the sending
+target; this writer does the same job about ten times faster. Tests parse its output with the
+stdlib parser (policy=default) and require no defects.
+
+Everything that ends up in a header passes through here: user text loses CR, LF and other
+control characters; non-ASCII becomes RFC 2047 encoded-words (email.header, formataddr);
+addresses and Message-IDs that do not look exactly like one are refused.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
+
+CRLF = "\r\n"
+MAX_LINE = 998  # RFC 5322: a line is at most 998 characters plus CRLF
+FOLD_AT = 78  # RFC 5322: lines SHOULD stay within 78 characters
+SUBJECT_LIMIT = 300  # user text can be arbitrarily long; a subject need not be
+
+# Control characters (C0, DEL, C1) and Unicode line/paragraph separators: none may reach a header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SPACES = re.compile(r"\s+")
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDRESS = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*")
+_MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+_NOT_7BIT = re.compile(rb"[^\t\r\n\x20-\x7e]")
+
+
+class HeaderError(ValueError):
+    """A value that cannot safely become a header (a malformed address or Message-ID)."""
+
+
+# ------------------------------------------------------------------ header safety
+
+def clean(text: str, limit: int | None = None) -> str:
+    """One line of header-safe text: control characters (CR, LF, ...) become spaces."""
+    text = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def check_address(address: str) -> str:
+    """A bare ASCII address (local@domain), returned as is; anything else raises HeaderError."""
+    if len(address) > 254 or not _ADDRESS.fullmatch(address):
+        raise HeaderError(f"not a deliverable address: {clean(address, 80)!r}")
+    return address
+
+
+def check_message_id(message_id: str) -> str:
+    """A Message-ID in angle brackets (<left@right>); anything else raises HeaderError."""
+    if len(message_id) > MAX_LINE - 20 or not _MSG_ID.fullmatch(message_id):
+        raise HeaderError(f"not a Message-ID: {clean(message_id, 80)!r}")
+    return message_id
+
+
+def safe_message_ids(values: Iterable[str | None]) -> tuple[str, ...]:
+    """The well-formed Message-IDs among `values`, in order, each once; others are dropped."""
+    seen: dict[str, None] = {}
+    for value in values:
+        if value and _MSG_ID.fullmatch(value) and len(value) <= MAX_LINE - 20:
+            seen.setdefault(value, None)
+    return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Address:
+    """A mailbox: a display name (any text) and a checked bare address."""
+
+    name: str
+    address: str
+
+    def __post_init__(self) -> None:
+        check_address(self.address)
+
+    def header(self) -> str:
+        """`Name <addr>`, the name RFC 2047-encoded when not ASCII, quoted when needed."""
+        return formataddr((clean(self.name, 200), self.address), charset="utf-8")
+
+
+def encode_header(name: str, value: str) -> str:
+    """`Name: value` folded to 78 columns; non-ASCII text as RFC 2047 encoded-words."""
+    if not _HEADER_NAME.fullmatch(name):
+        raise HeaderError(f"not a header name: {name!r}")
+    value = clean(value)
+    if not value.isascii():
+        encoded = Header(value, "utf-8", header_name=name).encode(linesep=CRLF)
+        return f"{name}: {encoded}"
+    return fold(f"{name}: {value}")
+
+
+def fold(line: str) -> str:
+    """Fold an ASCII header line at spaces so that its lines stay within 78 columns."""
+    if len(line) <= FOLD_AT:
+        return line
+    lines, current = [], ""
+    for word in line.split(" "):
+        if current and len(current) + 1 + len(word) > FOLD_AT:
+            lines.append(current)
+            current = " " + word
+        else:
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    return CRLF.join(lines)
+
+
+def _id_list(name: str, ids: Sequence[str]) -> str:
+    """Message-IDs one per line: a References list can grow long."""
+    return f"{name}: " + f"{CRLF} ".join(ids)
+
+
+# ------------------------------------------------------------------ the mail
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Mail:
+    """Everything one outgoing mail consists of; build() turns it into bytes."""
+
+    sender: Address
+    to: tuple[Address, ...]
+    subject: str
+    message_id: str
+    date: datetime
+    text: str
+    html: str
+    reply_to: Address | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    auto_submitted: str = "auto-generated"
+    attachments: tuple[Attachment, ...] = ()
+    extra_headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+def build(mail: Mail) -> bytes:
+    """The mail as CRLF-terminated bytes, ready for SMTP DATA."""
+    boundary = _boundary(mail.message_id, "a")
+    alternative = _multipart("alternative", boundary, [_text_part("plain", mail.text),
+                                                        _text_part("html", mail.html)])
+    body = alternative
+    if mail.attachments:
+        mixed = _boundary(mail.message_id, "m")
+        body = _multipart("mixed", mixed, [alternative,
+                                           *(_attachment(a) for a in mail.attachments)])
+    return (CRLF.join(headers(mail)) + CRLF).encode("ascii") + body
+
+
+def headers(mail: Mail) -> list[str]:
+    """The top-level header lines, each already safe and folded."""
+    lines = [
+        f"From: {mail.sender.header()}",
+        "To: " + f",{CRLF} ".join(a.header() for a in mail.to),
+        encode_header("Subject", clean(mail.subject, SUBJECT_LIMIT)),
+        f"Date: {format_datetime(mail.date)}",
+        f"Message-ID: {check_message_id(mail.message_id)}",
+    ]
+    if mail.reply_to is not None:
+        lines.append(f"Reply-To: {mail.reply_to.header()}")
+    if mail.in_reply_to is not None:
+        lines.append(f"In-Reply-To: {check_message_id(mail.in_reply_to)}")
+    references = safe_message_ids(mail.references)
+    if references:
+        lines.append(_id_list("References", references))
+    lines.append(encode_header("Auto-Submitted", mail.auto_submitted))
+    lines += [encode_header(name, value) for name, value in mail.extra_headers]
+    lines.append("MIME-Version: 1.0")
+    return lines
+
+
+def _boundary(message_id: str, kind: str) -> str:
+    # Stable per mail (a resend is byte-identical). "=_" cannot occur in quoted-printable or
+    # base64 output; 7bit text is checked in _multipart.
+    digest = hashlib.blake2b(message_id.encode("utf-8", "replace"), digest_size=12).hexdigest()
+    return f"=_td{kind}_{digest}"
+
+
+def _multipart(subtype: str, boundary: str, parts: Sequence[bytes]) -> bytes:
+    delimiter = f"--{boundary}".encode("ascii")
+    while any(delimiter in part for part in parts):  # only plain 7bit text can contain it
+        boundary += "_"
+        delimiter = f"--{boundary}".encode("ascii")
+    head = f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode("ascii")
+    body = b"".join(delimiter + b"\r\n" + part + b"\r\n" for part in parts)
+    return head + body + delimiter + b"--\r\n"
+
+
+def _text_part(subtype: str, text: str) -> bytes:
+    data = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", CRLF).encode("utf-8")
+    if not _NOT_7BIT.search(data) and _short_lines(data):
+        encoding, payload = "7bit", data
+    else:
+        encoding, payload = "quoted-printable", binascii.b2a_qp(data, istext=True)
+    head = (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {encoding}\r\n\r\n")
+    return head.encode("ascii") + payload
+
+
+def _short_lines(data: bytes) -> bool:
+    return len(data) <= MAX_LINE or max(map(len, data.split(b"\r\n"))) <= MAX_LINE
+
+
+def _attachment(attachment: Attachment) -> bytes:
+    content_type = attachment.content_type.lower()
+    if not re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+-]+", content_type):
+        content_type = "application/octet-stream"
+    name = clean(attachment.filename, 200).replace("\\", "_").replace("/", "_") or "attachment"
+    head = (f"Content-Type: {content_type}\r\n"
+            f"Content-Disposition: {_disposition(name)}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n")
+    return head.encode("ascii") + _base64_lines(attachment.data)
+
+
+def _disposition(filename: str) -> str:
+    """attachment; filename=...: quoted when ASCII, RFC 2231 (filename*=utf-8'') when not."""
+    if filename.isascii():
+        quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+        return f'attachment; filename="{quoted}"'
+    encoded = "".join(c if c.isalnum() and c.isascii() or c in "-._" else
+                      "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in filename)
+    return f"attachment; filename*=utf-8''{encoded}"
+
+
+def _base64_lines(data: bytes) -> bytes:
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"\r\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76))
