@@ -216,13 +216,15 @@ auth_mechanisms = plain login
 # Tests try wrong passwords on purpose: answer at once.
 auth_failure_delay = 0
 mail_location = maildir:~/Maildir
+# One passwd-file per user: Dovecot rereads a changed file at most once a second, but a
+# new user's file is read at its first login, so tests can add users at any pace.
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
+  args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {root}/passwd
+  args = username_format=%u {root}/users/%u
 }}
 service imap-login {{
   inet_listener imap {{
@@ -258,7 +260,7 @@ class DovecotServer:
         if self.certificate:
             self.ssl_context = ssl.create_default_context(cafile=str(self.certificate[0]))
         (self.root / "home").mkdir(mode=0o755)
-        (self.root / "passwd").write_text("")
+        (self.root / "users").mkdir()
         self.config = self.root / "dovecot.conf"
         self.config.write_text(dovecot_config(self.root, self.port, self.tls_port, self.users,
                                               self.certificate))
@@ -311,11 +313,7 @@ class DovecotServer:
         os.chown(home, self.users.mail_uid, self.users.mail_gid)
         line = (f"{account.username}:{{PLAIN}}{account.password}:"
                 f"{self.users.mail_uid}:{self.users.mail_gid}::{home}::\n")
-        # Replace the file whole: Dovecot rereads it when it changes, never half-written.
-        passwd = self.root / "passwd"
-        fresh = self.root / "passwd.new"
-        fresh.write_text(passwd.read_text() + line)
-        fresh.replace(passwd)
+        (self.root / "users" / account.username).write_text(line)
         return account
 
     def doveadm(self, *args: str) -> str:

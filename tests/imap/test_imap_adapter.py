@@ -1,0 +1,300 @@
+"""The adapter against real servers: a private Dovecot and the embedded server, same tests."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from daemon.imap import (
+    Backoff,
+    ImapAuthError,
+    ImapConnectError,
+    ImapConnectionLost,
+    Mailbox,
+    resume_point,
+)
+from tests.imap.servers import Account, ImapTestServer, append, client, free_port, settings
+
+
+def mail(n: int, body: bytes = b"") -> bytes:
+    return (f"From: user{n}@example.com\r\nTo: support@example.com\r\n"
+            f"Subject: Ticket {n}\r\nMessage-ID: <{n}@example.com>\r\n\r\n").encode() + (
+        body or f"Body {n}\r\n".encode())
+
+
+@pytest.fixture
+def open_mailbox(imap_server: ImapTestServer, imap_account: Account) -> Iterator[Any]:
+    """open_mailbox(**settings) -> a connected Mailbox with the folder selected."""
+    opened: list[Mailbox] = []
+
+    def make(mailbox_options: dict[str, Any] | None = None, **overrides: Any) -> Mailbox:
+        box = Mailbox(settings(imap_server, imap_account, **overrides), **(mailbox_options or {}))
+        opened.append(box)
+        box.connect()
+        box.select()
+        return box
+
+    yield make
+    for box in opened:
+        box.close()
+
+
+def flags_of(server: ImapTestServer, account: Account, folder: str = "INBOX") -> list[tuple]:
+    with client(server, account) as imap:
+        imap.select_folder(folder, readonly=True)
+        found = imap.fetch(imap.search("ALL"), ["FLAGS"])
+    return [tuple(sorted(f for f in data[b"FLAGS"] if f != b"\\Recent"))
+            for _, data in sorted(found.items())]
+
+
+# ---------------------------------------------------------------- connecting
+
+def test_connect_select_returns_uidvalidity(imap_server: ImapTestServer,
+                                            imap_account: Account) -> None:
+    with client(imap_server, imap_account) as imap:
+        expected = imap.select_folder("INBOX")[b"UIDVALIDITY"]
+    with Mailbox(settings(imap_server, imap_account)) as box:
+        assert box.select() == expected
+        assert box.uidvalidity == expected
+        assert box.supports_idle
+
+
+def test_bad_password_is_a_clear_auth_error(imap_server: ImapTestServer,
+                                            imap_account: Account) -> None:
+    box = Mailbox(settings(imap_server, imap_account, password="wrong"))
+    with pytest.raises(ImapAuthError, match=r"login refused.*Authentication failed") as info:
+        box.connect()
+    assert "\n" not in str(info.value)
+    assert not box.connected
+
+
+def test_connection_refused_is_a_connect_error(imap_server: ImapTestServer,
+                                               imap_account: Account) -> None:
+    box = Mailbox(settings(imap_server, imap_account, port=free_port()))
+    with pytest.raises(ImapConnectError, match="cannot connect"):
+        box.connect()
+
+
+def test_commands_need_a_connection(imap_server: ImapTestServer, imap_account: Account) -> None:
+    with pytest.raises(ImapConnectionLost, match="not connected"):
+        Mailbox(settings(imap_server, imap_account)).uids_after(0)
+
+
+# ---------------------------------------------------------------- reading
+
+def test_appended_mail_round_trips_byte_exact(imap_server: ImapTestServer, imap_account: Account,
+                                              open_mailbox: Any) -> None:
+    eight_bit = mail(2, "Grüße, naïve café ✓\r\n".encode() + b"latin-1: \xe9\xe8\r\n")
+    sent = [mail(1), eight_bit, mail(3)]
+    for raw in sent:
+        append(imap_server, imap_account, raw)
+    box = open_mailbox()
+    uids = box.uids_after(0)
+    assert len(uids) == 3
+    fetched = [m for batch in box.fetch(uids) for m in batch]
+    assert [m.raw for m in fetched] == sent
+    assert [m.uid for m in fetched] == uids
+    assert all(m.internaldate is not None and m.internaldate.tzinfo for m in fetched)
+    assert box.uids_after(uids[1]) == [uids[2]]
+    assert box.uids_after(uids[2]) == []  # "n:*" past the end must not return the last UID
+    assert box.count_waiting(uids[0]) == 2
+
+
+def test_fetch_does_not_set_seen(imap_server: ImapTestServer, imap_account: Account,
+                                 open_mailbox: Any) -> None:
+    append(imap_server, imap_account, mail(1))
+    box = open_mailbox()
+    assert [m.raw for batch in box.fetch(box.uids_after(0)) for m in batch] == [mail(1)]
+    assert flags_of(imap_server, imap_account) == [()]
+
+
+def test_batches_never_exceed_the_batch_size(imap_server: ImapTestServer, imap_account: Account,
+                                             open_mailbox: Any) -> None:
+    for n in range(10):
+        append(imap_server, imap_account, mail(n))
+    box = open_mailbox({"batch_size": 3})
+    batches = list(box.fetch(box.uids_after(0)))
+    assert [len(batch) for batch in batches] == [3, 3, 3, 1]
+    assert [m.raw for batch in batches for m in batch] == [mail(n) for n in range(10)]
+
+
+def test_batches_stop_at_the_byte_limit(imap_server: ImapTestServer, imap_account: Account,
+                                        open_mailbox: Any) -> None:
+    sizes = [len(mail(n, b"x" * 1000 + b"\r\n")) for n in range(5)]
+    for n in range(5):
+        append(imap_server, imap_account, mail(n, b"x" * 1000 + b"\r\n"))
+    box = open_mailbox({"batch_bytes": sizes[0] * 2 + 10})
+    assert [len(batch) for batch in box.fetch(box.uids_after(0))] == [2, 2, 1]
+
+
+def test_a_30_mb_attachment(imap_server: ImapTestServer, imap_account: Account,
+                            open_mailbox: Any) -> None:
+    payload = base64.encodebytes(bytes(range(256)) * (22 * 1024 * 1024 // 256))
+    raw = (b"From: a@example.com\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+           b"Content-Type: text/plain\r\n\r\nsee attachment\r\n--b\r\n"
+           b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + payload.replace(b"\n", b"\r\n") + b"--b--\r\n")
+    assert len(raw) > 30 * 1000 * 1000
+    append(imap_server, imap_account, raw)
+    append(imap_server, imap_account, mail(2))
+    box = open_mailbox({"batch_bytes": 16 << 20})  # the big one travels alone
+    batches = [[m.raw for m in batch] for batch in box.fetch(box.uids_after(0))]
+    assert batches == [[raw], [mail(2)]]
+
+
+# ---------------------------------------------------------------- after commit
+
+def test_mark_processed_sets_seen_and_moves(imap_server: ImapTestServer, imap_account: Account,
+                                            open_mailbox: Any) -> None:
+    for n in range(3):
+        append(imap_server, imap_account, mail(n))
+    box = open_mailbox(processed_folder="Processed")
+    uids = box.uids_after(0)
+    box.mark_processed(uids[:2])
+    assert box.uids_after(0) == [uids[2]]
+    assert flags_of(imap_server, imap_account) == [()]
+    assert flags_of(imap_server, imap_account, "Processed") == [(b"\\Seen",), (b"\\Seen",)]
+    box.mark_processed(uids[2:])  # the folder exists now
+    assert box.uids_after(0) == []
+    assert len(flags_of(imap_server, imap_account, "Processed")) == 3
+
+
+def test_mark_processed_without_a_folder_only_sets_seen(
+        imap_server: ImapTestServer, imap_account: Account, open_mailbox: Any) -> None:
+    append(imap_server, imap_account, mail(1))
+    box = open_mailbox()
+    box.mark_processed(box.uids_after(0))
+    box.mark_processed([])
+    assert flags_of(imap_server, imap_account) == [(b"\\Seen",)]
+
+
+# ---------------------------------------------------------------- waiting
+
+def _append_later(server: ImapTestServer, account: Account, delay: float,
+                  done: list[float]) -> threading.Thread:
+    def run() -> None:
+        time.sleep(delay)
+        append(server, account, mail(99))
+        done.append(time.monotonic())
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_idle_wakes_up_on_append_from_another_connection(
+        imap_server: ImapTestServer, imap_account: Account, open_mailbox: Any) -> None:
+    box = open_mailbox()
+    assert box.uids_after(0) == []
+    appended: list[float] = []
+    thread = _append_later(imap_server, imap_account, 0.3, appended)
+    assert box.wait(10) is True
+    woke = time.monotonic()
+    thread.join()
+    latency = woke - appended[0]
+    assert latency < 2.0, f"IDLE woke {latency:.3f} s after the APPEND"
+    assert len(box.uids_after(0)) == 1  # and the connection is usable after IDLE
+
+
+def test_idle_times_out_and_renews(imap_server: ImapTestServer, imap_account: Account,
+                                   open_mailbox: Any) -> None:
+    box = open_mailbox({"idle_renew_s": 0.2})
+    started = time.monotonic()
+    assert box.wait(0.9) is False
+    assert 0.85 < time.monotonic() - started < 3
+    appended: list[float] = []
+    thread = _append_later(imap_server, imap_account, 0.5, appended)
+    assert box.wait(10) is True  # a notice arriving after a renewal is still seen
+    thread.join()
+    assert len(box.uids_after(0)) == 1
+
+
+def test_wake_interrupts_idle(open_mailbox: Any) -> None:
+    box = open_mailbox()
+    timer = threading.Timer(0.2, box.wake)
+    timer.start()
+    started = time.monotonic()
+    assert box.wait(10) is False
+    assert time.monotonic() - started < 2
+    timer.join()
+    assert box.uids_after(0) == []
+
+
+def test_wait_without_idle_polls(open_mailbox: Any) -> None:
+    box = open_mailbox({"use_idle": False}, poll_interval=timedelta(seconds=0.3))
+    assert not box.supports_idle
+    assert box.wait(0.05) is False  # not due yet
+    started = time.monotonic()
+    assert box.wait(10) is True
+    assert 0.15 < time.monotonic() - started < 1.0
+    box.wake()
+    assert box.wait(10) is False
+
+
+# ---------------------------------------------------------------- failures
+
+def test_restart_mid_session_then_reconnect_continues(
+        imap_server: ImapTestServer, imap_account: Account, open_mailbox: Any) -> None:
+    for n in range(4):
+        append(imap_server, imap_account, mail(n))
+    box = open_mailbox({"batch_size": 2})
+    validity = box.uidvalidity
+    batches = box.fetch(box.uids_after(0))
+    first = next(batches)
+    imap_server.restart()
+    with pytest.raises(ImapConnectionLost):
+        next(batches)
+    assert not box.connected
+    _reconnect(box)
+    start = resume_point((validity, first[-1].uid), box.select())
+    assert not start.reset
+    rest = [m.raw for batch in box.fetch(box.uids_after(start.last_uid)) for m in batch]
+    assert rest == [mail(2), mail(3)]
+
+
+def test_restart_during_idle_raises(imap_server: ImapTestServer, open_mailbox: Any) -> None:
+    box = open_mailbox()
+    timer = threading.Timer(0.3, imap_server.restart)
+    timer.start()
+    try:
+        with pytest.raises(ImapConnectionLost):
+            box.wait(10)
+    finally:
+        timer.join()
+    _reconnect(box)
+    box.select()
+
+
+def _reconnect(box: Mailbox) -> None:
+    backoff = Backoff(base=0.05, cap=0.5)
+    for _ in range(40):
+        try:
+            box.connect()
+            backoff.reset()
+            return
+        except ImapConnectError:
+            time.sleep(backoff.next_delay())
+    raise AssertionError("could not reconnect")
+
+
+def test_uidvalidity_change_is_reported(imap_server: ImapTestServer, imap_account: Account,
+                                        open_mailbox: Any) -> None:
+    for n in range(2):
+        append(imap_server, imap_account, mail(n))
+    box = open_mailbox()
+    old = box.uidvalidity
+    last = box.uids_after(0)[-1]
+    box.close()
+    imap_server.change_uidvalidity(imap_account)
+    box.connect()
+    new = box.select()
+    assert new != old
+    start = resume_point((old, last), new)
+    assert start.reset and start.last_uid == 0
+    assert [m.raw for batch in box.fetch(box.uids_after(0)) for m in batch] == [mail(0), mail(1)]
