@@ -282,11 +282,17 @@ class Mailbox:
             )
 
     def _starttls(self, client: IMAPClient) -> None:
-        with self._errors("STARTTLS", connecting=True):
-            if not client.has_capability("STARTTLS"):
-                raise ImapTlsError(f"{self.name} STARTTLS: the server does not offer STARTTLS; "
-                                   "refusing to log in unencrypted (security: starttls)")
-            client.starttls(self.ssl_context)
+        """Upgrade or fail: whatever goes wrong here is a TLS error, never a plain login."""
+        try:
+            with self._errors("STARTTLS", connecting=True):
+                if not client.has_capability("STARTTLS"):
+                    raise ImapTlsError(f"{self.name} STARTTLS: the server does not offer "
+                                       "STARTTLS; refusing to log in unencrypted")
+                client.starttls(self.ssl_context)
+        except ImapTlsError:
+            raise
+        except ImapError as exc:
+            raise ImapTlsError(f"{exc}; refusing to log in unencrypted") from exc
 
     def close(self) -> None:
         """Log out if possible; always release the socket. Safe to call twice."""

@@ -125,6 +125,9 @@ class Session:
             self.tagged(exc.tag or "*", "BAD", str(exc))
             await self.flush()
             return
+        if self.folder is not None:
+            # Announce new mail first, so the command sees what the client was told of.
+            self.sync(expunges=False)
         status, reply = await self._execute(command)
         if self.state in ("selected", "logout") and self.folder is not None:
             self.sync(expunges=command.uid or command.name not in NO_EXPUNGE_NOTICES)
