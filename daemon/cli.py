@@ -163,6 +163,14 @@ def _settings(root: Path) -> Settings:
     return load_settings(root / "config", os.environ)
 
 
+# ------------------------------------------------------------------ explain
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from daemon.explain import explain_command
+
+    return explain_command(_settings(args.config), args.file, as_json=args.json)
+
+
 # ------------------------------------------------------------------ parsing and errors
 
 class _Parser(argparse.ArgumentParser):
@@ -207,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--body", default="")
     simulate.add_argument("--sender", default="someone@example.com")
     simulate.add_argument("--workflow", metavar="NAME", help="which workflow (if several)")
+    explain = add("explain", cmd_explain,
+                  "what Tierdesk makes of one raw mail (no store, no server)")
+    explain.add_argument("file", type=Path, metavar="FILE", help="a raw mail, e.g. a .eml file")
+    explain.add_argument("--json", action="store_true", help="one JSON object instead of text")
     run = add("run", cmd_run, "run the daemon")
     run.add_argument("--once", action="store_true",
                      help="process all pending work, then exit")

@@ -32,7 +32,7 @@ from email.message import Message
 from types import MappingProxyType
 
 from daemon.html_text import html_to_text
-from daemon.reply import strip_reply
+from daemon.reply import ReplyParts, split_reply
 
 MB = 1_000_000
 MAX_DEPTH = 20  # MIME nesting we follow; deeper parts are reported, not read
@@ -92,6 +92,7 @@ class InboundMessage:
     body_text: str
     html: str | None
     new_text: str
+    reply_marker: str | None        # what ended the new text ("attribution line ...")
     attachments: tuple[Attachment, ...]
     # Message-IDs inside message/rfc822 and text/rfc822-headers parts (bounces, forwards).
     embedded_message_ids: tuple[str, ...]
@@ -137,6 +138,7 @@ def _parse(raw: bytes, limits: ParseLimits) -> InboundMessage:
     message_id = normalise_message_id(_first(headers, "message-id"))
     sender = _addresses(headers.get("from", []))
     body_text, html = body.texts()
+    reply = _reply(body_text, html, body.plain_found)
     return InboundMessage(
         message_id=message_id or "sha256:" + hashlib.sha256(raw).hexdigest(),
         message_id_generated=message_id is None,
@@ -152,7 +154,8 @@ def _parse(raw: bytes, limits: ParseLimits) -> InboundMessage:
         headers=_kept(headers),
         body_text=body_text,
         html=html,
-        new_text=_new_text(body_text, html, body.plain_found),
+        new_text=reply.new_text,
+        reply_marker=reply.marker,
         attachments=attachments,
         embedded_message_ids=tuple(dict.fromkeys(body.embedded_ids)),
         size=len(raw),
@@ -160,11 +163,11 @@ def _parse(raw: bytes, limits: ParseLimits) -> InboundMessage:
     )
 
 
-def _new_text(body_text: str, html: str | None, plain_found: bool) -> str:
+def _reply(body_text: str, html: str | None, plain_found: bool) -> ReplyParts:
     """Reply stripping on the plain text; for HTML-only mail, on HTML with quotes marked."""
     if html is not None and not (plain_found and body_text.strip()):
-        return strip_reply(html_to_text(html, mark_quotes=True))
-    return strip_reply(body_text)
+        return split_reply(html_to_text(html, mark_quotes=True))
+    return split_reply(body_text)
 
 
 # ------------------------------------------------------------------ limits

@@ -47,7 +47,8 @@ _SEPARATOR_WORDS = (
     r"исходное сообщение|forwarded message|weitergeleitete nachricht|message transféré|"
     r"mensaje reenviado|doorgestuurd bericht|messaggio inoltrato|mensagem encaminhada|"
     r"vidarebefordrat meddelande|videresendt melding|videresendt meddelelse|"
-    r"wiadomość przekazana|välitetty viesti|пересылаемое сообщение|reply message"
+    r"wiadomość przekazana|välitetty viesti|пересылаемое сообщение|reply message|"
+    r"原始邮件|原始郵件|转发邮件|元のメッセージ|원본 메시지"
 )
 _SEPARATOR = re.compile(
     rf"^\s*(?:-{{2,}}|={{3,}})\s*(?:{_SEPARATOR_WORDS})\s*(?:-{{2,}}|={{3,}})\s*$"

@@ -1,0 +1,174 @@
+"""`tierdesk explain FILE [--json]`: what Tierdesk makes of one raw mail, for admins
+asking "why did this mail do that?". Reads the file and the settings only: no store, no
+server. Prints the classification and its reasons, the thread keys, the command tags, the
+new text of the reply (and what ended it), attachments and defects.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon.classify import Classification, classify
+from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_message
+from daemon.tags import TagScan, find_tags
+from daemon.thread_keys import ThreadKeys, thread_keys
+
+if TYPE_CHECKING:
+    from daemon.settings import Settings
+
+PROG = "tierdesk"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    message: InboundMessage
+    classification: Classification
+    keys: ThreadKeys
+    tags: TagScan
+
+
+def explain_mail(raw: bytes, *, support_address: str, own_addresses: Iterable[str] = (),
+                 domains: Iterable[str] = (), limits: ParseLimits | None = None) -> Explanation:
+    """Everything the ingest loop would decide about `raw`, without acting on it.
+    Raises MailRejected like parse_message."""
+    message = parse_message(raw, limits)
+    own = (support_address, *own_addresses)
+    return Explanation(message, classify(message, own),
+                       thread_keys(message, support_address, domains),
+                       find_tags(message.new_text))
+
+
+def explain_command(settings: Settings, path: Path, *, as_json: bool) -> int:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return _fail(f"cannot read {path}: {exc.strerror or exc}")
+    try:
+        result = explain_mail(raw, support_address=settings.mail.address,
+                              domains=(settings.site.domain,))
+    except MailRejected as exc:
+        return _fail(f"{path}: mail rejected: {exc.reason}")
+    print(json.dumps(to_json(result), ensure_ascii=False, indent=2) if as_json
+          else to_text(result, str(path)))
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 1
+
+
+# ------------------------------------------------------------------ JSON
+
+def to_json(result: Explanation) -> dict[str, Any]:
+    msg, verdict = result.message, result.classification
+    return {
+        "kind": verdict.kind,
+        "reason": verdict.reason,
+        "reasons": list(verdict.reasons),
+        "bounced_message_ids": list(verdict.bounced_message_ids),
+        "new_text": msg.new_text,
+        "reply_marker": msg.reply_marker,
+        "thread_keys": _keys_json(result.keys),
+        "commands": [{"name": c.name, "argument_text": c.argument_text, "line_no": c.line_no}
+                     for c in result.tags.commands],
+        "text_without_commands": result.tags.text,
+        **_message_json(msg),
+    }
+
+
+def _keys_json(keys: ThreadKeys) -> dict[str, Any]:
+    return {
+        "message_ids": list(keys.message_ids),
+        "subject_refs": list(keys.subject_refs),
+        "plus_refs": [{"ref": p.ref, "token": p.token, "address": p.address}
+                      for p in keys.plus_refs],
+    }
+
+
+def _message_json(msg: InboundMessage) -> dict[str, Any]:
+    return {
+        "message_id": msg.message_id,
+        "message_id_generated": msg.message_id_generated,
+        "subject": msg.subject,
+        "from": {"address": msg.from_addr, "name": msg.from_name},
+        "to": list(msg.to),
+        "cc": list(msg.cc),
+        "delivered_to": list(msg.delivered_to),
+        "date": msg.date.isoformat() if msg.date else None,
+        "in_reply_to": msg.in_reply_to,
+        "references": list(msg.references),
+        "attachments": [{"filename": a.filename, "content_type": a.content_type,
+                         "size": a.size, "sha256": a.sha256} for a in msg.attachments],
+        "defects": list(msg.defects),
+        "size": msg.size,
+    }
+
+
+# ------------------------------------------------------------------ text
+
+def to_text(result: Explanation, name: str) -> str:
+    sections = [_summary(result, name), _keys_text(result.keys), _commands_text(result.tags),
+                _new_text(result.message), _attachments_text(result.message),
+                _defects_text(result.message)]
+    return "\n\n".join(sections)
+
+
+def _summary(result: Explanation, name: str) -> str:
+    msg, verdict = result.message, result.classification
+    sender = f"{msg.from_name} <{msg.from_addr}>" if msg.from_name else msg.from_addr
+    generated = " (none in the mail: a hash of its bytes)" if msg.message_id_generated else ""
+    lines = [name,
+             f"kind:        {verdict.kind}",
+             f"reason:      {verdict.reason}",
+             *(f"also:        {r}" for r in verdict.reasons[1:]),
+             *(f"bounced:     {i}" for i in verdict.bounced_message_ids),
+             f"from:        {sender or '(none)'}",
+             f"subject:     {msg.subject or '(none)'}",
+             f"date:        {msg.date.isoformat() if msg.date else '(none or unreadable)'}",
+             f"message-id:  {msg.message_id}{generated}"]
+    return "\n".join(lines)
+
+
+def _keys_text(keys: ThreadKeys) -> str:
+    plus = [f"{p.ref}" + (f" (signed, token {p.token})" if p.token else "") + f" via {p.address}"
+            for p in keys.plus_refs]
+    return "\n".join([
+        "thread keys, tried in this order:",
+        f"  1. replied-to message ids: {', '.join(keys.message_ids) or '(none)'}",
+        f"  2. subject tags:           {', '.join(keys.subject_refs) or '(none)'}",
+        f"  3. plus addresses:         {'; '.join(plus) or '(none)'}",
+    ])
+
+
+def _commands_text(tags: TagScan) -> str:
+    if not tags.commands:
+        return "commands: (none in the new text)"
+    lines = [f"  line {c.line_no}: #{c.name}" + (f" {c.argument_text}" if c.argument_text else "")
+             for c in tags.commands]
+    return "\n".join(["commands:", *lines])
+
+
+def _new_text(msg: InboundMessage) -> str:
+    ended = f"ended by {msg.reply_marker}" if msg.reply_marker else "nothing quoted found"
+    body = [f"  | {line}" for line in msg.new_text.split("\n")] if msg.new_text else ["  (empty)"]
+    return "\n".join([f"new text ({ended}):", *body])
+
+
+def _attachments_text(msg: InboundMessage) -> str:
+    if not msg.attachments:
+        return "attachments: (none)"
+    lines = [f"  {a.filename}  {a.content_type}  {a.size} bytes  sha256 {a.sha256[:16]}"
+             for a in msg.attachments]
+    return "\n".join(["attachments:", *lines])
+
+
+def _defects_text(msg: InboundMessage) -> str:
+    if not msg.defects:
+        return "defects: (none)"
+    return "\n".join(["defects:", *(f"  {d}" for d in msg.defects)])
