@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import daemon.imap_server_commands  # noqa: F401 - registers the command handlers
 from daemon.imap_server_session import ServerConfig, Session
@@ -219,8 +219,8 @@ class Controller:
             return function()
         return self._run_async(run())
 
-    def _run_async(self, coroutine: object) -> T:
+    def _run_async(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
+            coroutine.close()
             raise RuntimeError("the embedded IMAP server is not running; call start()")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
-        return future.result(timeout=30)  # type: ignore[no-any-return]
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)

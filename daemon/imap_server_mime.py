@@ -164,7 +164,8 @@ def _disposition(message: Message) -> bytes:
     value = message.get_content_disposition()
     if value is None:
         return b"NIL"
-    params = {k.lower(): str(v) for k, v in message.get_params(header="content-disposition")[1:]}
+    pairs = message.get_params(header="content-disposition") or []
+    params = {k.lower(): str(v) for k, v in pairs[1:]}
     return paren([string(value.upper()), _params(params)])
 
 

@@ -52,8 +52,8 @@ def _keys(tokens: Iterator[Value]) -> Iterator[Predicate]:
 
 def _key(token: Value, tokens: Iterator[Value]) -> Predicate:
     if isinstance(token, list):
-        inner = list(_keys(iter(token)))
-        return lambda c: all(key(c) for key in inner)
+        group = list(_keys(iter(token)))
+        return lambda c: all(key(c) for key in group)
     word = text(token).upper()
     if word == "ALL":
         return lambda c: True

@@ -56,11 +56,16 @@ class Account:
 class ImapTestServer(Protocol):
     """What the tests need from either server."""
 
-    kind: str
-    host: str
-    port: int  # plain IMAP (Dovecot also offers STARTTLS here)
-    tls_port: int | None  # implicit TLS, when the server has it
-    ssl_context: ssl.SSLContext | None  # trusts the server's certificate
+    @property
+    def kind(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...  # plain IMAP (Dovecot also offers STARTTLS here)
+    @property
+    def tls_port(self) -> int | None: ...  # implicit TLS, when the server has it
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None: ...  # trusts the server's certificate
 
     def new_account(self) -> Account: ...
     def restart(self) -> None: ...
@@ -122,8 +127,8 @@ def unavailable(message: str) -> None:
 
 class EmbeddedServer:
     kind = "embedded"
-    tls_port = None
-    ssl_context = None
+    tls_port: int | None = None
+    ssl_context: ssl.SSLContext | None = None
 
     def __init__(self, controller: Controller) -> None:
         self.controller = controller

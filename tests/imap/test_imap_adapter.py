@@ -45,7 +45,8 @@ def open_mailbox(imap_server: ImapTestServer, imap_account: Account) -> Iterator
         box.close()
 
 
-def flags_of(server: ImapTestServer, account: Account, folder: str = "INBOX") -> list[tuple]:
+def flags_of(server: ImapTestServer, account: Account,
+             folder: str = "INBOX") -> list[tuple[bytes, ...]]:
     with client(server, account) as imap:
         imap.select_folder(folder, readonly=True)
         found = imap.fetch(imap.search("ALL"), ["FLAGS"])

@@ -161,8 +161,19 @@ def test_unknown_host_is_a_connect_error() -> None:
 
 
 class EmbeddedServerStub:
+    """Only what settings() reads; nothing listens."""
+
     kind = "stub"
     host = "127.0.0.1"
     port = 1
-    tls_port = None
-    ssl_context = None
+    tls_port: int | None = None
+    ssl_context: ssl.SSLContext | None = None
+
+    def new_account(self) -> Account:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        raise NotImplementedError
+
+    def change_uidvalidity(self, account: Account, folder: str = "INBOX") -> None:
+        raise NotImplementedError
