@@ -20,8 +20,8 @@ HISTORY_MARK = "\ue000[quoted history]"
 _BLOCKS = frozenset({
     "address", "article", "aside", "blockquote", "center", "dd", "div", "dl", "dt",
     "fieldset", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "th",
-    "thead", "tfoot", "tr", "ul",
+    "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "thead",
+    "tfoot", "tr", "ul",
 })
 _PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"})
 _SKIPPED = frozenset({"head", "script", "style", "title", "template", "noscript"})
