@@ -243,6 +243,8 @@ class SiteSettings(Frozen):
 class MailSettings(Frozen):
     address: EmailAddress = "support@localhost"
     name: str = "IT Support"
+    # Loop protection: an outside address gets at most this many automatic mails an hour.
+    max_auto_replies_per_hour: int = Field(default=10, ge=1)
 
 
 def _fill_port(data: object, ports: Mapping[str, int]) -> object:

@@ -171,6 +171,8 @@ class Outbox(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index(None, "status", "next_attempt_at"),
+        # Loop protection counts each address's automatic mails of the past hour.
+        Index(None, "recipients", "created_at"),
         CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
     )
 
@@ -191,6 +193,19 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class AutoSender(Base):
+    """An address that sent us automatic mail (auto-reply, bounce, list): loop protection
+    sends it no automatic mail for a while (daemon/outbox.py). Ingest records them."""
+
+    __tablename__ = "auto_senders"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower case
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    count: Mapped[int] = mapped_column(default=1)
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class MailboxCursor(Base):
