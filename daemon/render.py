@@ -121,10 +121,16 @@ class Renderer:
         if name not in self._variables:
             found: set[str] = set()
             for suffix in (TEXT, HTML):
-                source = self._env.loader.get_source(self._env, name + suffix)[0]  # type: ignore[union-attr]
-                found |= meta.find_undeclared_variables(self._env.parse(source))
+                found |= meta.find_undeclared_variables(self._parse(name + suffix))
             self._variables[name] = frozenset(found)
         return self._variables[name]
+
+    def _parse(self, filename: str) -> nodes.Template:
+        try:
+            source = self._env.loader.get_source(self._env, filename)[0]  # type: ignore[union-attr]
+            return self._env.parse(source)
+        except TemplateError as exc:
+            raise RenderError(f"{filename}: {type(exc).__name__}: {exc}") from None
 
     def _template(self, filename: str) -> Template:
         try:

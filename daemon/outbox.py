@@ -1,0 +1,572 @@
+"""The outbox: filling freshly inserted rows with a rendered mail, in the caller's transaction,
+and the row state changes the sender makes (claim, sent, retry, park, requeue).
+
+`materialize` is the Runtime's mail hook: for each pending row it resolves the recipient
+role, applies loop protection, renders the template and stores the finished MIME bytes, so
+the sender only moves bytes. A row that cannot go out is never an exception for the caller:
+it is `skipped` (loop protection, nobody to send to) or `parked` (a template or header
+failure) with the reason, and the ticket's timeline says so.
+
+Loop protection (issue 4): no automatic mail to our own address or its plus-variants; and,
+for addresses outside the directory (requesters, vendors), none to an address that sent us
+automatic mail in the past AUTO_SENDER_WINDOW (table auto_senders, filled by ingest through
+`record_auto_sender`), nor beyond `mail.max_auto_replies_per_hour` in the past hour.
+Directory addresses (teams, members, escalation manager) are exempt from the last two: a
+storm of handoffs to a tier must not be throttled, and they are ours.
+
+The SQL lives here rather than in store/repository.py because this module owns the outbox's
+lifecycle; the queries are small and each says which index it walks.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from daemon.config import Config
+from daemon.directory import Directory
+from daemon.mime import Address, Attachment, HeaderError, Mail, build, safe_message_ids
+from daemon.recipients import Recipient, resolve
+from daemon.render import Renderer, RenderError, when
+from daemon.settings import MailSettings, SiteSettings
+from daemon.store import repository
+from daemon.store.models import AutoSender, Event, Message, Outbox, Ticket
+from daemon.workflow.facts import EventRecord
+
+AUTO_SENDER_WINDOW = timedelta(days=1)  # a person's vacation reply must not silence them forever
+RATE_WINDOW = timedelta(hours=1)
+# Rows that count towards the hourly limit: everything on its way or gone.
+COUNTED = ("pending", "sending", "sent")
+ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
+TEXT_LIMIT = 4000  # characters of each mail quoted in a handoff's timeline
+HISTORY_KEYS = frozenset({"original", "timeline", "attachments"})
+ACTOR = "outbox"
+
+
+# ------------------------------------------------------------------ the writer
+
+@dataclass(frozen=True)
+class MailWriter:
+    """What rendering needs, built once from the config; callable as the Runtime mail hook."""
+
+    renderer: Renderer
+    directory: Directory
+    mail: MailSettings
+    site: SiteSettings
+    attach_limit: int = ATTACH_LIMIT
+
+    @classmethod
+    def from_config(cls, config: Config) -> MailWriter:
+        return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
+                   config.settings.site)
+
+    def __call__(self, session: Session, ticket: Ticket, rows: list[Outbox],
+                 now: datetime) -> None:
+        materialize(session, rows, self, now)
+
+    @property
+    def sender(self) -> Address:
+        return Address(self.mail.name, self.mail.address)
+
+    def reply_to(self, ref: str) -> Address:
+        """support+TD-12@<site domain>: replies thread by address even without headers."""
+        local = self.mail.address.rsplit("@", 1)[0].split("+", 1)[0]
+        return Address(self.mail.name, f"{local}+{ref}@{self.site.domain}")
+
+    def thread_root(self, ref: str) -> str:
+        """A Message-ID every mail of the ticket references, so clients keep them together."""
+        return f"<{ref}.ticket@{self.site.domain}>"
+
+    def is_own(self, address: str) -> bool:
+        """Our support address, or a plus-variant of it on its own or the site's domain."""
+        local, _, domain = address.lower().rpartition("@")
+        own_local, _, own_domain = self.mail.address.lower().rpartition("@")
+        return (local.split("+", 1)[0] == own_local.split("+", 1)[0]
+                and domain in (own_domain, self.site.domain.lower()))
+
+
+# ------------------------------------------------------------------ materialize
+
+def materialize(session: Session, rows: Iterable[Outbox], writer: MailWriter,
+                now: datetime) -> list[Outbox]:
+    """Render every pending, unrendered row in `rows` (in the caller's transaction)."""
+    done = []
+    for row in rows:
+        if row.status == "pending" and row.body is None:
+            _fill(session, row, writer, now)
+            done.append(row)
+    return done
+
+
+def _fill(session: Session, row: Outbox, writer: MailWriter, now: datetime) -> None:
+    ticket = session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    facts = _facts(row, ticket)
+    resolved = resolve(row.to_role, facts, writer.directory)
+    recipient = resolved.recipient
+    if recipient is None:
+        return skip(session, row, ticket, resolved.reason, now)
+    reason = loop_reason(session, recipient, writer, now)
+    if reason:
+        return skip(session, row, ticket, reason, now)
+    try:
+        mail = compose(session, row, ticket, recipient, facts, writer, now)
+        body = build(mail)
+    except (RenderError, HeaderError) as exc:
+        return park(session, row, ticket, f"cannot build the mail: {exc}", now)
+    _store(row, mail, body, recipient)
+
+
+def _facts(row: Outbox, ticket: Ticket | None) -> dict[str, Any]:
+    """The engine's context, with the ticket's current facts for anything it left out."""
+    if ticket is None:
+        return dict(row.context)
+    base = {"ref": ticket.ref, "subject": ticket.subject, "requester": ticket.requester,
+            "priority": ticket.priority, "state": ticket.state, "team": ticket.team,
+            "assignee": ticket.assignee, "vendor": ticket.vendor}
+    return {**base, **row.context}
+
+
+def _store(row: Outbox, mail: Mail, body: bytes, recipient: Recipient) -> None:
+    row.recipients = recipient.address
+    row.subject = mail.subject
+    row.body = body
+    row.headers = {
+        "From": mail.sender.header(), "To": recipient.address,
+        "Reply-To": mail.reply_to.address if mail.reply_to else None,
+        "In-Reply-To": mail.in_reply_to, "References": " ".join(mail.references),
+        "Auto-Submitted": mail.auto_submitted,
+        "Attachments": [a.filename for a in mail.attachments],
+    }
+
+
+def compose(session: Session, row: Outbox, ticket: Ticket | None, recipient: Recipient,
+            facts: dict[str, Any], writer: MailWriter, now: datetime) -> Mail:
+    """The mail for one row: rendered parts plus every header."""
+    wanted = writer.renderer.variables(row.template)
+    history = (_history(session, ticket, recipient, writer.attach_limit)
+               if wanted & HISTORY_KEYS else None)
+    context = {**facts, **enrich(facts, writer, now), **(history.context if history else {})}
+    rendered = writer.renderer.render(row.template, context)
+    ref = str(facts.get("ref") or "")
+    in_reply_to, references = _threading(session, row, ticket, recipient, writer)
+    return Mail(
+        sender=writer.sender, to=(Address(recipient.name, recipient.address),),
+        subject=_tagged(rendered.subject, ref), message_id=row.message_id, date=now,
+        text=rendered.text, html=rendered.html,
+        reply_to=writer.reply_to(ref) if ref else None,
+        in_reply_to=in_reply_to, references=references,
+        auto_submitted="auto-replied" if recipient.role == "requester" else "auto-generated",
+        attachments=history.attachments if history else (),
+        extra_headers=_extra_headers(ref),
+    )
+
+
+def _tagged(subject: str, ref: str) -> str:
+    """Every subject carries [TD-n], even when an edited template forgot it."""
+    tag = f"[{ref}]"
+    return subject if not ref or tag in subject else f"{tag} {subject}"
+
+
+def _extra_headers(ref: str) -> tuple[tuple[str, str], ...]:
+    # Asks Exchange not to answer with out-of-office notes; bounces quote X-Tierdesk-Ref.
+    suppress = (("X-Auto-Response-Suppress", "All"),)
+    return (*suppress, ("X-Tierdesk-Ref", ref)) if ref else suppress
+
+
+# ------------------------------------------------------------------ context the outbox adds
+
+def enrich(facts: dict[str, Any], writer: MailWriter, now: datetime) -> dict[str, Any]:
+    """The cheap keys of render.ENRICHED_SAMPLE: names from the directory, times, addresses."""
+    directory = writer.directory
+    ref = str(facts.get("ref") or "")
+    deadline = _moment(facts.get("deadline"))
+    return {
+        "team_name": _team_name(directory, facts.get("team")),
+        "previous_team_name": _team_name(directory, facts.get("previous_team")),
+        "vendor_name": _vendor_name(directory, facts.get("vendor")),
+        "assignee_name": _member_name(directory, facts.get("assignee")),
+        "support_address": writer.mail.address,
+        "reply_address": writer.reply_to(ref).address if ref else writer.mail.address,
+        "deadline_text": when(deadline) if deadline else None,
+        "time_left": time_left(deadline, now) if deadline else None,
+    }
+
+
+def _team_name(directory: Directory, key: object) -> str | None:
+    team = directory.teams.get(str(key)) if key else None
+    return team.name if team else None
+
+
+def _vendor_name(directory: Directory, key: object) -> str | None:
+    vendor = directory.vendors.get(str(key)) if key else None
+    return vendor.name if vendor else None
+
+
+def _member_name(directory: Directory, address: object) -> str | None:
+    found = directory.member_by_address(str(address)) if address else None
+    return found[1].name if found else None
+
+
+def _moment(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+
+
+def time_left(deadline: datetime, now: datetime) -> str:
+    """`3h 20m`, `2d 4h`, or `overdue by 15m`: wall-clock time until the engine's deadline."""
+    seconds = int((deadline - now).total_seconds())
+    text = _span(abs(seconds))
+    return text if seconds >= 0 else f"overdue by {text}"
+
+
+def _span(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m"
+
+
+# ------------------------------------------------------------------ a ticket's history
+
+@dataclass(frozen=True)
+class History:
+    context: dict[str, Any]
+    attachments: tuple[Attachment, ...]
+
+
+def _history(session: Session, ticket: Ticket | None, recipient: Recipient,
+             attach_limit: int) -> History:
+    """Original report, timeline and attachments; outsiders get no notes and no mails."""
+    if ticket is None:
+        return History({"original": None, "timeline": [], "attachments": []}, ())
+    events = [_event_entry(e) for e in repository.timeline(session, ticket)]
+    if recipient.external:
+        events = [e for e in events if not e["internal"]]
+        return History({"original": None, "timeline": events, "attachments": []}, ())
+    mails = [_parsed(m) for m in _inbound(session, ticket)]
+    timeline = sorted([*(_mail_entry(m, ticket) for m in mails), *events],
+                      key=lambda entry: entry["at"])
+    listed, files = _attachments(mails, attach_limit)
+    original = _original(mails[0]) if mails else None
+    return History({"original": original, "timeline": timeline, "attachments": listed}, files)
+
+
+def _inbound(session: Session, ticket: Ticket) -> list[Message]:
+    stmt = (select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in")
+            .order_by(Message.id))
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    row: Message
+    mail: EmailMessage | None
+
+
+def _parsed(row: Message) -> _Parsed:
+    if not row.raw:
+        return _Parsed(row, None)
+    parsed = email.message_from_bytes(row.raw, policy=email.policy.default)
+    return _Parsed(row, parsed if isinstance(parsed, EmailMessage) else None)
+
+
+def _event_entry(event: Event) -> dict[str, Any]:
+    return {"at": event.at.isoformat(), "actor": event.actor, "kind": event.kind,
+            "from_state": event.from_state, "to_state": event.to_state,
+            "reason": event.reason, "text": "", "internal": bool(event.data.get("internal"))}
+
+
+def _mail_entry(parsed: _Parsed, ticket: Ticket) -> dict[str, Any]:
+    row = parsed.row
+    at = row.received_at or row.sent_at
+    sender = row.sender or ""
+    return {"at": at.isoformat() if at else "", "actor": sender, "kind": "mail",
+            "from_state": None, "to_state": None, "reason": row.subject or "",
+            "text": _text(parsed.mail), "internal": ticket.requester.lower() not in sender.lower()}
+
+
+def _original(parsed: _Parsed) -> dict[str, Any]:
+    row = parsed.row
+    return {"sender": row.sender or "", "subject": row.subject or "",
+            "at": row.received_at.isoformat() if row.received_at else "",
+            "text": _text(parsed.mail)}
+
+
+_TAGS = re.compile(r"<[^>]*>")
+
+
+def _text(mail: EmailMessage | None) -> str:
+    """The readable text of a stored mail, shortened for a handoff."""
+    if mail is None:
+        return ""
+    part = mail.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    try:
+        text = str(part.get_content())
+    except (LookupError, ValueError):  # an unknown charset or a broken encoding
+        return ""
+    if part.get_content_type() == "text/html":
+        text = html.unescape(_TAGS.sub("", text))
+    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "\n[...]"
+
+
+def _attachments(mails: Sequence[_Parsed],
+                 limit: int) -> tuple[list[dict[str, Any]], tuple[Attachment, ...]]:
+    """Every attachment the ticket's mails carried: listed always, attached while the total
+    stays under `limit`."""
+    used = 0
+    listed: list[dict[str, Any]] = []
+    files: list[Attachment] = []
+    for parsed in mails:
+        if parsed.mail is None:
+            continue
+        for part in parsed.mail.iter_attachments():
+            data = part.get_payload(decode=True)
+            if not isinstance(data, bytes):
+                continue
+            attach = used + len(data) <= limit
+            used += len(data) if attach else 0
+            name = part.get_filename() or "attachment"
+            listed.append({"filename": name, "content_type": part.get_content_type(),
+                           "size": len(data), "sender": parsed.row.sender or "",
+                           "at": _iso(parsed.row.received_at), "attached": attach})
+            if attach:
+                files.append(Attachment(name, part.get_content_type(), data))
+    return listed, tuple(files)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""
+
+
+# ------------------------------------------------------------------ threading
+
+def _threading(session: Session, row: Outbox, ticket: Ticket | None, recipient: Recipient,
+               writer: MailWriter) -> tuple[str | None, tuple[str, ...]]:
+    """In-Reply-To and References: every mail of a ticket references its thread root; a mail
+    to the requester also answers their latest mail and references their first."""
+    if ticket is None:
+        return None, ()
+    root = writer.thread_root(ticket.ref)
+    if recipient.role != "requester":
+        return root, (root,)
+    first, last = _first_and_last_inbound(session, ticket)
+    references = safe_message_ids([root, first, last])
+    parent = references[-1] if references else root
+    return parent, references
+
+
+def _first_and_last_inbound(session: Session, ticket: Ticket) -> tuple[str | None, str | None]:
+    # Walks ix_messages_ticket_id; two one-row lookups, whatever the length of the ticket.
+    base = select(Message.message_id).where(Message.ticket_id == ticket.id,
+                                            Message.direction == "in").limit(1)
+    first = session.scalar(base.order_by(Message.id))
+    last = session.scalar(base.order_by(Message.id.desc()))
+    return first, last
+
+
+# ------------------------------------------------------------------ loop protection
+
+def loop_reason(session: Session, recipient: Recipient, writer: MailWriter,
+                now: datetime) -> str | None:
+    """Why no automatic mail may go to this recipient now, or None."""
+    if writer.is_own(recipient.address):
+        return f"{recipient.address} is our own address: a mail to it would loop"
+    if not recipient.external:
+        return None
+    auto = session.get(AutoSender, recipient.key)
+    if auto is not None and auto.last_seen > now - AUTO_SENDER_WINDOW:
+        return (f"{recipient.address} sent automatic mail at {when(auto.last_seen)} "
+                f"({auto.reason or 'auto-reply'}); no automatic mail to it for "
+                f"{int(AUTO_SENDER_WINDOW.total_seconds() // 3600)}h")
+    limit = writer.mail.max_auto_replies_per_hour
+    count = recent_mails(session, recipient.address, now)
+    if count >= limit:
+        return (f"{recipient.address} already got {count} automatic mails in the past hour "
+                f"(mail.max_auto_replies_per_hour is {limit})")
+    return None
+
+
+def recent_mails(session: Session, address: str, now: datetime) -> int:
+    """Automatic mails to `address` created in the past hour (ix_outbox_recipients_created_at)."""
+    stmt = select(func.count()).select_from(Outbox).where(
+        Outbox.recipients == address, Outbox.created_at > now - RATE_WINDOW,
+        Outbox.status.in_(COUNTED))
+    return int(session.scalar(stmt) or 0)
+
+
+def record_auto_sender(session: Session, address: str, now: datetime, reason: str) -> None:
+    """Ingest calls this for every automatic mail it sees (auto-reply, bounce, list)."""
+    key = address.strip().lower()
+    row = session.get(AutoSender, key, with_for_update=True)
+    if row is None:
+        session.add(AutoSender(address=key, first_seen=now, last_seen=now, count=1,
+                               reason=reason))
+        return
+    row.last_seen = max(row.last_seen, now)
+    row.count += 1
+    row.reason = reason
+
+
+# ------------------------------------------------------------------ skipping and parking
+
+def skip(session: Session, row: Outbox, ticket: Ticket | None, reason: str,
+         now: datetime) -> None:
+    row.status, row.last_error = "skipped", reason
+    _note(session, ticket, row, "mail_skipped", reason, now)
+
+
+def park(session: Session, row: Outbox, ticket: Ticket | None, reason: str,
+         now: datetime) -> None:
+    row.status, row.last_error = "parked", reason
+    _note(session, ticket, row, "mail_parked", reason, now)
+
+
+def _note(session: Session, ticket: Ticket | None, row: Outbox, kind: str, reason: str,
+          now: datetime) -> None:
+    if ticket is None:
+        return
+    record = EventRecord(kind, ACTOR, ticket.state, ticket.state, reason,
+                         {"template": row.template, "to": row.to_role,
+                          "message_id": row.message_id})
+    repository.add_events(session, ticket, [record], now)
+
+
+# ------------------------------------------------------------------ the sender's side
+
+@dataclass(frozen=True)
+class Claimed:
+    """A rendered row taken for sending; only what SMTP needs."""
+
+    id: int
+    message_id: str
+    recipients: tuple[str, ...]
+    body: bytes
+    attempts: int
+
+
+def claim(session: Session, now: datetime, limit: int, lease_until: datetime) -> list[Claimed]:
+    """Take up to `limit` due rows: pending ones, and `sending` ones whose lease ran out (their
+    sender died). They become `sending` until `lease_until`; on PostgreSQL rows another
+    sender holds are skipped, so no row is sent by two senders."""
+    due = or_(Outbox.status == "pending", Outbox.status == "sending")
+    stmt = (select(Outbox.id, Outbox.message_id, Outbox.recipients, Outbox.body,
+                   Outbox.attempts)
+            .where(due, Outbox.next_attempt_at <= now, Outbox.body.is_not(None))
+            .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+            .with_for_update(skip_locked=True))
+    rows = [Claimed(r.id, r.message_id, tuple(_split(r.recipients)), r.body, r.attempts)
+            for r in session.execute(stmt)]
+    if rows:
+        session.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]))
+                        .values(status="sending", next_attempt_at=lease_until)
+                        .execution_options(synchronize_session=False))
+    return rows
+
+
+def _split(recipients: str | None) -> list[str]:
+    return [part.strip() for part in (recipients or "").split(",") if part.strip()]
+
+
+def unrendered(session: Session, now: datetime, limit: int) -> list[Outbox]:
+    """Due rows nobody rendered (a caller without the mail hook, or a requeued failure)."""
+    stmt = (select(Outbox).where(Outbox.status == "pending", Outbox.body.is_(None),
+                                 Outbox.next_attempt_at <= now)
+            .order_by(Outbox.id).limit(limit).with_for_update(skip_locked=True))
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed row. status: sent, pending (retry) or parked."""
+
+    id: int
+    status: str
+    attempts: int
+    note: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+def record(session: Session, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Write the outcomes of a batch, one executemany per kind. Only rows still `sending` are
+    touched: a row another sender re-took after a lapsed lease is left to that sender."""
+    sent = [o for o in outcomes if o.status == "sent"]
+    again = [o for o in outcomes if o.status != "sent"]
+    connection = session.connection()
+    table = Outbox.__table__
+    assert isinstance(table, Table)
+    mine = (table.c.id == bindparam("b_id")) & (table.c.status == "sending")
+    if sent:
+        connection.execute(
+            update(table).where(mine).values(status="sent", sent_at=now,
+                                             attempts=bindparam("b_attempts"),
+                                             last_error=bindparam("b_note")),
+            [{"b_id": o.id, "b_attempts": o.attempts, "b_note": o.note} for o in sent])
+    if again:
+        connection.execute(
+            update(table).where(mine).values(
+                status=bindparam("b_status"), attempts=bindparam("b_attempts"),
+                last_error=bindparam("b_note"), next_attempt_at=bindparam("b_next")),
+            [{"b_id": o.id, "b_status": o.status, "b_attempts": o.attempts,
+              "b_note": o.note, "b_next": o.next_attempt_at or now} for o in again])
+    _note_parked(session, [o for o in again if o.status == "parked"], now)
+
+
+def _note_parked(session: Session, parked: Sequence[Outcome], now: datetime) -> None:
+    if not parked:
+        return
+    rows = session.scalars(select(Outbox).where(Outbox.id.in_([o.id for o in parked])))
+    for row in rows:
+        ticket = session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+        _note(session, ticket, row, "mail_parked", row.last_error or "", now)
+
+
+def next_due(session: Session) -> datetime | None:
+    """When the earliest pending or leased row comes due (the daemon's sleep)."""
+    stmt = select(func.min(Outbox.next_attempt_at)).where(
+        Outbox.status.in_(("pending", "sending")))
+    return session.scalar(stmt)
+
+
+# ------------------------------------------------------------------ `outbox` and `outbox retry`
+
+def rows_with_status(session: Session, statuses: Sequence[str], *, limit: int,
+                     newest_first: bool = False, since: datetime | None = None) -> list[Outbox]:
+    stmt = select(Outbox).where(Outbox.status.in_(statuses))
+    if since is not None:
+        stmt = stmt.where(Outbox.sent_at >= since)
+    order = (Outbox.sent_at.desc(), Outbox.id.desc()) if newest_first else (Outbox.id,)
+    return list(session.scalars(stmt.order_by(*order).limit(limit)))
+
+
+class NotParked(LookupError):
+    """`outbox retry` named a row that does not exist or is not parked."""
+
+
+def requeue(session: Session, row_id: int, now: datetime) -> Outbox:
+    """A parked row back to pending, due now, with a fresh set of attempts."""
+    row = session.get(Outbox, row_id, with_for_update=True)
+    if row is None:
+        raise NotParked(f"no outbox row {row_id}")
+    if row.status != "parked":
+        raise NotParked(f"outbox row {row_id} is {row.status}, not parked; only parked "
+                        "mail can be retried")
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, now
+    ticket = session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    _note(session, ticket, row, "mail_requeued", f"requeued by hand after: {row.last_error}", now)
+    return row

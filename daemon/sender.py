@@ -1,0 +1,263 @@
+"""The sender loop: drains the outbox over a pool of SMTP connections.
+
+One pass claims due rows in batches (short transactions; rows become `sending` under a lease),
+hands them to one worker per connection, and records the outcomes together with the next
+claim. Mail is delivered at least once: a sender that dies after the server took a mail but
+before recording it leaves the row `sending`; when the lease runs out another pass sends it
+again, with the same Message-ID, so the duplicate is recognisable.
+
+- accepted: `sent`.
+- 4xx: back to `pending`, due after an exponential backoff with jitter; parked after
+  `max_attempts` tries.
+- 5xx or unsendable: `parked` with the server's answer.
+- the server unreachable (refused, TLS, login, dropped line): the pass stops; the rows it
+  had taken go back to `pending` with a backoff and are never parked for it. One log line
+  says so; no traceback.
+
+`run_once` is the `--once` mode: one pass over what is due at its start, no sleeping through
+a backoff. `run` repeats passes until stopped, sleeping until the next row is due or `wake()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from daemon import outbox
+from daemon.outbox import Claimed, MailWriter, Outcome
+from daemon.smtp import (
+    Accepted,
+    ConnectionTrouble,
+    PermanentFailure,
+    SmtpError,
+    SmtpPool,
+    TemporaryFailure,
+)
+from daemon.store.database import Database
+
+log = logging.getLogger("tierdesk.sender")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    batch: int = 100
+    max_attempts: int = 8
+    backoff: timedelta = timedelta(minutes=1)  # first retry; doubles each time
+    backoff_cap: timedelta = timedelta(hours=1)
+    # A claimed row is re-taken by another pass after this; longer than any batch can take.
+    lease: timedelta = timedelta(minutes=15)
+    idle_poll: timedelta = timedelta(seconds=30)
+
+
+@dataclass
+class PassReport:
+    sent: int = 0
+    retried: int = 0
+    parked: int = 0
+    released: int = 0
+    outage: str | None = None
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.parked + self.released
+
+
+def backoff(attempts: int, settings: SenderSettings, rng: Callable[[], float]) -> timedelta:
+    """Exponential, capped, with "equal jitter": between half and all of the step, so senders
+    that failed together do not all come back together."""
+    doubling: int = 2 ** min(max(attempts - 1, 0), 30)
+    step = min(settings.backoff * doubling, settings.backoff_cap)
+    return step / 2 + step / 2 * rng()
+
+
+@dataclass
+class _Pass:
+    """The shared state of one pass: outcomes not yet written, and whether SMTP is down."""
+
+    report: PassReport = field(default_factory=PassReport)
+    outcomes: list[Outcome] = field(default_factory=list)
+    outage: str | None = None
+    retry_at: datetime | None = None
+
+    def take(self) -> list[Outcome]:
+        taken, self.outcomes = self.outcomes, []
+        return taken
+
+
+class Sender:
+    def __init__(self, database: Database, pool: SmtpPool, envelope_from: str, *,
+                 settings: SenderSettings = SenderSettings(), writer: MailWriter | None = None,
+                 clock: Callable[[], datetime] = utcnow,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.database = database
+        self.pool = pool
+        self.envelope_from = envelope_from
+        self.settings = settings
+        self.writer = writer
+        self.clock = clock
+        self.rng = rng
+        self._wake = asyncio.Event()
+
+    # ------------------------------------------------------------ loops
+
+    async def run_once(self) -> PassReport:
+        """One pass over the rows due now; returns what happened to them."""
+        cutoff = self.clock()
+        if self.writer is not None:
+            await asyncio.to_thread(self._render_leftovers, cutoff)
+        state = _Pass()
+        queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=self.settings.batch)
+        workers = [asyncio.create_task(self._work(queue, state)) for _ in range(self.pool.size)]
+        try:
+            await self._feed(queue, state, cutoff)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+            await asyncio.to_thread(self._record, state.take())
+        if state.outage:
+            state.report.outage = state.outage
+            self._log_outage(state)
+        return state.report
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Pass after pass until `stop` is set; a failing pass is logged, never fatal."""
+        while not stop.is_set():
+            self._wake.clear()  # a wake() during the pass then starts the next one at once
+            try:
+                await self.run_once()
+            except Exception as exc:  # the loop must outlive a database hiccup
+                log.error("sender: pass failed: %s: %s", type(exc).__name__, exc)
+            await self._sleep(stop)
+
+    def wake(self) -> None:
+        """New mail is committed: start the next pass now (ingest and clock call this)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------ a pass
+
+    async def _feed(self, queue: asyncio.Queue[Claimed | None], state: _Pass,
+                    cutoff: datetime) -> None:
+        """Claim batch after batch (recording the last batch's outcomes in the same
+        transaction) until nothing is due or SMTP is down."""
+        while state.outage is None:
+            rows = await asyncio.to_thread(self._record_and_claim, state.take(), cutoff)
+            if not rows:
+                return
+            for row in rows:
+                await queue.put(row)
+
+    async def _work(self, queue: asyncio.Queue[Claimed | None], state: _Pass) -> None:
+        while (row := await queue.get()) is not None:
+            if state.outage is not None:
+                state.outcomes.append(self._release(row, state))
+                continue
+            outcome = await self._deliver(row, state)
+            # Appended after the await: `take()` may have swapped the list meanwhile.
+            state.outcomes.append(outcome)
+
+    async def _deliver(self, row: Claimed, state: _Pass) -> Outcome:
+        try:
+            accepted = await self.pool.send(self.envelope_from, row.recipients, row.body)
+        except ConnectionTrouble as exc:
+            return self._down(row, state, str(exc))
+        except TemporaryFailure as exc:
+            return self._retry(row, state, str(exc))
+        except PermanentFailure as exc:
+            return self._park(row, state, f"refused: {exc}")
+        except SmtpError as exc:
+            return self._retry(row, state, str(exc))
+        except Exception as exc:  # a bug must cost one mail a try, never the worker
+            log.exception("sender: unexpected error sending outbox row %d", row.id)
+            return self._retry(row, state, f"internal error: {type(exc).__name__}: {exc}")
+        return self._sent(row, state, accepted)
+
+    # ------------------------------------------------------------ outcomes
+
+    def _sent(self, row: Claimed, state: _Pass, accepted: Accepted) -> Outcome:
+        state.report.sent += 1
+        note = None
+        if accepted.refused:
+            note = "some recipients refused: " + "; ".join(
+                f"{rcpt}: {why}" for rcpt, why in accepted.refused.items())
+        return Outcome(row.id, "sent", row.attempts + 1, note)
+
+    def _retry(self, row: Claimed, state: _Pass, reason: str) -> Outcome:
+        attempts = row.attempts + 1
+        if attempts >= self.settings.max_attempts:
+            return self._park(row, state, f"gave up after {attempts} attempts: {reason}")
+        state.report.retried += 1
+        retry_at = self.clock() + backoff(attempts, self.settings, self.rng)
+        return Outcome(row.id, "pending", attempts, reason, retry_at)
+
+    def _park(self, row: Claimed, state: _Pass, reason: str) -> Outcome:
+        state.report.parked += 1
+        return Outcome(row.id, "parked", row.attempts + 1, reason, self.clock())
+
+    def _down(self, row: Claimed, state: _Pass, reason: str) -> Outcome:
+        """The server is unusable: this row counts a try (never parked for it); the pass ends."""
+        attempts = row.attempts + 1
+        retry_at = self.clock() + backoff(attempts, self.settings, self.rng)
+        if state.outage is None:
+            state.outage, state.retry_at = reason, retry_at
+        state.report.retried += 1
+        return Outcome(row.id, "pending", attempts, reason, retry_at)
+
+    def _release(self, row: Claimed, state: _Pass) -> Outcome:
+        """Claimed but not tried because the server is down: back to the queue, no try counted."""
+        state.report.released += 1
+        return Outcome(row.id, "pending", row.attempts, state.outage, state.retry_at)
+
+    # ------------------------------------------------------------ database (worker threads)
+
+    def _record_and_claim(self, outcomes: list[Outcome], cutoff: datetime) -> list[Claimed]:
+        now = self.clock()
+        with self.database.transaction() as session:
+            if outcomes:
+                outbox.record(session, outcomes, now)
+            return outbox.claim(session, cutoff, self.settings.batch, now + self.settings.lease)
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if outcomes:
+            with self.database.transaction() as session:
+                outbox.record(session, outcomes, self.clock())
+
+    def _render_leftovers(self, cutoff: datetime) -> None:
+        assert self.writer is not None
+        while True:
+            with self.database.transaction() as session:
+                rows = outbox.unrendered(session, cutoff, self.settings.batch)
+                outbox.materialize(session, rows, self.writer, self.clock())
+            if len(rows) < self.settings.batch:
+                return
+
+    def _next_due(self) -> datetime | None:
+        with self.database.reading() as session:
+            return outbox.next_due(session)
+
+    # ------------------------------------------------------------ sleeping and logging
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        due = await asyncio.to_thread(self._next_due)
+        limit = self.settings.idle_poll.total_seconds()
+        delay = limit if due is None else (due - self.clock()).total_seconds()
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+        await asyncio.wait(waiters, timeout=min(max(delay, 0.0), limit),
+                           return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+    def _log_outage(self, state: _Pass) -> None:
+        queued = state.report.retried + state.report.released
+        when = state.retry_at.strftime("%H:%M:%S UTC") if state.retry_at else "later"
+        log.warning("sender: %s; %d mail(s) stay queued, next try at %s",
+                    state.outage, queued, when)
