@@ -156,6 +156,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     return show_command(_settings(args.config), args.ref)
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from daemon.cli_outbox import outbox_main
+
+    return outbox_main(_settings(args.config), args.action, args.id, args.json)
+
+
 def _settings(root: Path) -> Settings:
     """Only settings: listing tickets should not fail because a template has a typo."""
     from daemon.settings import load_settings
@@ -205,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     tickets.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     show = add("show", cmd_show, "one ticket and its whole timeline")
     show.add_argument("ref", metavar="REF", help="a ticket reference such as TD-1234")
+    outbox = add("outbox", cmd_outbox, "pending, parked and recently sent mail; "
+                 "`outbox retry ID` requeues a parked one")
+    outbox.add_argument("action", nargs="?", choices=("retry",), help="requeue a parked mail")
+    outbox.add_argument("id", nargs="?", type=int, metavar="ID", help="the outbox row to retry")
+    outbox.add_argument("--json", action="store_true", help="JSON instead of tables")
     simulate = add("simulate", cmd_simulate,
                    "when a new ticket's reminders, warnings and escalations would fire")
     simulate.add_argument("--priority", metavar="P", help="force this priority (default: triage)")
