@@ -382,14 +382,16 @@ class _Body:
 
     def collect(self, root: Message) -> None:
         for path, part, leaf in _parts(root, self.defects):
-            self._note_defects(path, part)
-            if not leaf:
-                continue
-            try:
-                self._leaf(path, part)
-            except Exception as exc:  # one unreadable part must not lose the mail
-                self.defects.append(f"{_where(path)}: could not be read "
-                                    f"({type(exc).__name__}: {exc})")
+            if leaf:
+                self._read_leaf(path, part)
+            self._note_defects(path, part)  # after reading: decoding adds base64 defects
+
+    def _read_leaf(self, path: str, part: Message) -> None:
+        try:
+            self._leaf(path, part)
+        except Exception as exc:  # one unreadable part must not lose the mail
+            self.defects.append(f"{_where(path)}: could not be read "
+                                f"({type(exc).__name__}: {exc})")
 
     def _note_defects(self, path: str, part: Message) -> None:
         for defect in part.defects:
@@ -422,7 +424,7 @@ class _Body:
         self.attachments.append(Attachment(
             filename=_filename(part, path, ctype), content_type=ctype, size=len(content),
             sha256=hashlib.sha256(content).hexdigest(), content=content,
-            content_id=(normalise_message_id(part.get("content-id", "")) or None),
+            content_id=str(part.get("content-id", "")).strip().strip("<>") or None,
             inline=str(part.get("content-disposition", "")).lower().startswith("inline")))
 
     def _embedded_ids(self, content: bytes) -> None:

@@ -1,0 +1,394 @@
+"""Parsing raw mail into InboundMessage: headers, charsets, bodies, attachments, defects,
+limits, and that no byte input raises anything but MailRejected."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from daemon.message import (
+    MB,
+    InboundMessage,
+    MailRejected,
+    ParseLimits,
+    decode_header,
+    message_ids,
+    normalise_message_id,
+    parse_message,
+    unflow,
+)
+
+MAILS = Path(__file__).parent / "mails"
+CORPUS = sorted(MAILS.glob("*.eml"))
+
+
+def load(name: str, limits: ParseLimits | None = None) -> InboundMessage:
+    return parse_message((MAILS / name).read_bytes(), limits)
+
+
+# ------------------------------------------------------------------ headers
+
+HEADERS = [
+    # file, subject, from address, from name
+    ("gmail_reply.eml", "Re: [TD-12] VPN drops every hour", "alice.nguyen@gmail.com",
+     "Alice Nguyen"),
+    ("german_outlook_reply.eml", "AW: [TD-7] Drucker druckt nicht",
+     "guenther.schaefer@example.de", "Günther Schäfer"),
+    ("german_gmail_reply.eml", "Re: [TD-8] Passwort zurücksetzen", "jana.becker@gmail.com",
+     "Jana Becker"),
+    ("french_iphone_reply.eml", "RE: [TD-9] Accès VPN", "helene.dubois@example.fr",
+     "Hélène Dubois"),
+    ("chinese_foxmail_reply.eml", "回复：[TD-11] 打印机无法连接", "li.wei@example.cn", "李伟"),
+    ("new_ticket_latin1.eml", "Bildschirm flackert im Büro 3.17", "juergen.mueller@example.de",
+     "Jürgen Müller"),
+    ("new_ticket_attachments.eml", "Fehler beim Öffnen: Prüfbericht.pdf",
+     "greta.holm@example.com", "Greta Holm"),
+    ("eight_bit_headers.eml", "Skrivaren på plan 4 – fungerar inte", "zoe.angstrom@example.se",
+     "Zoë Ångström"),
+    ("unknown_charset.eml", "Café machine display broken", "kiosk7@example.com",
+     "Kiosk Terminal"),
+    ("missing_message_id.eml", "Backup job failed on nas01", "root@nas01.example.com",
+     "Cron Daemon"),
+    ("qmail_bounce.eml", "failure notice", "MAILER-DAEMON@mail.example.info", ""),
+    ("exchange_ndr.eml", "Undeliverable: [TD-45] Your request was escalated",
+     "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@example.org", "Microsoft Outlook"),
+    ("french_autoreply.eml", "Réponse automatique : [TD-9] Accès VPN",
+     "amelie.martin@example.fr", "Amélie Martin"),
+]
+
+
+@pytest.mark.parametrize(("name", "subject", "address", "display"), HEADERS)
+def test_headers_are_decoded(name: str, subject: str, address: str, display: str) -> None:
+    message = load(name)
+    assert (message.subject, message.from_addr, message.from_name) == (subject, address, display)
+
+
+def test_identity_and_threading_headers() -> None:
+    message = load("gmail_reply.eml")
+    assert message.message_id == "caf=k2vw7zqx1mj4n_r8bt5yls0pe@mail.gmail.com"
+    assert not message.message_id_generated
+    assert message.in_reply_to == "td-out-12-2.d4e5f6@example.com"
+    assert message.references == ("td-out-12-1.a1b2c3@example.com",
+                                  "caf=k2vv1q8jd8xhn0ty4uz_p3qme@mail.gmail.com",
+                                  "td-out-12-2.d4e5f6@example.com")
+    assert message.to == ("support@example.com",)
+    assert message.delivered_to == ("support@example.com",)
+    assert message.date == datetime(2026, 6, 3, 10, 13, 52, tzinfo=timezone(timedelta(hours=2)))
+    assert "dmarc=pass" in (message.header("Authentication-Results") or "")
+
+
+def test_messy_references_and_in_reply_to() -> None:
+    message = load("messy_references.eml")
+    assert message.in_reply_to == "td-out-12-2.d4e5f6@example.com"
+    # commas, tabs, odd spacing inside <>, a comment and a case-variant duplicate
+    assert message.references == ("td-out-12-1.a1b2c3@example.com",
+                                  "caf=k2vv1q8jd8xhn0ty4uz_p3qme@mail.gmail.com",
+                                  "td-out-12-2.d4e5f6@example.com")
+    assert message.message_id == "messyrefs.4711@client.example.org"
+
+
+def test_folded_message_id() -> None:
+    message = load("exchange_ndr.eml")
+    assert message.message_id == ("f0e1d2c3-b4a5-4968-8776-655443322110"
+                                  "@am0pr10mb3284.eurprd10.prod.outlook.com")
+
+
+def test_missing_message_id_is_a_hash_of_the_bytes() -> None:
+    raw = (MAILS / "missing_message_id.eml").read_bytes()
+    message = parse_message(raw)
+    assert message.message_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert message.message_id_generated
+
+
+@pytest.mark.parametrize(("value", "ids"), [
+    ("<A@B.example>", ["a@b.example"]),
+    ("  < a@b >  ", ["a@b"]),
+    ("<a@b> <c@d>,<e@f>\t<a@b>", ["a@b", "c@d", "e@f"]),
+    ("<a@b> (comment <x@y>)", ["a@b"]),
+    ("bare@id.example other@id.example", ["bare@id.example", "other@id.example"]),
+    ("<no-at-sign>", ["no-at-sign"]),
+    ("", []),
+    ("<>", []),
+    ("garbage without ids", []),
+])
+def test_message_ids(value: str, ids: list[str]) -> None:
+    assert message_ids(value) == ids
+
+
+def test_normalise_message_id() -> None:
+    assert normalise_message_id(" <ABC.123@Example.COM> ") == "abc.123@example.com"
+    assert normalise_message_id("") is None
+
+
+@pytest.mark.parametrize(("raw", "text"), [
+    ("=?utf-8?q?a?= =?utf-8?q?b?=", "ab"),
+    ("=?utf-8?q?a?=\r\n =?utf-8?b?Yg==?=", "ab"),
+    ("=?utf-8?q?a?= b", "a b"),
+    ("=?iso-8859-1?q?caf=E9?=", "café"),
+    ("=?ISO-8859-1?B?Y2Fm6Q==?=", "café"),
+    ("=?nonsense?q?caf=C3=A9?=", "café"),
+    ("=?utf-8?q?caf=E9?=", "café"),              # declared utf-8, really Latin-1
+    ("=?UTF-8*en?Q?hello?=", "hello"),           # RFC 2231 language tag
+    ("=?utf-8?b?aGk?=", "hi"),                   # missing base64 padding
+    ("=?utf-8?q?line=0Abreak=0D?=", "line break"),  # never a CR or LF in a header
+    ("plain\r\n folded", "plain folded"),
+    ("=?utf-8?q?unterminated", "=?utf-8?q?unterminated"),
+])
+def test_decode_header(raw: str, text: str) -> None:
+    assert decode_header(raw) == text
+
+
+def test_dates() -> None:
+    def date_of(value: str) -> datetime | None:
+        return parse_message(f"Date: {value}\n\nbody\n".encode()).date
+
+    assert date_of("Wed, 3 Jun 2026 10:00:00 -0000") == datetime(2026, 6, 3, 10, tzinfo=UTC)
+    assert date_of("not a date") is None
+    assert date_of("Wed, 3 Jun 99999 10:00:00 +0000") is None
+    assert parse_message(b"Subject: x\n\nbody\n").date is None
+
+
+# ------------------------------------------------------------------ bodies and charsets
+
+def test_latin1_body() -> None:
+    message = load("new_ticket_latin1.eml")
+    assert "flackert der Bildschirm im Büro 3.17" in message.body_text
+    assert message.html is None and message.defects == ()
+
+
+def test_unknown_charset_falls_back() -> None:
+    message = load("unknown_charset.eml")
+    assert message.body_text.startswith("The café machine display shows garbage — please")
+    assert message.defects == ("message: unknown charset 'x-unknown', read as utf-8",)
+
+
+def test_misspelt_charset_with_cp1252_bytes() -> None:
+    message = load("bad_charset_alias.eml")
+    assert "prints 100 € as 100 ? and the customer’s name" in message.body_text
+    assert message.defects == ("message: unknown charset 'utf-8lias', read as cp1252",)
+
+
+def test_declared_charset_wrong_falls_back_to_cp1252() -> None:
+    raw = b"Content-Type: text/plain; charset=utf-8\n\n100 \x80 and caf\xe9\n"
+    message = parse_message(raw)
+    assert message.body_text == "100 € and café\n"
+    assert message.defects == ("message: text is not valid utf-8, read as cp1252",)
+
+
+def test_gb18030_body() -> None:
+    assert load("chinese_foxmail_reply.eml").body_text.startswith("打印机还是连不上。")
+
+
+def test_alternative_prefers_plain_and_keeps_html() -> None:
+    message = load("gmail_reply.eml")
+    assert message.body_text.startswith("Hi,\n\nthe VPN dropped again")
+    assert message.html is not None and 'class="gmail_quote' in message.html
+
+
+def test_html_only_mail_gets_text_from_html() -> None:
+    message = load("html_only_resolve.eml")
+    assert message.body_text.startswith("#resolve replaced the docking station")
+    assert "#reopen planted in the quote" in message.body_text  # the whole mail, quote too
+    assert "#reopen" not in message.new_text
+    assert message.reply_marker == "start of a quoted-history container in the HTML"
+
+
+def test_empty_plain_alternative_uses_html() -> None:
+    message = load("html_alternative_empty_plain.eml")
+    assert message.body_text.startswith("The camera works after the driver update.")
+
+
+def test_format_flowed_is_joined() -> None:
+    message = load("thunderbird_reply.eml")
+    assert "not on the desktop in room 2.14. Could someone" in message.body_text
+
+
+@pytest.mark.parametrize(("text", "delsp", "joined"), [
+    ("one \ntwo\n", False, "one two\n"),
+    ("one \ntwo", True, "onetwo"),
+    ("> quoted \n> more\nnew", False, "> quoted more\nnew"),
+    ("> quoted \nnot quoted", False, "> quoted \nnot quoted"),
+    ("text\n-- \nsig", False, "text\n-- \nsig"),
+    (" >From stuffed", False, ">From stuffed"),
+])
+def test_unflow(text: str, delsp: bool, joined: str) -> None:
+    assert unflow(text, delsp) == joined
+
+
+# ------------------------------------------------------------------ attachments
+
+def test_attachments_metadata_and_content() -> None:
+    pdf, png = load("new_ticket_attachments.eml").attachments
+    assert (pdf.filename, pdf.content_type, pdf.size) == ("Prüfbericht Juni.pdf",
+                                                          "application/pdf", 90)
+    assert pdf.sha256 == "7d4aa27f151c27aaf7aec01bc5235476f934d1480625f93a7a3663dd6e25ac7b"
+    assert pdf.content.startswith(b"%PDF-1.4") and not pdf.inline
+    assert (png.filename, png.content_type, png.size) == ("Bildschirmfoto über VPN.png",
+                                                          "image/png", 67)
+    assert png.sha256 == hashlib.sha256(png.content).hexdigest()
+    assert png.inline and png.content_id == "part1.Ab3dE5fG.hI7jK9lM@example.com"
+    assert "%PDF" not in repr(pdf)  # the bytes stay out of logs
+
+
+def test_forwarded_mail_is_an_attachment_not_the_body() -> None:
+    message = load("forwarded_as_attachment.eml")
+    assert message.body_text.strip() == ("Is this mail genuine? It asks me to confirm my "
+                                         "password.")
+    (forwarded,) = message.attachments
+    assert (forwarded.filename, forwarded.content_type) == ("Your mailbox is full.eml",
+                                                            "message/rfc822")
+    assert b"Subject: Your mailbox is full" in forwarded.content
+    assert message.embedded_message_ids == ("phish-8f7e6d@examp1e-mail.com",)
+
+
+def test_report_parts() -> None:
+    message = load("postfix_bounce.eml")
+    assert [a.content_type for a in message.attachments] == ["message/delivery-status",
+                                                             "text/rfc822-headers"]
+    assert b"Action: failed" in message.attachments[0].content
+    assert message.embedded_message_ids == ("td-out-41.9f8e7d@example.com",)
+
+
+def test_attachment_without_a_name_gets_one() -> None:
+    raw = (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n"
+           b"hi\n--b\nContent-Type: application/octet-stream\n\n\x00\x01\n--b--\n")
+    assert [a.filename for a in parse_message(raw).attachments] == ["part-2"]
+
+
+# ------------------------------------------------------------------ malformed mail
+
+def test_missing_closing_boundary_is_a_defect_not_a_rejection() -> None:
+    message = load("malformed_no_close_boundary.eml")
+    assert message.body_text.startswith("Here is the log from this morning.")
+    assert [a.filename for a in message.attachments] == ["boot.log"]
+    assert message.attachments[0].content.startswith(b"[    0.000000] Linux")
+    assert message.defects == ("message: closing MIME boundary missing (mail may be cut off)",)
+
+
+def test_bad_base64_is_decoded_as_far_as_possible() -> None:
+    message = load("bad_base64.eml")
+    assert message.body_text == "The scanner on 2F sends broken files."
+    assert message.attachments[0].content.startswith(b"%PDF-1.4")
+    assert "part 1: bad base64 (characters outside the alphabet)" in message.defects
+    assert "part 2: bad base64 (wrong padding)" in message.defects
+
+
+def test_multipart_without_boundary_is_read_as_text() -> None:
+    message = load("no_boundary.eml")
+    assert message.body_text.strip() == ("The nightly report could not be generated: "
+                                         "database timeout.")
+    assert "message: multipart without a boundary parameter" in message.defects
+
+
+def test_deep_nesting_is_reported() -> None:
+    depth = 30
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n" % (i, i)
+                    for i in range(depth))
+    message = parse_message(head + b"Content-Type: text/plain\n\ndeep\n")
+    assert any("nested deeper than" in d for d in message.defects)
+
+
+# ------------------------------------------------------------------ limits
+
+def test_size_limit() -> None:
+    with pytest.raises(MailRejected) as caught:
+        parse_message(b"x" * 41_234_567, ParseLimits(max_size=30 * MB))
+    assert caught.value.reason == ("mail is 41.2 MB, over the 30 MB limit "
+                                   "(settings: mail.max_size)")
+
+
+def test_attachment_count_limit() -> None:
+    with pytest.raises(MailRejected) as caught:
+        load("new_ticket_attachments.eml", ParseLimits(max_attachments=1))
+    assert caught.value.reason == ("mail has 2 attachments, over the limit of 1 "
+                                   "(settings: mail.max_attachments)")
+
+
+def test_attachment_size_limit() -> None:
+    with pytest.raises(MailRejected) as caught:
+        load("new_ticket_attachments.eml", ParseLimits(max_attachment_size=80))
+    assert caught.value.reason == ("attachment 'Prüfbericht Juni.pdf' is 90 bytes, over the "
+                                   "80 bytes limit (settings: mail.max_attachment_size)")
+
+
+def test_a_30_mb_attachment_passes_the_default_limits() -> None:
+    import base64
+
+    payload = bytes(range(256)) * (30 * MB // 256)
+    encoded = base64.encodebytes(payload)
+    raw = (b"Message-ID: <big@example.com>\nContent-Type: multipart/mixed; boundary=B\n\n"
+           b"--B\nContent-Type: text/plain\n\nsee attachment\n--B\n"
+           b"Content-Type: application/zip; name=big.zip\nContent-Transfer-Encoding: base64\n\n"
+           + encoded + b"--B--\n")
+    (attachment,) = parse_message(raw).attachments
+    assert attachment.size == len(payload)
+    assert attachment.sha256 == hashlib.sha256(payload).hexdigest()
+
+
+# ------------------------------------------------------------------ robustness
+
+def test_line_endings_do_not_matter() -> None:
+    for path in CORPUS:
+        lf = parse_message(path.read_bytes())
+        crlf = parse_message(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        assert _summary(crlf) == _summary(lf), path.name
+
+
+def _summary(message: InboundMessage) -> tuple[object, ...]:
+    # Text attachments keep their own line ends, so compare their names, not their bytes.
+    names = [(a.filename, a.content_type) for a in message.attachments]
+    return (message.subject, message.new_text, message.references, names,
+            message.embedded_message_ids, message.from_addr)
+
+
+def test_message_is_frozen() -> None:
+    message = load("gmail_reply.eml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.subject = "x"  # type: ignore[misc]
+
+
+def _variants(raw: bytes, rng: random.Random) -> list[bytes]:
+    """Truncations and garbling of one mail."""
+    cuts = [raw[:rng.randrange(len(raw) + 1)] for _ in range(12)]
+    garbled = []
+    for _ in range(12):
+        data = bytearray(raw)
+        for _ in range(rng.randrange(1, 20)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        garbled.append(bytes(data))
+    swaps = [raw.replace(b"\n", b"\r"), raw.replace(b"=", b"=?"), raw.replace(b"--", b"-"),
+             raw.replace(b"\n\n", b"\n", 1), raw.replace(b"base64", b"quoted-printable"),
+             raw.replace(b"charset=", b"charset=\xff"), raw.replace(b":", b"", 3),
+             raw + raw, raw[::-1]]
+    return cuts + garbled + swaps
+
+
+ODD_INPUTS = [
+    b"", b"\x00" * 100, b"\n\n\n", b"From nobody\n", b":", b"Subject: =?\n\n",
+    b"Content-Type: multipart/mixed; boundary=\"\"\n\n--\n--\n",
+    b"Content-Type: message/rfc822\n\nnot a message",
+    b"Content-Type: text/plain; charset=base64\n\nhello",
+    b"Content-Type: text/plain; charset=utf-16\n\n\xff",
+    b"Content-Type: text/plain; charset*=utf-8''%FF%FE\n\nx",
+    b"Content-Transfer-Encoding: x-uuencode\n\nbegin 644 f\n#86)C\n`\nend\n",
+    b"Subject: " + b"a" * 100_000 + b"\n\n",
+    b"To: " + b"<a@b>," * 5000 + b"\n\n",
+    b"Content-Type: multipart/mixed; boundary=x\n\n" + b"--x\n" * 2000,
+]
+
+
+def test_no_byte_input_raises_anything_but_mail_rejected() -> None:
+    rng = random.Random(20260603)
+    inputs = ODD_INPUTS + [v for path in CORPUS for v in _variants(path.read_bytes(), rng)]
+    for raw in inputs:
+        try:
+            message = parse_message(raw)
+        except MailRejected as exc:
+            assert exc.reason
+        else:
+            assert isinstance(message.new_text, str) and message.message_id
