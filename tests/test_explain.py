@@ -1,0 +1,137 @@
+"""`tierdesk explain FILE [--json]`, run in-process through main() and once via run.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.explain import explain_mail
+
+ROOT = Path(__file__).resolve().parent.parent
+MAILS = Path(__file__).parent / "mails"
+SETTINGS = "site:\n  domain: example.com\nmail:\n  address: support@example.com\n"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TIERDESK_") and not name.startswith("TIERDESK_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "settings.yaml").write_text(SETTINGS)
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_text_report(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "explain", str(MAILS / "gmail_wrapped_attribution.eml"),
+                         "--config", str(site))
+    assert (code, err) == (0, "")
+    assert "kind:        human" in out
+    assert "1. replied-to message ids: td-out-23-1.77ab12@example.com" in out
+    assert "2. subject tags:           TD-23" in out
+    assert "TD-23 (signed, token q4m8x2) via support+TD-23.q4m8x2@example.com" in out
+    assert "line 1: #take" in out
+    assert "  | I'll look at it this afternoon." in out
+    assert "#escalate" not in out  # planted in the quote
+    assert "new text (ended by attribution line 'On Wed, Jun 3, 2026" in out
+
+
+def test_text_report_of_a_bounce(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", str(MAILS / "postfix_bounce.eml"), "--config", str(site))
+    assert code == 0
+    assert "kind:        bounce" in out
+    assert "reason:      Content-Type: multipart/report; report-type=delivery-status" in out
+    assert "also:        Auto-Submitted: auto-replied" in out
+    assert "bounced:     td-out-41.9f8e7d@example.com" in out
+    assert "part-3.txt  text/rfc822-headers" in out
+
+
+def test_json_report(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", "--json", str(MAILS / "html_only_resolve.eml"),
+                       "--config", str(site))
+    data = json.loads(out)
+    assert code == 0
+    assert {"kind", "reason", "new_text", "thread_keys", "commands"} <= set(data)
+    assert data["kind"] == "human"
+    assert data["commands"] == [{"name": "resolve", "line_no": 1, "argument_text":
+                                 "replaced the docking station, both monitors work"}]
+    assert data["text_without_commands"] == "Closing this one."
+    assert data["thread_keys"] == {"message_ids": ["td-out-31-2.313131@example.com"],
+                                   "subject_refs": ["TD-31"], "plus_refs": []}
+    assert data["from"] == {"address": "tom.becker@example.com", "name": "Tom Becker"}
+
+
+def test_json_attachments_and_defects(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "explain", "--json", str(MAILS / "bad_base64.eml"),
+                    "--config", str(site))
+    data = json.loads(out)
+    assert data["attachments"][0]["filename"] == "scan0001.pdf"
+    assert "part 1: bad base64 (characters outside the alphabet)" in data["defects"]
+
+
+def test_support_address_comes_from_settings(site: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERDESK_MAIL_ADDRESS", "helpdesk@example.com")
+    _, out, _ = run(capsys, "explain", "--json", str(MAILS / "own_mail.eml"),
+                    "--config", str(site))
+    data = json.loads(out)
+    assert data["kind"] == "auto_reply"  # support@ is no longer ours
+    assert data["thread_keys"]["plus_refs"] == []
+
+
+def test_missing_file_is_one_line(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "explain", str(site / "nope.eml"), "--config", str(site))
+    assert (code, out) == (1, "")
+    assert err == f"tierdesk: cannot read {site / 'nope.eml'}: No such file or directory\n"
+
+
+def test_rejected_mail_is_one_line(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parts = "".join(f"--b\nContent-Type: application/octet-stream\n\n{i}\n" for i in range(101))
+    mail = site / "many.eml"
+    mail.write_text(f"Content-Type: multipart/mixed; boundary=b\n\n{parts}--b--\n")
+    code, out, err = run(capsys, "explain", str(mail), "--config", str(site))
+    assert (code, out) == (1, "")
+    assert err == (f"tierdesk: {mail}: mail rejected: mail has 101 attachments, over the "
+                   "limit of 100 (settings: mail.max_attachments)\n")
+
+
+def test_broken_config_is_reported(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (site / "config" / "settings.yaml").write_text("mail:\n  address: not an address\n")
+    code, out, err = run(capsys, "explain", str(MAILS / "gmail_reply.eml"),
+                         "--config", str(site))
+    assert (code, out) == (1, "")
+    assert "settings.yaml" in err and "not a valid e-mail address" in err
+
+
+def test_explain_mail_is_pure() -> None:
+    result = explain_mail((MAILS / "exchange_oof.eml").read_bytes(),
+                          support_address="support@example.com")
+    assert result.classification.kind == "auto_reply"
+    assert result.keys.subject_refs == ("TD-12",)
+    assert result.tags.commands == ()
+
+
+def test_through_run_py(site: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "explain", "--json",
+                           str(MAILS / "mailing_list.eml"), "--config", str(site)],
+                          capture_output=True, text=True, check=False, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items()
+                               if not k.startswith("TIERDESK_")})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["kind"] == "list"
