@@ -449,7 +449,9 @@ def _parts(root: Message, defects: list[str]) -> Iterator[tuple[str, Message, bo
             continue
         prefix = f"{path}." if path else ""
         for number in range(len(children), 0, -1):
-            stack.append((f"{prefix}{number}", children[number - 1], depth + 1))
+            child = children[number - 1]
+            if isinstance(child, Message):
+                stack.append((f"{prefix}{number}", child, depth + 1))
 
 
 def _is_attachment(part: Message) -> bool:
@@ -464,7 +466,7 @@ def _payload(part: Message) -> bytes:
         return data
     raw = part.get_payload()
     if isinstance(raw, list):
-        return b"\n".join(inner.as_bytes() for inner in raw)
+        return b"\n".join(inner.as_bytes() for inner in raw if isinstance(inner, Message))
     return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
 
 
