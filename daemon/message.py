@@ -381,14 +381,14 @@ class _Body:
         return (html_to_text(html) if html is not None else ""), html
 
     def collect(self, root: Message) -> None:
-        for path, part, leaf in _parts(root, self.defects):
+        for path, part, ctype, leaf in _parts(root, self.defects):
             if leaf:
-                self._read_leaf(path, part)
+                self._read_leaf(path, part, ctype)
             self._note_defects(path, part)  # after reading: decoding adds base64 defects
 
-    def _read_leaf(self, path: str, part: Message) -> None:
+    def _read_leaf(self, path: str, part: Message, ctype: str) -> None:
         try:
-            self._leaf(path, part)
+            self._leaf(path, part, ctype)
         except Exception as exc:  # one unreadable part must not lose the mail
             self.defects.append(f"{_where(path)}: could not be read "
                                 f"({type(exc).__name__}: {exc})")
@@ -399,22 +399,23 @@ class _Body:
             text = _DEFECT_TEXT.get(name) or (defect.__doc__ or name).strip().splitlines()[0]
             self.defects.append(f"{_where(path)}: {text}")
 
-    def _leaf(self, path: str, part: Message) -> None:
-        ctype = part.get_content_type()
-        if ctype in ("text/plain", "text/html") and not _is_attachment(part):
-            self._text(path, part, self.plain if ctype == "text/plain" else self.html)
-        elif ctype.startswith("multipart/"):  # unsplittable: read its raw body as text
-            self._text(path, part, self.plain)
+    def _leaf(self, path: str, part: Message, ctype: str) -> None:
+        is_text = ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")
+        params = _params(part) if is_text else {}
+        if ctype.startswith("multipart/"):  # unsplittable: read its raw body as text
+            self._text(path, part, self.plain, params)
+        elif is_text and not _is_attachment(part, params):
+            self._text(path, part, self.plain if ctype == "text/plain" else self.html, params)
         else:
             self._attachment(path, part, ctype)
 
-    def _text(self, path: str, part: Message, into: list[str]) -> None:
-        text, problem = decode_bytes(_payload(part), part.get_content_charset())
+    def _text(self, path: str, part: Message, into: list[str], params: dict[str, str]) -> None:
+        text, problem = decode_bytes(_payload(part), params.get("charset"))
         if problem:
             self.defects.append(f"{_where(path)}: {problem}")
         text = text.replace("\r\n", "\n")
-        if _param(part, "format") == "flowed":
-            text = unflow(text, _param(part, "delsp") == "yes")
+        if params.get("format") == "flowed":
+            text = unflow(text, params.get("delsp") == "yes")
         into.append(text)
 
     def _attachment(self, path: str, part: Message, ctype: str) -> None:
@@ -433,17 +434,18 @@ class _Body:
             self.embedded_ids.extend(message_ids(match[1])[:1])
 
 
-def _parts(root: Message, defects: list[str]) -> Iterator[tuple[str, Message, bool]]:
+def _parts(root: Message, defects: list[str]) -> Iterator[tuple[str, Message, str, bool]]:
     """Every part with its path ("" for the root, "2.1" when nested) and whether it is a
     leaf. message/rfc822 parts are leaves: a forwarded mail's body is not this body."""
     stack: list[tuple[str, Message, int]] = [("", root, 0)]
     while stack:
         path, part, depth = stack.pop()
-        children = part.get_payload() if part.get_content_maintype() == "multipart" else None
+        ctype = part.get_content_type()
+        children = part.get_payload() if ctype.startswith("multipart/") else None
         if not isinstance(children, list) or not children:
-            yield path, part, True
+            yield path, part, ctype, True
             continue
-        yield path, part, False
+        yield path, part, ctype, False
         if depth >= MAX_DEPTH:
             defects.append(f"{_where(path)}: MIME nested deeper than {MAX_DEPTH}; not read")
             continue
@@ -454,9 +456,18 @@ def _parts(root: Message, defects: list[str]) -> Iterator[tuple[str, Message, bo
                 stack.append((f"{prefix}{number}", child, depth + 1))
 
 
-def _is_attachment(part: Message) -> bool:
+def _params(part: Message) -> dict[str, str]:
+    """Content-Type parameters, lower-cased, parsed once (get_param parses on every call)."""
+    params: dict[str, str] = {}
+    for key, value in (part.get_params() or [])[1:]:
+        text = email.utils.collapse_rfc2231_value(value) if isinstance(value, tuple) else value
+        params[key.strip().lower()] = str(text).strip().lower()
+    return params
+
+
+def _is_attachment(part: Message, params: dict[str, str]) -> bool:
     disposition = str(part.get("content-disposition", "")).strip().lower()
-    return disposition.startswith("attachment") or part.get_filename() is not None
+    return disposition.startswith("attachment") or "filename" in disposition or "name" in params
 
 
 def _payload(part: Message) -> bytes:
@@ -479,11 +490,6 @@ def _filename(part: Message, path: str, ctype: str) -> str:
     extension = {"message/rfc822": ".eml", "text/rfc822-headers": ".txt",
                  "message/delivery-status": ".txt"}.get(ctype, "")
     return f"part-{path or '1'}{extension}"
-
-
-def _param(part: Message, name: str) -> str:
-    value = part.get_param(name, "")
-    return str(value[2] if isinstance(value, tuple) else value).strip().lower()
 
 
 def _where(path: str) -> str:
