@@ -99,30 +99,59 @@ class MailWriter:
 
 def materialize(session: Session, rows: Iterable[Outbox], writer: MailWriter,
                 now: datetime) -> list[Outbox]:
-    """Render every pending, unrendered row in `rows` (in the caller's transaction)."""
-    done = []
-    for row in rows:
-        if row.status == "pending" and row.body is None:
-            _fill(session, row, writer, now)
-            done.append(row)
-    return done
+    """Render every pending, unrendered row in `rows` (in the caller's transaction).
+
+    A handful of queries per call, whatever the number of rows: loop protection and
+    threading are looked up for all rows at once, and nothing flushes in between (the
+    clock applies many decisions and flushes once)."""
+    todo = [row for row in rows if row.status == "pending" and row.body is None]
+    if not todo:
+        return []
+    session.flush()  # earlier rows of this transaction count towards the hourly limit
+    with session.no_autoflush:
+        plans = [_plan(session, row, writer) for row in todo]
+        found = [p.recipient for p in plans if p.recipient is not None]
+        guard = LoopGuard.load(session, found, writer, now)
+        threads = Threads.load(session, [p.ticket for p in plans if _answers_requester(p)])
+        for plan in plans:
+            _fill(session, plan, writer, guard, threads, now)
+    return todo
 
 
-def _fill(session: Session, row: Outbox, writer: MailWriter, now: datetime) -> None:
+@dataclass(frozen=True)
+class _Plan:
+    row: Outbox
+    ticket: Ticket | None
+    facts: dict[str, Any]
+    recipient: Recipient | None
+    reason: str
+
+
+def _plan(session: Session, row: Outbox, writer: MailWriter) -> _Plan:
     ticket = session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
     facts = _facts(row, ticket)
     resolved = resolve(row.to_role, facts, writer.directory)
-    recipient = resolved.recipient
+    return _Plan(row, ticket, facts, resolved.recipient, resolved.reason)
+
+
+def _answers_requester(plan: _Plan) -> bool:
+    return plan.recipient is not None and plan.recipient.role == "requester"
+
+
+def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
+          threads: Threads, now: datetime) -> None:
+    row, ticket, recipient = plan.row, plan.ticket, plan.recipient
     if recipient is None:
-        return skip(session, row, ticket, resolved.reason, now)
-    reason = loop_reason(session, recipient, writer, now)
+        return skip(session, row, ticket, plan.reason, now)
+    reason = guard.check(recipient)
     if reason:
         return skip(session, row, ticket, reason, now)
     try:
-        mail = compose(session, row, ticket, recipient, facts, writer, now)
+        mail = compose(session, plan, recipient, writer, threads, now)
         body = build(mail)
     except (RenderError, HeaderError) as exc:
         return park(session, row, ticket, f"cannot build the mail: {exc}", now)
+    guard.count(recipient)
     _store(row, mail, body, recipient)
 
 
@@ -149,16 +178,17 @@ def _store(row: Outbox, mail: Mail, body: bytes, recipient: Recipient) -> None:
     }
 
 
-def compose(session: Session, row: Outbox, ticket: Ticket | None, recipient: Recipient,
-            facts: dict[str, Any], writer: MailWriter, now: datetime) -> Mail:
+def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWriter,
+            threads: Threads, now: datetime) -> Mail:
     """The mail for one row: rendered parts plus every header."""
+    row, ticket, facts = plan.row, plan.ticket, plan.facts
     wanted = writer.renderer.variables(row.template)
     history = (_history(session, ticket, recipient, writer.attach_limit)
                if wanted & HISTORY_KEYS else None)
     context = {**facts, **enrich(facts, writer, now), **(history.context if history else {})}
     rendered = writer.renderer.render(row.template, context)
     ref = str(facts.get("ref") or "")
-    in_reply_to, references = _threading(session, row, ticket, recipient, writer)
+    in_reply_to, references = threads.headers(ticket, recipient, writer)
     return Mail(
         sender=writer.sender, to=(Address(recipient.name, recipient.address),),
         subject=_tagged(rendered.subject, ref), message_id=row.message_id, date=now,
@@ -356,58 +386,95 @@ def _iso(moment: datetime | None) -> str:
 
 # ------------------------------------------------------------------ threading
 
-def _threading(session: Session, row: Outbox, ticket: Ticket | None, recipient: Recipient,
-               writer: MailWriter) -> tuple[str | None, tuple[str, ...]]:
-    """In-Reply-To and References: every mail of a ticket references its thread root; a mail
-    to the requester also answers their latest mail and references their first."""
-    if ticket is None:
-        return None, ()
-    root = writer.thread_root(ticket.ref)
-    if recipient.role != "requester":
-        return root, (root,)
-    first, last = _first_and_last_inbound(session, ticket)
-    references = safe_message_ids([root, first, last])
-    parent = references[-1] if references else root
-    return parent, references
+@dataclass(frozen=True)
+class Threads:
+    """The first and the latest mail each ticket got from outside, for threading."""
 
+    inbound: dict[int, tuple[str, str]]
 
-def _first_and_last_inbound(session: Session, ticket: Ticket) -> tuple[str | None, str | None]:
-    # Walks ix_messages_ticket_id; two one-row lookups, whatever the length of the ticket.
-    base = select(Message.message_id).where(Message.ticket_id == ticket.id,
-                                            Message.direction == "in").limit(1)
-    first = session.scalar(base.order_by(Message.id))
-    last = session.scalar(base.order_by(Message.id.desc()))
-    return first, last
+    @classmethod
+    def load(cls, session: Session, tickets: Iterable[Ticket | None]) -> Threads:
+        ids = sorted({t.id for t in tickets if t is not None})
+        if not ids:
+            return cls({})
+        # Two indexed queries for the whole batch (ix_messages_ticket_id, then primary keys).
+        ends = session.execute(
+            select(Message.ticket_id, func.min(Message.id), func.max(Message.id))
+            .where(Message.ticket_id.in_(ids), Message.direction == "in")
+            .group_by(Message.ticket_id)).all()
+        wanted = {i for _, first, last in ends for i in (first, last)}
+        found = {i: mid for i, mid in session.execute(
+            select(Message.id, Message.message_id).where(Message.id.in_(wanted)))}
+        return cls({tid: (found[first], found[last]) for tid, first, last in ends
+                    if tid is not None})
+
+    def headers(self, ticket: Ticket | None, recipient: Recipient,
+                writer: MailWriter) -> tuple[str | None, tuple[str, ...]]:
+        """In-Reply-To and References: every mail of a ticket references its thread root; a
+        mail to the requester also answers their latest mail and references their first."""
+        if ticket is None:
+            return None, ()
+        root = writer.thread_root(ticket.ref)
+        first, last = self.inbound.get(ticket.id, (None, None))
+        if recipient.role != "requester" or first is None:
+            return root, (root,)
+        references = safe_message_ids([root, first, last])
+        return references[-1], references
 
 
 # ------------------------------------------------------------------ loop protection
 
-def loop_reason(session: Session, recipient: Recipient, writer: MailWriter,
-                now: datetime) -> str | None:
-    """Why no automatic mail may go to this recipient now, or None."""
-    if writer.is_own(recipient.address):
-        return f"{recipient.address} is our own address: a mail to it would loop"
-    if not recipient.external:
+@dataclass
+class LoopGuard:
+    """Loop protection for one batch: what the database knew at its start, plus the mails
+    the batch itself has let through."""
+
+    writer: MailWriter
+    now: datetime
+    auto: dict[str, AutoSender]
+    sent: dict[str, int]
+
+    @classmethod
+    def load(cls, session: Session, recipients: Sequence[Recipient], writer: MailWriter,
+             now: datetime) -> LoopGuard:
+        outside = sorted({r.address for r in recipients if r.external})
+        if not outside:
+            return cls(writer, now, {}, {})
+        keys = sorted({address.lower() for address in outside})
+        auto = {a.address: a for a in session.scalars(
+            select(AutoSender).where(AutoSender.address.in_(keys)))}
+        return cls(writer, now, auto, recent_mails(session, outside, now))
+
+    def check(self, recipient: Recipient) -> str | None:
+        """Why no automatic mail may go to this recipient now, or None."""
+        if self.writer.is_own(recipient.address):
+            return f"{recipient.address} is our own address: a mail to it would loop"
+        if not recipient.external:
+            return None
+        auto = self.auto.get(recipient.key)
+        if auto is not None and auto.last_seen > self.now - AUTO_SENDER_WINDOW:
+            return (f"{recipient.address} sent automatic mail at {when(auto.last_seen)} "
+                    f"({auto.reason or 'auto-reply'}); no automatic mail to it for "
+                    f"{int(AUTO_SENDER_WINDOW.total_seconds() // 3600)}h")
+        limit = self.writer.mail.max_auto_replies_per_hour
+        count = self.sent.get(recipient.address, 0)
+        if count >= limit:
+            return (f"{recipient.address} already got {count} automatic mails in the past "
+                    f"hour (mail.max_auto_replies_per_hour is {limit})")
         return None
-    auto = session.get(AutoSender, recipient.key)
-    if auto is not None and auto.last_seen > now - AUTO_SENDER_WINDOW:
-        return (f"{recipient.address} sent automatic mail at {when(auto.last_seen)} "
-                f"({auto.reason or 'auto-reply'}); no automatic mail to it for "
-                f"{int(AUTO_SENDER_WINDOW.total_seconds() // 3600)}h")
-    limit = writer.mail.max_auto_replies_per_hour
-    count = recent_mails(session, recipient.address, now)
-    if count >= limit:
-        return (f"{recipient.address} already got {count} automatic mails in the past hour "
-                f"(mail.max_auto_replies_per_hour is {limit})")
-    return None
+
+    def count(self, recipient: Recipient) -> None:
+        self.sent[recipient.address] = self.sent.get(recipient.address, 0) + 1
 
 
-def recent_mails(session: Session, address: str, now: datetime) -> int:
-    """Automatic mails to `address` created in the past hour (ix_outbox_recipients_created_at)."""
-    stmt = select(func.count()).select_from(Outbox).where(
-        Outbox.recipients == address, Outbox.created_at > now - RATE_WINDOW,
-        Outbox.status.in_(COUNTED))
-    return int(session.scalar(stmt) or 0)
+def recent_mails(session: Session, addresses: Sequence[str], now: datetime) -> dict[str, int]:
+    """Automatic mails to each address created in the past hour, one grouped query over
+    ix_outbox_recipients_created_at."""
+    stmt = (select(Outbox.recipients, func.count())
+            .where(Outbox.recipients.in_(addresses), Outbox.created_at > now - RATE_WINDOW,
+                   Outbox.status.in_(COUNTED))
+            .group_by(Outbox.recipients))
+    return {str(address): int(count) for address, count in session.execute(stmt)}
 
 
 def record_auto_sender(session: Session, address: str, now: datetime, reason: str) -> None:

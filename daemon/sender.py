@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from daemon import outbox
+from daemon.config import Config
 from daemon.outbox import Claimed, MailWriter, Outcome
 from daemon.smtp import (
     Accepted,
@@ -93,6 +94,19 @@ class _Pass:
 
 
 class Sender:
+    """Drains the outbox of one database over one SMTP pool; `close()` closes the pool."""
+
+    @classmethod
+    def from_config(cls, config: Config, database: Database, *, connections: int = 4,
+                    settings: SenderSettings = SenderSettings(),
+                    clock: Callable[[], datetime] = utcnow) -> Sender:
+        """The daemon's sender: SMTP as configured, EHLO with the site's domain, and the mail
+        writer for rows nobody rendered yet."""
+        site = config.settings
+        pool = SmtpPool(site.smtp, size=connections, local_hostname=site.site.domain)
+        return cls(database, pool, site.mail.address, settings=settings,
+                   writer=MailWriter.from_config(config), clock=clock)
+
     def __init__(self, database: Database, pool: SmtpPool, envelope_from: str, *,
                  settings: SenderSettings = SenderSettings(), writer: MailWriter | None = None,
                  clock: Callable[[], datetime] = utcnow,
@@ -137,6 +151,9 @@ class Sender:
             except Exception as exc:  # the loop must outlive a database hiccup
                 log.error("sender: pass failed: %s: %s", type(exc).__name__, exc)
             await self._sleep(stop)
+
+    async def close(self) -> None:
+        await self.pool.close()
 
     def wake(self) -> None:
         """New mail is committed: start the next pass now (ingest and clock call this)."""

@@ -8,14 +8,16 @@ import logging
 import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.config import Config
 from daemon.outbox import MailWriter
-from daemon.sender import PassReport
+from daemon.sender import PassReport, Sender
 from daemon.smtp import SmtpPool
 from daemon.store.database import Database
 from tests.outbound.helpers import (
@@ -258,3 +260,23 @@ def test_run_sends_what_arrives_after_a_wake_and_stops(
     asyncio.run(daemon())
     assert len(smtp_server.received) == 3
     assert all(r.status == "sent" for r in rows(database))
+
+
+def test_from_config_uses_the_configured_server_and_address(
+        database: Database, smtp_server: SmtpServer, clock: Clock, config: Config,
+        writer: MailWriter) -> None:
+    smtp = smtp_settings(smtp_server)
+    settings = config.settings.model_copy(update={"smtp": smtp})
+    configured = replace(config, settings=settings)
+    fill(database, writer, clock.now)
+
+    async def once() -> PassReport:
+        run = Sender.from_config(configured, database, connections=1, clock=clock)
+        try:
+            return await run.run_once()
+        finally:
+            await run.close()
+
+    assert asyncio.run(once()).sent == 1
+    [got] = smtp_server.wait_for(1)
+    assert got.mail_from == "support@example.com"
