@@ -79,7 +79,7 @@ def _sink(port: int, ready: Any, count: Synchronized[int]) -> None:
 
 def start_sink(port: int) -> tuple[multiprocessing.Process, Synchronized[int]]:
     ready = multiprocessing.Event()
-    count: Synchronized[int] = multiprocessing.Value("q", 0)  # type: ignore[assignment]
+    count: Synchronized[int] = multiprocessing.Value("q", 0)
     process = multiprocessing.Process(target=_sink, args=(port, ready, count), daemon=True)
     process.start()
     if not ready.wait(20):
@@ -127,9 +127,11 @@ def _timed_materialize(session: Any, rows: list[Outbox], writer: MailWriter) -> 
 
 def _facts(ticket: Ticket) -> dict[str, Any]:
     facts = repository.facts(ticket)
-    return repository.jsonable(context(facts, facts, event="transition", actor="clock",
-                                       reason="no response in tier 1 within 4h",
-                                       trigger="escalate", deadline=NOW + timedelta(hours=4)))
+    engine = context(facts, facts, event="transition", actor="clock",
+                     reason="no response in tier 1 within 4h", trigger="escalate",
+                     deadline=NOW + timedelta(hours=4))
+    jsonable: dict[str, Any] = repository.jsonable(engine)
+    return jsonable
 
 
 def reset(database: Database, drop: bool = False) -> None:
@@ -143,7 +145,8 @@ def reset(database: Database, drop: bool = False) -> None:
 
 def prebuilt(database: Database) -> list[tuple[str, bytes]]:
     with database.reading() as session:
-        return [(r, b) for r, b in session.execute(select(Outbox.recipients, Outbox.body))]
+        return [(r or "", b or b"")
+                for r, b in session.execute(select(Outbox.recipients, Outbox.body))]
 
 
 # ------------------------------------------------------------------ the runs
