@@ -61,18 +61,30 @@ def check_address(address: str) -> str:
     return address
 
 
+def bracketed(message_id: str) -> str:
+    """The header form <left@right> of a Message-ID stored bare (as the store keeps them)."""
+    value = message_id.strip()
+    return value if value.startswith("<") else f"<{value}>"
+
+
 def check_message_id(message_id: str) -> str:
-    """A Message-ID in angle brackets (<left@right>); anything else raises HeaderError."""
-    if len(message_id) > MAX_LINE - 20 or not _MSG_ID.fullmatch(message_id):
+    """A Message-ID, bare or in angle brackets, as <left@right>; anything else raises
+    HeaderError."""
+    value = bracketed(message_id)
+    if len(value) > MAX_LINE - 20 or not _MSG_ID.fullmatch(value):
         raise HeaderError(f"not a Message-ID: {clean(message_id, 80)!r}")
-    return message_id
+    return value
 
 
 def safe_message_ids(values: Iterable[str | None]) -> tuple[str, ...]:
-    """The well-formed Message-IDs among `values`, in order, each once; others are dropped."""
+    """The well-formed Message-IDs among `values` (bare or bracketed), bracketed, in order,
+    each once; others are dropped."""
     seen: dict[str, None] = {}
     for value in values:
-        if value and _MSG_ID.fullmatch(value) and len(value) <= MAX_LINE - 20:
+        if not value:
+            continue
+        value = bracketed(value)
+        if _MSG_ID.fullmatch(value) and len(value) <= MAX_LINE - 20:
             seen.setdefault(value, None)
     return tuple(seen)
 

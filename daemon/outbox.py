@@ -49,6 +49,7 @@ RATE_WINDOW = timedelta(hours=1)
 COUNTED = ("pending", "sending", "sent")
 ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
 TEXT_LIMIT = 4000  # characters of each mail quoted in a handoff's timeline
+QUOTED_MAILS = 20  # besides the original report, only the latest mails are quoted in full
 HISTORY_KEYS = frozenset({"original", "timeline", "attachments"})
 ACTOR = "outbox"
 
@@ -288,8 +289,10 @@ def _history(session: Session, ticket: Ticket | None, recipient: Recipient,
         events = [e for e in events if not e["internal"]]
         return History({"original": None, "timeline": events, "attachments": []}, ())
     mails = [_parsed(m) for m in _inbound(session, ticket)]
-    timeline = sorted([*(_mail_entry(m, ticket) for m in mails), *events],
-                      key=lambda entry: entry["at"])
+    entries = [_mail_entry(m, ticket) for m in mails]
+    for entry in entries[1:-QUOTED_MAILS]:  # a long ticket quotes its first and latest mails
+        entry["text"] = ""
+    timeline = sorted([*entries, *events], key=lambda entry: entry["at"])
     listed, files = _attachments(mails, attach_limit)
     original = _original(mails[0]) if mails else None
     return History({"original": original, "timeline": timeline, "attachments": listed}, files)

@@ -70,6 +70,11 @@ def parse(data: bytes) -> EmailMessage:
     return message
 
 
+def header_id(stored: str) -> str:
+    """The Message-ID header of a stored id (the store may keep it bare or bracketed)."""
+    return stored if stored.startswith("<") else f"<{stored}>"
+
+
 def text_of(part: MIMEPart | None) -> str:
     """A text part's content; the parser keeps the wire format's CRLF line ends."""
     assert part is not None

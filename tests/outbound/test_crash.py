@@ -16,7 +16,15 @@ from daemon.outbox import MailWriter
 from daemon.sender import SenderSettings
 from daemon.smtp import SmtpPool
 from daemon.store.database import Database
-from tests.outbound.helpers import Clock, new_ticket, queue, rows, sender, smtp_settings
+from tests.outbound.helpers import (
+    Clock,
+    header_id,
+    new_ticket,
+    queue,
+    rows,
+    sender,
+    smtp_settings,
+)
 from tests.outbound.smtp_server import SmtpServer
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
@@ -60,6 +68,6 @@ def test_crash_between_send_and_mark_gives_at_most_one_duplicate(
     asyncio.run(resume())
     received = smtp_server.wait_for(2)
     assert len(received) == 2
-    assert received[0].message_id == received[1].message_id == row.message_id
+    assert received[0].message_id == received[1].message_id == header_id(row.message_id)
     assert received[0].data == received[1].data  # byte-identical: recognisable as a resend
     assert rows(database)[0].status == "sent"

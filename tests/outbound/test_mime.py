@@ -157,3 +157,10 @@ def test_clean_and_encode_header() -> None:
     assert encode_header("Subject", "a\r\nb") == "Subject: a b"
     with pytest.raises(HeaderError):
         encode_header("Bad Name", "x")
+
+
+def test_bare_message_ids_from_the_store_get_their_brackets() -> None:
+    assert check_message_id("td-1-abc@example.com") == "<td-1-abc@example.com>"
+    assert safe_message_ids(["a@b", "<a@b>", "c@d"]) == ("<a@b>", "<c@d>")
+    message = parse(build(mail(message_id="td-7-abc@example.com", in_reply_to="x@y")))
+    assert message["Message-ID"] == "<td-7-abc@example.com>" and message["In-Reply-To"] == "<x@y>"
