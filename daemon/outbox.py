@@ -85,8 +85,9 @@ class MailWriter:
         return Address(self.mail.name, f"{local}+{ref}@{self.site.domain}")
 
     def thread_root(self, ref: str) -> str:
-        """A Message-ID every mail of the ticket references, so clients keep them together."""
-        return f"<{ref}.ticket@{self.site.domain}>"
+        """A Message-ID every mail of the ticket references, so clients keep them together.
+        Lower case, like the ids inbound parsing stores; never sent as a mail of its own."""
+        return f"<{ref.lower()}.ticket@{self.site.domain.lower()}>"
 
     def is_own(self, address: str) -> bool:
         """Our support address, or a plus-variant of it on its own or the site's domain."""

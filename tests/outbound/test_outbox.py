@@ -79,7 +79,7 @@ def test_each_template_is_multipart_alternative_and_threaded(
     assert message["To"].addresses[0].addr_spec == ADDRESSES[role]
     assert str(message["From"]) == "IT Support <support@example.com>"
     assert message["Reply-To"].addresses[0].addr_spec == f"support+{ref}@example.com"
-    root = f"<{ref}.ticket@example.com>"
+    root = f"<{ref.lower()}.ticket@example.com>"
     assert message["In-Reply-To"] == root and message["References"].split() == [root]
     expected = "auto-replied" if role == "requester" else "auto-generated"
     assert message["Auto-Submitted"] == expected
@@ -97,9 +97,9 @@ def test_a_mail_to_the_requester_answers_their_latest_mail(
         ref = ticket.ref
     message = parse(rows(database)[0].body or b"")
     assert message["In-Reply-To"] == last
-    assert message["References"].split() == [f"<{ref}.ticket@example.com>", first, last]
+    assert message["References"].split() == [f"<{ref.lower()}.ticket@example.com>", first, last]
     # Teams never saw the requester's mail: their mails reference the ticket's root only.
-    assert parse(handoff.body or b"")["References"] == f"<{ref}.ticket@example.com>"
+    assert parse(handoff.body or b"")["References"] == f"<{ref.lower()}.ticket@example.com>"
 
 
 def test_the_handoff_carries_the_whole_timeline_and_the_attachments(
