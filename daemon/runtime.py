@@ -3,8 +3,8 @@ hook that turns a decision's outbox rows into mail."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -14,7 +14,7 @@ from daemon.config import Config
 from daemon.store import repository
 from daemon.store.models import Outbox, Ticket
 from daemon.workflow.engine import AddTime, Engine
-from daemon.workflow.facts import Decision, NewTicket
+from daemon.workflow.facts import Decision, EventRecord, NewTicket
 
 # Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
 MailHook = Callable[[Session, Ticket, list[Outbox], datetime], None]
@@ -57,9 +57,20 @@ class Runtime:
         if rows:
             self.mail_hook(session, ticket, rows, now)
 
+    @property
+    def initial_state(self) -> str:
+        return self.config.workflows[self.default_workflow].initial
+
+    def is_final(self, ticket: Ticket) -> bool:
+        workflow = self.config.workflows.get(ticket.workflow_name)
+        state = workflow.states.get(ticket.state) if workflow else None
+        return state is not None and state.final
+
     def open_ticket(self, session: Session, *, requester: str, subject: str, body: str,
-                    now: datetime, linked_ref: str | None = None) -> Ticket:
-        """Create a ticket in the default workflow and run its triage, in one transaction."""
+                    now: datetime, linked_ref: str | None = None,
+                    first: Sequence[EventRecord] = ()) -> Ticket:
+        """Create a ticket in the default workflow and run its triage, in one transaction;
+        `first` are events to record before the engine's (the mail that opened it)."""
         name = self.default_workflow
         workflow = self.config.workflows[name]
         ticket = repository.create_ticket(
@@ -68,5 +79,6 @@ class Runtime:
             priority=workflow.default_priority, team=workflow.states[workflow.initial].team,
             now=now, linked_ref=linked_ref)
         report = NewTicket(ref=ticket.ref, requester=requester, subject=subject, body=body)
-        self.apply(session, ticket, self.engines[name].open(report, now), now)
+        decision = self.engines[name].open(report, now)
+        self.apply(session, ticket, replace(decision, events=(*first, *decision.events)), now)
         return ticket

@@ -285,9 +285,13 @@ def _skip_locked(stmt: Select[Any]) -> Select[Any]:
 # ---------------------------------------------------------------- outbox
 
 def new_message_id(domain: str, ticket_id: int | None = None) -> str:
-    """A Message-ID that names its ticket and is unique forever, so a resend is recognisable."""
+    """A Message-ID that names its ticket and is unique forever, so a resend is recognisable.
+
+    Stored bare and lower-case (left@right), the form inbound parsing gives the ids it reads,
+    so a reply's In-Reply-To finds it; the mail header adds the angle brackets.
+    """
     prefix = f"td-{ticket_id}" if ticket_id is not None else "td"
-    return f"<{prefix}-{uuid.uuid4().hex}@{domain}>"
+    return f"{prefix}-{uuid.uuid4().hex}@{domain.lower()}"
 
 
 def add_mail(
@@ -308,6 +312,19 @@ def add_mail(
     )
     session.add(row)
     return row
+
+
+def mark_bounced(session: Session, message_ids: Iterable[str], reason: str,
+                 now: datetime) -> int:
+    """Outbox rows whose mail came back as undeliverable; returns how many were ours."""
+    ids = sorted({mid for mid in message_ids if mid})
+    if not ids:
+        return 0
+    rows = list(session.scalars(select(Outbox).where(Outbox.message_id.in_(ids))))
+    for row in rows:
+        row.status = "bounced"
+        row.last_error = f"bounced ({now.isoformat()}): {reason}"
+    return len(rows)
 
 
 def due_outbox(session: Session, now: datetime, limit: int) -> list[Outbox]:

@@ -10,6 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from daemon.store.database import (
@@ -22,6 +23,7 @@ from daemon.store.database import (
 )
 from daemon.store.models import Base
 
+HEAD = ScriptDirectory.from_config(migrations_config()).get_current_head()
 TABLES = {"tickets", "messages", "events", "timers", "outbox", "mailbox_cursors", "quarantine"}
 
 
@@ -35,7 +37,7 @@ def test_migrate_creates_everything_and_is_idempotent(empty_database: Database) 
     assert current_revision(empty_database) is None
     migrate(empty_database)
     migrate(empty_database)
-    assert current_revision(empty_database) == "0001"
+    assert current_revision(empty_database) == HEAD
     assert TABLES <= set(inspect(empty_database.engine).get_table_names())
 
 
@@ -85,7 +87,7 @@ def test_migrate_from_any_working_directory(
     database = open_database(f"sqlite:///{tmp_path / 'x.db'}")
     try:
         migrate(database)
-        assert current_revision(database) == "0001"
+        assert current_revision(database) == HEAD
     finally:
         database.close()
 
@@ -104,7 +106,7 @@ def test_concurrent_migrations_are_safe(empty_database: Database) -> None:
 
     try:
         with ThreadPoolExecutor(2) as pool:
-            assert list(pool.map(start, databases)) == ["0001", "0001"]
+            assert list(pool.map(start, databases)) == [HEAD, HEAD]
     finally:
         databases[1].close()
     assert schema_diff(empty_database) == []

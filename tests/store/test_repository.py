@@ -135,7 +135,7 @@ def test_apply_decision_writes_facts_events_timers_and_mails(
         assert [(o.template, o.to_role, o.status) for o in outbox] == [
             ("moved", "team", "pending"), ("moved_requester", "requester", "pending")]
         assert outbox[0].context["due"] == (later + timedelta(hours=4)).isoformat()
-        assert all(re.fullmatch(rf"<td-{ticket_id}-[0-9a-f]{{32}}@{re.escape(DOMAIN)}>",
+        assert all(re.fullmatch(rf"td-{ticket_id}-[0-9a-f]{{32}}@{re.escape(DOMAIN.lower())}",
                                 o.message_id) for o in outbox)
         assert outbox[0].body is None and outbox[0].next_attempt_at == later
 

@@ -1,0 +1,69 @@
+"""Draining the support mailbox: fetch in batches after the stored cursor, process each batch
+in one transaction together with the new cursor, then mark it processed on the server.
+
+A crash before the commit replays the batch (each mail deduplicates); a crash after it
+leaves mails unmarked on the server but never processes them again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from daemon.imap import Fetched, Mailbox, resume_point
+from daemon.ingest import Inbox, Outcome, process_mail
+from daemon.store import repository
+from daemon.store.database import Database
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class IngestReport:
+    counts: Counter[str] = field(default_factory=Counter)
+    outcomes: list[Outcome] = field(default_factory=list)
+    uidvalidity_reset: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.action] += 1
+        if outcome.action == "quarantined":
+            self.outcomes.append(outcome)  # the ones an admin must see
+
+    def summary(self) -> str:
+        if not self.total:
+            return "no new mail"
+        parts = ", ".join(f"{n} {action}" for action, n in sorted(self.counts.items()))
+        return f"{self.total} mails: {parts}"
+
+
+def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
+          clock: Callable[[], datetime] = utc_now) -> IngestReport:
+    """Process every mail after the cursor; the mailbox must be connected."""
+    folder = mailbox.settings.folder
+    uidvalidity = mailbox.select()
+    with database.reading() as session:
+        cursor = repository.get_cursor(session, folder)
+        stored = (cursor.uidvalidity, cursor.last_uid) if cursor else None
+    resume = resume_point(stored, uidvalidity)
+    report = IngestReport(uidvalidity_reset=resume.reset)
+    for batch in mailbox.fetch(mailbox.uids_after(resume.last_uid)):
+        if batch:
+            _commit_batch(database, inbox, batch, folder, uidvalidity, clock(), report)
+            mailbox.mark_processed([mail.uid for mail in batch])
+    return report
+
+
+def _commit_batch(database: Database, inbox: Inbox, batch: list[Fetched], folder: str,
+                  uidvalidity: int, now: datetime, report: IngestReport) -> None:
+    with database.transaction() as session:
+        for mail in batch:
+            report.add(process_mail(session, mail.raw, inbox, now, folder=folder, uid=mail.uid))
+        repository.set_cursor(session, folder, uidvalidity, max(m.uid for m in batch))
