@@ -1,4 +1,4 @@
-"""HTML mail bodies to plain text, with stdlib html.parser only.
+"""HTML mail bodies to plain text, stdlib only.
 
 `html_to_text(html)` gives readable text: blocks and <br> become line breaks, lists get
 "- ", <blockquote> content is prefixed "> " like a plain-text quote, scripts and styles
@@ -7,12 +7,17 @@ containers of common clients (Gmail, Yahoo, Proton) are prefixed "> " as well, s
 containers are preceded by a "-- " line, and at the first container that starts the
 quoted history of Outlook / OWA / Thunderbird forwards a HISTORY_MARK line is written and
 conversion stops, because everything after it is old mail.
+
+The tokenizer is our own few regular expressions rather than html.parser: html.parser
+needs quadratic time on crafted input (`"<a " * 100_000` runs for minutes), and one such
+mail must not stall the ingest loop. Every step here is linear in the input.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from html.parser import HTMLParser
+from html import unescape
 
 # A line of its own that `daemon.reply` treats as the start of quoted history.
 HISTORY_MARK = "\ue000[quoted history]"
@@ -24,7 +29,7 @@ _BLOCKS = frozenset({
     "tfoot", "tr", "ul",
 })
 _PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"})
-_SKIPPED = frozenset({"head", "script", "style", "title", "template", "noscript"})
+_RAW_TEXT = frozenset({"script", "style", "title", "template", "noscript", "textarea"})
 _VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "area", "base", "col",
                    "embed", "source", "track", "wbr", "o:p"})
 
@@ -40,43 +45,83 @@ _OUTLOOK_RULE = re.compile(r"border-top:\s*solid\s+#(?:e1e1e1|b5c4df)", re.IGNOR
 _SIGNATURE_IDS = frozenset({"signature", "ms-outlook-mobile-signature", "applemailsignature"})
 _SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature"})
 
+MAX_QUOTE_LEVELS = 30  # deeper quote containers are not tracked: bounded work per tag
 _SPACES = re.compile(r"[ \t\r\n\f\v\xa0]+")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\xad]")
 
 
+# A tag, comment, declaration or processing instruction. Possessive quantifiers (*+) keep
+# a failed match from backtracking, so text full of "<" stays linear.
+_TOKEN = re.compile(r"<(?:(/?)([a-zA-Z][^\s/<>]*+)([^<>]*+)>|!--|![^<>]*+>|\?[^<>]*+>)")
+_ATTRIBUTE = re.compile(r"""([^\s=/<>"']++)(?:\s*=\s*(?:"([^"]*+)"|'([^']*+)'|([^\s"'=<>`]++)))?""")
+
+
 class _Done(Exception):
-    """Raised inside the parser to stop at the start of quoted history."""
+    """Raised inside the converter to stop at the start of quoted history."""
 
 
 def html_to_text(html: str, *, mark_quotes: bool = False) -> str:
     """Readable plain text of an HTML body; see the module docstring for `mark_quotes`."""
     converter = _Converter(mark_quotes)
     try:
-        converter.feed(html)
-        converter.close()
+        _tokenize(html, converter)
     except _Done:
         converter.history_reached()
     return converter.text()
 
 
-class _Converter(HTMLParser):
+def _tokenize(html: str, out: _Converter) -> None:
+    position = 0
+    while (match := _TOKEN.search(html, position)) is not None:
+        out.handle_data(unescape(html[position:match.start()]))
+        position = match.end()
+        if match[0] == "<!--":
+            end = html.find("-->", position)
+            position = len(html) if end < 0 else end + 3
+        elif match[2]:
+            position = _tag(html, match, position, out)
+    out.handle_data(unescape(html[position:]))
+
+
+def _tag(html: str, match: re.Match[str], position: int, out: _Converter) -> int:
+    """Hand one tag to the converter; return where the text after it starts."""
+    name = match[2].lower()
+    if match[1]:
+        out.handle_endtag(name)
+        return position
+    out.handle_starttag(name, _attributes(match[3]))
+    if match[3].rstrip().endswith("/"):
+        out.handle_endtag(name)
+    elif name in _RAW_TEXT:  # skip to </script> etc., without looking for tags inside
+        end = _raw_end(name).search(html, position)
+        position = len(html) if end is None else end.end()
+        out.handle_endtag(name)
+    return position
+
+
+@functools.lru_cache(maxsize=16)
+def _raw_end(name: str) -> re.Pattern[str]:
+    return re.compile(rf"</{name}\s*>", re.IGNORECASE)
+
+
+def _attributes(text: str) -> list[tuple[str, str | None]]:
+    return [(m[1].lower(), unescape(next((v for v in m.groups()[1:] if v is not None), "")))
+            for m in _ATTRIBUTE.finditer(text)]
+
+
+class _Converter:
     def __init__(self, mark_quotes: bool) -> None:
-        super().__init__(convert_charrefs=True)
         self.mark_quotes = mark_quotes
         self.lines: list[str] = []
         self.current: list[str] = []
         self.depth = 0                         # how many quote levels we are inside
         self.open_quotes: list[list[object]] = []  # [tag, nesting of that tag] per level
-        self.skipping: str | None = None       # inside <style>, <script>, ...
         self.pre = 0
 
     # -------------------------------------------------------------- tags
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.skipping:
-            return
-        if tag in _SKIPPED:
-            self.skipping = tag
+        if tag in _RAW_TEXT:  # the tokenizer skipped their content
             return
         self._count_nesting(tag, +1)
         if self.mark_quotes:
@@ -85,15 +130,8 @@ class _Converter(HTMLParser):
             self._enter_quote(tag)
         self._open_block(tag)
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _VOID or tag not in _BLOCKS:
-            self.handle_starttag(tag, attrs)
-        else:  # <div/> opens and closes nothing worth tracking
-            self._break()
-
     def handle_endtag(self, tag: str) -> None:
-        if self.skipping:
-            self.skipping = None if tag == self.skipping else self.skipping
+        if tag in _RAW_TEXT or tag in _VOID:
             return
         if tag in _BLOCKS:
             self._break()
@@ -104,8 +142,6 @@ class _Converter(HTMLParser):
         self._count_nesting(tag, -1)
 
     def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
         if self.pre:
             self._pre_text(data)
         else:
@@ -132,6 +168,8 @@ class _Converter(HTMLParser):
         return "border-top" in style and bool(_OUTLOOK_RULE.search(style))
 
     def _enter_quote(self, tag: str) -> None:
+        if len(self.open_quotes) >= MAX_QUOTE_LEVELS:
+            return  # still inside the outer levels, whose counters see this tag
         self._break()
         self.open_quotes.append([tag, 0])
         self.depth += 1

@@ -93,6 +93,11 @@ _MOBILE_FOOTER = re.compile(
 )
 
 
+# Markers are looked for in this many lines; a longer text without one is all new text.
+# It bounds the work a crafted mail can cause (each line costs a few regex tests).
+MAX_SCAN_LINES = 20_000
+
+
 @dataclass(frozen=True)
 class ReplyParts:
     """A reply split up. `marker` says what ended the new text (None: nothing did)."""
@@ -123,7 +128,7 @@ def split_reply(text: str) -> ReplyParts:
 
 def find_history(lines: list[str]) -> tuple[int, str | None]:
     """Index of the first line of quoted history and what it is; (len, None) if none."""
-    for index, line in enumerate(lines):
+    for index, line in enumerate(lines[:MAX_SCAN_LINES]):
         found = _marker_at(lines, index, line)
         if found is not None:
             return found
@@ -200,6 +205,8 @@ def _adjacent(lines: list[str], start: int, end: int) -> bool:
 def _is_attribution(candidate: str) -> bool:
     if len(candidate) > 300:
         return False
+    if not (_TIME.search(candidate) or "@" in candidate or _OPENER.match(candidate)):
+        return False  # cheap test first: every form below needs one of these
     if _VERB_AT_END.search(candidate):
         return bool(_OPENER.match(candidate) or _TIME.search(candidate) or "@" in candidate)
     return bool(_ADDRESS_COLON.search(candidate) and _TIME.search(candidate))
@@ -235,7 +242,7 @@ def _unquoted_between(lines: list[str], start: int) -> list[str]:
     """Unquoted lines after the first quote, up to a marker that is not a '> ' quote."""
     first = next(i for i in range(start, len(lines)) if lines[i].lstrip().startswith(">"))
     kept: list[str] = []
-    for index in range(first, len(lines)):
+    for index in range(first, min(len(lines), start + MAX_SCAN_LINES)):
         stripped = lines[index].strip()
         if stripped.startswith(">") or _is_lead_in(lines, index):
             continue

@@ -315,3 +315,30 @@ CORPUS_NEW_TEXT = {
 def test_corpus_new_text(name: str) -> None:
     message = parse_message((MAILS / name).read_bytes())
     assert message.new_text == CORPUS_NEW_TEXT[name]
+
+
+# ------------------------------------------------------------------ crafted input stays fast
+
+CRAFTED_HTML = ["<a " * 100_000, "<" * 300_000, "<!--" + "a" * 300_000, "</" * 100_000,
+                "<blockquote>" * 20_000 + "x", '<div class="gmail_quote">' * 20_000,
+                "<a " + 'x="' * 100_000, "<style>" + "a{}" * 100_000]
+CRAFTED_TEXT = ["text ending with a colon:\n" * 50_000, "From: x\n" * 50_000,
+                "> q\n" + "From: x\nline\n" * 50_000, "a" * 2_000_000]
+
+
+@pytest.mark.parametrize("html", CRAFTED_HTML, ids=range(len(CRAFTED_HTML)))
+def test_crafted_html_is_converted_in_linear_time(html: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    html_to_text(html, mark_quotes=True)
+    assert time.perf_counter() - started < 2  # html.parser needs minutes for some of these
+
+
+@pytest.mark.parametrize("text", CRAFTED_TEXT, ids=range(len(CRAFTED_TEXT)))
+def test_crafted_text_is_split_in_linear_time(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    split_reply(text)
+    assert time.perf_counter() - started < 2
