@@ -20,14 +20,9 @@ lifecycle; the queries are small and each says which index it walks.
 
 from __future__ import annotations
 
-import email
-import email.policy
-import html
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
@@ -35,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from daemon.config import Config
 from daemon.directory import Directory
+from daemon.message import InboundMessage, MailRejected, parse_message
 from daemon.mime import Address, Attachment, HeaderError, Mail, build, safe_message_ids
 from daemon.recipients import Recipient, resolve
 from daemon.render import Renderer, RenderError, when
@@ -308,14 +304,17 @@ def _inbound(session: Session, ticket: Ticket) -> list[Message]:
 @dataclass(frozen=True)
 class _Parsed:
     row: Message
-    mail: EmailMessage | None
+    mail: InboundMessage | None
 
 
 def _parsed(row: Message) -> _Parsed:
+    """A stored mail read by the same parser ingest uses (charsets, HTML, quoted history)."""
     if not row.raw:
         return _Parsed(row, None)
-    parsed = email.message_from_bytes(row.raw, policy=email.policy.default)
-    return _Parsed(row, parsed if isinstance(parsed, EmailMessage) else None)
+    try:
+        return _Parsed(row, parse_message(row.raw))
+    except MailRejected:  # too big or unreadable: listed in the timeline without text
+        return _Parsed(row, None)
 
 
 def _event_entry(event: Event) -> dict[str, Any]:
@@ -325,37 +324,25 @@ def _event_entry(event: Event) -> dict[str, Any]:
 
 
 def _mail_entry(parsed: _Parsed, ticket: Ticket) -> dict[str, Any]:
-    row = parsed.row
+    """A reply in the timeline: only its new text, not the history it quotes."""
+    row, mail = parsed.row, parsed.mail
     at = row.received_at or row.sent_at
     sender = row.sender or ""
+    text = (mail.new_text or mail.body_text) if mail else ""
     return {"at": at.isoformat() if at else "", "actor": sender, "kind": "mail",
             "from_state": None, "to_state": None, "reason": row.subject or "",
-            "text": _text(parsed.mail), "internal": ticket.requester.lower() not in sender.lower()}
+            "text": _shortened(text),
+            "internal": ticket.requester.lower() not in sender.lower()}
 
 
 def _original(parsed: _Parsed) -> dict[str, Any]:
     row = parsed.row
     return {"sender": row.sender or "", "subject": row.subject or "",
             "at": row.received_at.isoformat() if row.received_at else "",
-            "text": _text(parsed.mail)}
+            "text": _shortened(parsed.mail.body_text if parsed.mail else "")}
 
 
-_TAGS = re.compile(r"<[^>]*>")
-
-
-def _text(mail: EmailMessage | None) -> str:
-    """The readable text of a stored mail, shortened for a handoff."""
-    if mail is None:
-        return ""
-    part = mail.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    try:
-        text = str(part.get_content())
-    except (LookupError, ValueError):  # an unknown charset or a broken encoding
-        return ""
-    if part.get_content_type() == "text/html":
-        text = html.unescape(_TAGS.sub("", text))
+def _shortened(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "\n[...]"
 
 
@@ -367,20 +354,14 @@ def _attachments(mails: Sequence[_Parsed],
     listed: list[dict[str, Any]] = []
     files: list[Attachment] = []
     for parsed in mails:
-        if parsed.mail is None:
-            continue
-        for part in parsed.mail.iter_attachments():
-            data = part.get_payload(decode=True)
-            if not isinstance(data, bytes):
-                continue
-            attach = used + len(data) <= limit
-            used += len(data) if attach else 0
-            name = part.get_filename() or "attachment"
-            listed.append({"filename": name, "content_type": part.get_content_type(),
-                           "size": len(data), "sender": parsed.row.sender or "",
+        for part in parsed.mail.attachments if parsed.mail else ():
+            attach = used + part.size <= limit
+            used += part.size if attach else 0
+            listed.append({"filename": part.filename, "content_type": part.content_type,
+                           "size": part.size, "sender": parsed.row.sender or "",
                            "at": _iso(parsed.row.received_at), "attached": attach})
             if attach:
-                files.append(Attachment(name, part.get_content_type(), data))
+                files.append(Attachment(part.filename, part.content_type, part.content))
     return listed, tuple(files)
 
 

@@ -112,7 +112,9 @@ def test_the_handoff_carries_the_whole_timeline_and_the_attachments(
         note = EventRecord("note", "alex.chen@example.com", "tier1", "tier1",
                            "reinstalled the client, no change", {"internal": True})
         repository.add_events(session, ticket, [note], now + timedelta(minutes=10))
-        inbound(session, ticket, now + timedelta(minutes=20), text="Still broken at home too.")
+        inbound(session, ticket, now + timedelta(minutes=20),
+                text="Still broken at home too.\n\nOn Mon, 2 Mar 2026, Ann wrote:\n"
+                     "> VPN drops every 5 minutes since the update.\n")
         team = queue(session, ticket, "escalation_handoff", "team", now, writer)
         vendor = queue(session, ticket, "vendor_handoff", "vendor", now, writer,
                        vendor="vpnco", argument="Client 5.2 drops the tunnel every 300s.")
@@ -123,6 +125,8 @@ def test_the_handoff_carries_the_whole_timeline_and_the_attachments(
                      "reinstalled the client, no change", "alex.chen@example.com",
                      "(internal)", "shot.png", "Requester:   ann@example.org", "Respond by:"):
         assert expected in text, expected
+    # A reply shows its new text only, not the history it quotes.
+    assert text.count("VPN drops every 5 minutes since the update.") == 1
     [attached] = list(handoff.iter_attachments())
     assert attached.get_filename() == "shot.png" and attached.get_content() == picture
     external = text_of(parse(vendor.body or b"").get_body(("plain",)))
