@@ -94,6 +94,7 @@ def _pick_workflow(config: Config, name: str | None) -> Workflow:
 # ------------------------------------------------------------------ run
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from daemon.app import Parts, run_once
     from daemon.cli_store import open_and_migrate
 
     config = load_root(args.config)
@@ -101,12 +102,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         workflows = ", ".join(f"{wf.name} v{wf.version}" for wf in config.workflows.values())
         print(f"tierdesk: database {database.safe_url}, workflow {workflows}", flush=True)
+        if not args.once:
+            print("tierdesk: the long-running service arrives in a later release; "
+                  "use --once for one pass", flush=True)
+            return 0
+        return 0 if run_once(Parts.build(config, database)) else 1
     finally:
         database.close()
-    if not args.once:
-        print("tierdesk: the mail, clock and sender loops arrive in a later release; "
-              "nothing more to do", flush=True)
-    return 0
 
 
 # ------------------------------------------------------------------ simulate

@@ -108,7 +108,8 @@ def test_check_lists_every_problem_then_a_summary(
     code, out, _ = run(capsys, "check", "--config", str(tree))
     lines = out.strip().splitlines()
     assert code == 1
-    assert any("settings.yaml:17: imap.port" in line for line in lines), out
+    port_line = settings.read_text().splitlines().index("  port: nine") + 1
+    assert any(f"settings.yaml:{port_line}: imap.port" in line for line in lines), out
     assert any("teams.yaml:" in line and "sam.rivera" in line for line in lines), out
     assert any("reminder.txt.j2:" in line and "syntax" in line for line in lines), out
     assert lines[-1] == "3 problems in 3 files"
@@ -181,11 +182,17 @@ def test_graph_svg_without_graphviz(capsys: pytest.CaptureFixture[str], tmp_path
 # ------------------------------------------------------------------ run
 
 def test_run_once_migrates_and_names_the_database(
-    clean_env: Path, capsys: pytest.CaptureFixture[str]
+    clean_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, out, _ = run(capsys, "run", "--once", "--config", str(ROOT))
-    assert code == 0
-    assert out.strip() == "tierdesk: database sqlite:///tierdesk.db, workflow it-support v1"
+    # No IMAP server listens there: the run says so in one line and exits 1, after start-up.
+    monkeypatch.setenv("TIERDESK_IMAP_HOST", "127.0.0.1")
+    monkeypatch.setenv("TIERDESK_IMAP_PORT", "1")
+    monkeypatch.setenv("TIERDESK_IMAP_SECURITY", "none")
+    code, out, err = run(capsys, "run", "--once", "--config", str(ROOT))
+    assert code == 1 and "Traceback" not in out + err
+    lines = out.splitlines()
+    assert lines[0] == "tierdesk: database sqlite:///tierdesk.db, workflow it-support v1"
+    assert lines[1].startswith("imap: ") and "127.0.0.1:1" in lines[1]
     assert (clean_env / "tierdesk.db").exists()
     code, out, _ = run(capsys, "tickets", "--config", str(ROOT))
     assert code == 0 and out.strip() == "no tickets"
