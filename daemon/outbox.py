@@ -287,7 +287,8 @@ def _history(session: Session, ticket: Ticket | None, recipient: Recipient,
         return History({"original": None, "timeline": events, "attachments": []}, ())
     mails = [_parsed(m) for m in _inbound(session, ticket)]
     entries = [_mail_entry(m, ticket) for m in mails]
-    for entry in entries[1:-QUOTED_MAILS]:  # a long ticket quotes its first and latest mails
+    # The first mail is quoted as the original report; a long ticket quotes its latest mails.
+    for entry in entries[:1] + entries[1:-QUOTED_MAILS]:
         entry["text"] = ""
     timeline = sorted([*entries, *events], key=lambda entry: entry["at"])
     listed, files = _attachments(mails, attach_limit)
