@@ -41,8 +41,8 @@ from daemon.workflow.facts import EventRecord
 
 AUTO_SENDER_WINDOW = timedelta(days=1)  # a person's vacation reply must not silence them forever
 RATE_WINDOW = timedelta(hours=1)
-# Rows that count towards the hourly limit: everything on its way or gone.
-COUNTED = ("pending", "sending", "sent")
+# Rows that count towards the hourly limit: everything on its way or gone (a bounce went).
+COUNTED = ("pending", "sending", "sent", "bounced")
 ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
 TEXT_LIMIT = 4000  # characters of each mail quoted in a handoff's timeline
 QUOTED_MAILS = 20  # besides the original report, only the latest mails are quoted in full
