@@ -49,8 +49,10 @@ def explain_command(settings: Settings, path: Path, *, as_json: bool) -> int:
     except OSError as exc:
         return _fail(f"cannot read {path}: {exc.strerror or exc}")
     try:
-        result = explain_mail(raw, support_address=settings.mail.address,
-                              domains=(settings.site.domain,))
+        mail = settings.mail
+        limits = ParseLimits(mail.max_size, mail.max_attachments, mail.max_attachment_size)
+        result = explain_mail(raw, support_address=mail.address,
+                              domains=(settings.site.domain,), limits=limits)
     except MailRejected as exc:
         return _fail(f"{path}: mail rejected: {exc.reason}")
     print(json.dumps(to_json(result), ensure_ascii=False, indent=2) if as_json

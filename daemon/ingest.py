@@ -50,7 +50,9 @@ class Inbox:
     @classmethod
     def build(cls, runtime: Runtime) -> Inbox:
         settings = runtime.config.settings
-        return cls(runtime, ParseLimits(), settings.mail.address, settings.site.domain)
+        mail = settings.mail
+        limits = ParseLimits(mail.max_size, mail.max_attachments, mail.max_attachment_size)
+        return cls(runtime, limits, mail.address, settings.site.domain)
 
     @property
     def own_addresses(self) -> tuple[str, ...]:

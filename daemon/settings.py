@@ -240,11 +240,33 @@ class SiteSettings(Frozen):
     domain: HostName = "localhost"
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kb|mb|gb|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def parse_size(value: object) -> object:
+    """"30MB", "500 kB" or a plain number of bytes (decimal units, as mail clients show)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write e.g. 30MB, 500kB or 1GB")
+    return int(float(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()])
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
+
+
 class MailSettings(Frozen):
     address: EmailAddress = "support@localhost"
     name: str = "IT Support"
     # Loop protection: an outside address gets at most this many automatic mails an hour.
     max_auto_replies_per_hour: int = Field(default=10, ge=1)
+    # Larger mail is quarantined with the reason, never dropped. Base64 adds a third, so a
+    # 30 MB attachment needs about 41 MB of mail.
+    max_size: Size = 60_000_000
+    max_attachments: int = Field(default=100, ge=0)
+    max_attachment_size: Size = 40_000_000
 
 
 def _fill_port(data: object, ports: Mapping[str, int]) -> object:
