@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from daemon.cli import UserError
 from daemon.settings import Settings
 from daemon.store import repository
 from daemon.store.database import Database, StoreError, current_revision, migrate, open_database
+from daemon.store.models import Message, Ticket
 
 SUBJECT_WIDTH = 48
 _CREATE_HINT = "run `tierdesk run --once` (or `python run.py run --once`) to create it"
@@ -76,8 +78,10 @@ def reading(settings: Settings) -> Iterator[Session]:
 def list_command(settings: Settings, state: str | None, as_json: bool,
                  now: datetime | None = None) -> int:
     with reading(settings) as session:
-        rows = [repository.ticket_summary(t)
-                for t in repository.list_tickets(session, state=state)]
+        tickets = repository.list_tickets(session, state=state)
+        counts = inbound_counts(session, state)
+        rows = [{**repository.ticket_summary(t), "messages_in": counts.get(t.id, 0)}
+                for t in tickets]
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     elif not rows:
@@ -85,6 +89,17 @@ def list_command(settings: Settings, state: str | None, as_json: bool,
     else:
         print(ticket_table(rows, now or datetime.now(UTC)))
     return 0
+
+
+def inbound_counts(session: Session, state: str | None) -> dict[int, int]:
+    """Inbound mails per ticket id, in one grouped query over the tickets being listed (a
+    subquery, not a list of ids: thousands of tickets would overflow SQLite's parameters)."""
+    stmt = (select(Message.ticket_id, func.count())
+            .where(Message.direction == "in", Message.ticket_id.is_not(None))
+            .group_by(Message.ticket_id))
+    if state is not None:
+        stmt = stmt.where(Message.ticket_id.in_(select(Ticket.id).where(Ticket.state == state)))
+    return {ticket_id: count for ticket_id, count in session.execute(stmt)}
 
 
 def ticket_table(rows: Sequence[dict[str, Any]], now: datetime) -> str:
