@@ -51,7 +51,7 @@ def run_once(parts: Parts, say: Callable[[str], None] = print,
     fired = run_due(parts.database, parts.runtime, clock())
     say(f"clock: {fired.fired} timers fired" + (f", {fired.superseded} superseded"
                                                   if fired.superseded else ""))
-    return _send(parts, say) and ok
+    return _send(parts, say, clock) and ok
 
 
 def _ingest(parts: Parts, say: Callable[[str], None], clock: Callable[[], datetime]) -> bool:
@@ -70,9 +70,9 @@ def _ingest(parts: Parts, say: Callable[[str], None], clock: Callable[[], dateti
     return True
 
 
-def _send(parts: Parts, say: Callable[[str], None]) -> bool:
+def _send(parts: Parts, say: Callable[[str], None], clock: Callable[[], datetime]) -> bool:
     async def one_pass() -> bool:
-        sender = Sender.from_config(parts.config, parts.database)
+        sender = Sender.from_config(parts.config, parts.database, clock=clock)
         try:
             report = await sender.run_once()
         finally:

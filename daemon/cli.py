@@ -111,6 +111,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         database.close()
 
 
+# ------------------------------------------------------------------ demo
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from daemon.demo import run_demo
+
+    if not args.config.is_dir():
+        raise UserError(f"config folder {args.config} does not exist")
+    return run_demo(args.config, keep=args.keep)
+
+
 # ------------------------------------------------------------------ simulate
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -162,6 +172,13 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     from daemon.cli_outbox import outbox_main
 
     return outbox_main(_settings(args.config), args.action, args.id, args.json)
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from daemon.cli_quarantine import quarantine_main
+
+    return quarantine_main(args.config, os.environ, args.action, args.id, as_json=args.json,
+                           include_retried=args.all)
 
 
 def _settings(root: Path) -> Settings:
@@ -218,6 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("action", nargs="?", choices=("retry",), help="requeue a parked mail")
     outbox.add_argument("id", nargs="?", type=int, metavar="ID", help="the outbox row to retry")
     outbox.add_argument("--json", action="store_true", help="JSON instead of tables")
+    demo = add("demo", cmd_demo, "the whole product offline: embedded IMAP and SMTP servers, "
+                                 "a temporary store and a scripted story")
+    demo.add_argument("--keep", action="store_true",
+                      help="leave the servers running and say how to connect a mail client")
+    quarantine = add("quarantine", cmd_quarantine, "mail that could not be processed; "
+                     "`quarantine show ID` prints one's headers, `quarantine retry ID` "
+                     "processes it again")
+    quarantine.add_argument("action", nargs="?", choices=("show", "retry"))
+    quarantine.add_argument("id", nargs="?", type=int, metavar="ID",
+                            help="a quarantined mail's ID")
+    quarantine.add_argument("--json", action="store_true", help="JSON instead of a table")
+    quarantine.add_argument("--all", action="store_true",
+                            help="also list mail already processed on retry")
     simulate = add("simulate", cmd_simulate,
                    "when a new ticket's reminders, warnings and escalations would fire")
     simulate.add_argument("--priority", metavar="P", help="force this priority (default: triage)")

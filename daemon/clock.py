@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -101,8 +101,9 @@ def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
         return
     if now - timer.due_at > LATE:
         late = EventRecord("late_timer", "clock", ticket.state, ticket.state,
-                           f"{timer.kind} due {timer.due_at.isoformat()} fired "
-                           f"{now.isoformat()} (the daemon was not running or behind)")
+                           f"{timer.kind} due {timer.due_at:%Y-%m-%d %H:%M} UTC fired "
+                           f"{now.astimezone(UTC):%H:%M} UTC, late: the daemon was not "
+                           "running or was behind")
         repository.add_events(session, ticket, [late], now)
     # One flush for the whole batch (at commit) lets the ORM batch the inserts.
     runtime.apply(session, ticket, decision, now, flush=False)

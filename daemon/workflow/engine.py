@@ -120,7 +120,8 @@ class Engine:
 
     def _alert(self, ticket: TicketFacts, kind: str, seq: int) -> Decision:
         deadline = self._timers.deadline(ticket.state, ticket.priority, ticket.state_entered_at)
-        due = f", due {deadline.isoformat()}" if deadline else ""
+        # A person reads this in the timeline: minutes, UTC said out loud, no seconds.
+        due = f", deadline {deadline:%Y-%m-%d %H:%M} UTC" if deadline else ""
         nth = f" {seq}" if seq else ""
         reason = f"{kind}{nth} for {ticket.state}{due}"
         event = EventRecord(kind, "clock", ticket.state, ticket.state, reason, {"seq": seq})
