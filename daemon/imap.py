@@ -374,17 +374,24 @@ class Mailbox:
         bytes, fetched one batch at a time (BODY.PEEK[]: fetching never sets \\Seen).
         A UID expunged meanwhile is simply missing from its batch."""
         ordered = sorted(set(uids))
-        for start in range(0, len(ordered), self.batch_size):
-            for part in self._split(ordered[start:start + self.batch_size]):
+        # Sizes are asked for ten batches at a time: one small command instead of ten.
+        step = self.batch_size * (1 if self.batch_bytes is None else 10)
+        for start in range(0, len(ordered), step):
+            for part in self._plan(ordered[start:start + step]):
                 yield self._fetch_batch(part)
 
-    def _split(self, uids: list[int]) -> list[list[int]]:
+    def _plan(self, uids: list[int]) -> list[list[int]]:
+        """Batches for these UIDs. Only mails bigger than batch_bytes / batch_size can make
+        a batch too big, so only their sizes are asked for (a SEARCH LARGER finds them);
+        the others count as that bound. Parsing every size costs a third of the fetch rate."""
         if self.batch_bytes is None:
             return [uids]
+        bound = max(self.batch_bytes // self.batch_size, 1)
         client = self._session()
-        with self._errors("UID FETCH RFC822.SIZE"):
-            sizes = client.fetch(uids, ["RFC822.SIZE"])
-        pairs = [(uid, sizes[uid][b"RFC822.SIZE"]) for uid in uids if uid in sizes]
+        with self._errors("UID SEARCH LARGER"):
+            big = client.search(f"UID {uid_set(uids)} LARGER {bound}")
+            sizes = client.fetch(big, ["RFC822.SIZE"]) if big else {}
+        pairs = [(uid, sizes[uid][b"RFC822.SIZE"] if uid in sizes else bound) for uid in uids]
         return plan_batches(pairs, self.batch_size, self.batch_bytes)
 
     def _fetch_batch(self, uids: list[int]) -> list[Fetched]:
@@ -450,6 +457,9 @@ class Mailbox:
 
         With IDLE: True as soon as the server announces EXISTS or RECENT; IDLE is re-issued
         every idle_renew_s. Without: True once poll_interval has passed since the last poll.
+        Dovecot holds IDLE notices back for 0.5 s (NOTIFY_DELAY_MSECS in mailbox-watch.c);
+        ending IDLE makes it report at once, so an idle_renew_s of 0.1-0.2 s brings its
+        wake-up latency down to about 50 ms, at the price of that many DONE/IDLE round trips.
         """
         if self._woken.is_set():
             self._woken.clear()

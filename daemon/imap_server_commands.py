@@ -16,10 +16,10 @@ from collections.abc import Callable
 from daemon.imap_server_fetch import (
     FetchItem,
     flag_list,
-    in_set,
     parse_fetch_items,
     parse_sequence_set,
     render,
+    resolve,
 )
 from daemon.imap_server_proto import (
     Command,
@@ -290,15 +290,12 @@ async def unselect(session: Session, cmd: Command) -> Reply:
 
 def targets(session: Session, spec: Value, uid: bool) -> list[tuple[int, StoredMessage]]:
     """(sequence number, message) for a sequence set, or a UID set when uid."""
-    ranges = parse_sequence_set(text(spec))
     folder = _folder(session)
-    star = (session.view[-1] if uid else len(session.view)) if session.view else 0
     out = []
-    for seq, message_uid in enumerate(session.view, start=1):
-        if in_set(ranges, message_uid if uid else seq, star):
-            message = folder.messages.get(message_uid)
-            if message is not None:  # expunged by another session, not yet told
-                out.append((seq, message))
+    for index in resolve(parse_sequence_set(text(spec)), session.view, uid):
+        message = folder.messages.get(session.view[index])
+        if message is not None:  # expunged by another session, not yet told
+            out.append((index + 1, message))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from daemon.imap_server_mime import (
@@ -47,6 +48,24 @@ def parse_sequence_set(text: str) -> list[Range]:
             raise ParseError("0 is not a message number or UID")
         ranges.append((low, high))
     return ranges
+
+
+def resolve(ranges: list[Range], view: list[int], uid: bool) -> list[int]:
+    """Ascending indexes into view (the UIDs in sequence order) of the messages a sequence
+    set names; by UID when uid. Works range by range, so it stays fast on big folders."""
+    if not view:
+        return []
+    star = view[-1] if uid else len(view)
+    picked: set[int] = set()
+    for low, high in ranges:
+        a = star if low is None else low
+        b = star if high is None else high
+        a, b = min(a, b), max(a, b)
+        if uid:
+            picked.update(range(bisect_left(view, a), bisect_right(view, b)))
+        else:
+            picked.update(range(a - 1, min(b, len(view))))
+    return sorted(picked)
 
 
 def in_set(ranges: list[Range], number: int, star: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -100,9 +101,18 @@ class Session:
                 self.write(b"+ Ready for literal data\r\n")
                 await self.flush()
             literal = await self.reader.readexactly(size)
+            self._ack_now()
             rest = await self.reader.readuntil(b"\n")
             data += b"\r\n" + literal + rest.rstrip(b"\r\n")
         return data
+
+    def _ack_now(self) -> None:
+        """ACK the literal at once. Clients send the CRLF after a literal as a write of its
+        own, which Nagle holds until our ACK, which Linux delays by 40 ms: 40 ms per APPEND."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     async def _refuse_literal(self, data: bytes, non_sync: bool) -> bytes | None:
         tag = data.split(b" ", 1)[0].decode("ascii", "replace")

@@ -16,6 +16,7 @@ from daemon.imap import (
     ImapAuthError,
     ImapConnectError,
     ImapConnectionLost,
+    ImapError,
     Mailbox,
     resume_point,
 )
@@ -82,6 +83,12 @@ def test_connection_refused_is_a_connect_error(imap_server: ImapTestServer,
         box.connect()
 
 
+def test_a_missing_folder_is_an_error(open_mailbox: Any) -> None:
+    with pytest.raises(ImapError, match="SELECT Nowhere") as info:
+        open_mailbox(folder="Nowhere")
+    assert not isinstance(info.value, ImapConnectionLost)
+
+
 def test_commands_need_a_connection(imap_server: ImapTestServer, imap_account: Account) -> None:
     with pytest.raises(ImapConnectionLost, match="not connected"):
         Mailbox(settings(imap_server, imap_account)).uids_after(0)
@@ -132,6 +139,19 @@ def test_batches_stop_at_the_byte_limit(imap_server: ImapTestServer, imap_accoun
         append(imap_server, imap_account, mail(n, b"x" * 1000 + b"\r\n"))
     box = open_mailbox({"batch_bytes": sizes[0] * 2 + 10})
     assert [len(batch) for batch in box.fetch(box.uids_after(0))] == [2, 2, 1]
+
+
+def test_only_big_mails_are_sized_and_batches_stay_under_the_limit(
+        imap_server: ImapTestServer, imap_account: Account, open_mailbox: Any) -> None:
+    bodies = [b"s" * 500, b"s" * 500, b"B" * 5000, b"s" * 500, b"s" * 500, b"s" * 500]
+    for n, body in enumerate(bodies):
+        append(imap_server, imap_account, mail(n, body + b"\r\n"))
+    box = open_mailbox({"batch_size": 4, "batch_bytes": 8000})  # small: up to 2000 bytes
+    batches = list(box.fetch(box.uids_after(0)))
+    assert all(len(batch) <= 4 and sum(len(m.raw) for m in batch) <= 8000 for batch in batches)
+    assert [m.raw for batch in batches for m in batch] == [
+        mail(n, body + b"\r\n") for n, body in enumerate(bodies)]
+    assert [len(batch) for batch in batches] == [2, 2, 2]
 
 
 def test_a_30_mb_attachment(imap_server: ImapTestServer, imap_account: Account,

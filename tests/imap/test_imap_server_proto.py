@@ -13,6 +13,7 @@ from daemon.imap_server_fetch import (
     parse_fetch_items,
     parse_sequence_set,
     render,
+    resolve,
     section_bytes,
 )
 from daemon.imap_server_mime import bodystructure, envelope, parse_part, split_message
@@ -226,3 +227,17 @@ def test_search(keys: list[object], expected: list[int]) -> None:
 def test_bad_search(keys: list[object]) -> None:
     with pytest.raises(ParseError):
         compile_search(keys)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "uid", "expected"), [
+    ("1:*", False, [0, 1, 2, 3]),
+    ("2,4:9", False, [1, 3]),
+    ("*", False, [3]),
+    ("10:20", True, [1, 2]),
+    ("15,40", True, [2, 3]),
+    ("99:*", True, [3]),  # unordered: 40:99
+    ("5", True, []),
+])
+def test_resolve_sequence_sets_against_a_view(text: str, uid: bool, expected: list[int]) -> None:
+    view = [3, 10, 15, 40]  # UIDs in sequence order
+    assert resolve(parse_sequence_set(text), view, uid) == expected
