@@ -146,7 +146,10 @@ class Engine:
                 return moved
             reason = f"{reason}; the ticket stays: {moved.refusal}"
         event = EventRecord("reply", "requester", ticket.state, ticket.state, reason)
-        return Decision(ticket, events=(event,))
+        # The owning team must learn the requester wrote, or the answer sits unread.
+        facts = context(ticket, ticket, event="replied", actor="requester", reason=reason,
+                        argument=reply.text)
+        return Decision(ticket, events=(event,), mails=self._notify.mails("replied", facts))
 
     def _command(self, ticket: TicketFacts, cmd: CommandIssued, now: datetime) -> Decision:
         name = cmd.name.lstrip("#").lower()

@@ -25,7 +25,7 @@ ACTIONS = ("take", "assign", "note", "priority", "status", "help")
 RECIPIENTS = ("requester", "team", "previous_team", "assignee", "vendor",
               "escalation_manager", "actor")
 # Events other than trigger names that `notify` may list.
-NOTIFY_EVENTS = ("created", "moved", "reminder", "warning", "bounce_flagged")
+NOTIFY_EVENTS = ("created", "moved", "replied", "reminder", "warning", "bounce_flagged")
 ALL_SOURCES = "*"
 PREVIOUS = "previous"
 
