@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from daemon.imap_server_fetch import flag_list
 from daemon.imap_server_proto import Command, ParseError, literal_request, parse_command
 from daemon.imap_server_store import Folder, Store, StoreError
+
+logger = logging.getLogger(__name__)
 
 # Commands during which an EXPUNGE response would renumber messages under the client's feet.
 NO_EXPUNGE_NOTICES = frozenset({"FETCH", "STORE", "SEARCH"})
@@ -160,6 +163,11 @@ class Session:
             return "NO", Reply(str(exc), exc.code)
         except (Bad, ParseError) as exc:
             return "BAD", Reply(str(exc))
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            raise
+        except Exception as exc:  # a bug in one command must not take the server down
+            logger.exception("IMAP command %s failed", command.name)
+            return "NO", Reply(f"internal server error ({type(exc).__name__})", "SERVERBUG")
 
     # ------------------------------------------------------------ output
 

@@ -93,6 +93,8 @@ class Store:
     # ------------------------------------------------------------ folders
 
     def folder(self, user: str, name: str) -> Folder:
+        if user not in self.folders:
+            raise StoreError(f"no user {user!r}")
         folder = self.folders[user].get(normalise_name(name))
         if folder is None:
             raise StoreError(f"no folder {name!r}", code="TRYCREATE")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.imap_server import Controller
+from daemon.imap_server import Controller, StoreError
 
 CAPS = b"IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE UNSELECT AUTH=PLAIN"
 
@@ -208,3 +208,17 @@ def test_logout(wire: Wire) -> None:
     _login(wire)
     assert wire.command(b"z LOGOUT\r\n") == b"* BYE logging out\r\nz OK LOGOUT completed\r\n"
     assert wire.sock.recv(10) == b""
+
+
+def test_python_side_helpers(server: Controller) -> None:
+    uid = server.deliver(b"Subject: a\r\n\r\na\r\n", flags=["\\Seen"])
+    assert [(m.uid, m.flags) for m in server.messages()] == [(uid, frozenset({"\\Seen"}))]
+    assert server.folders() == ["INBOX"]
+    with pytest.raises(StoreError, match="no user"):
+        server.deliver(b"x", user="nobody")
+    server.add_user("bea", "pw2")
+    with pytest.raises(StoreError, match="exactly one"):
+        server.messages()
+    server.set_uidvalidity(5, user="ann")
+    assert server.uidvalidity(user="ann") == 5
+    assert [m.uid for m in server.messages(user="ann")] == [1]
