@@ -99,7 +99,7 @@ def inbound_counts(session: Session, state: str | None) -> dict[int, int]:
             .group_by(Message.ticket_id))
     if state is not None:
         stmt = stmt.where(Message.ticket_id.in_(select(Ticket.id).where(Ticket.state == state)))
-    return {ticket_id: count for ticket_id, count in session.execute(stmt)}
+    return {ticket_id: n for ticket_id, n in session.execute(stmt) if ticket_id is not None}
 
 
 def ticket_table(rows: Sequence[dict[str, Any]], now: datetime) -> str:
