@@ -181,13 +181,6 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                            include_retried=args.all)
 
 
-def cmd_quarantine(args: argparse.Namespace) -> int:
-    from daemon.cli_quarantine import quarantine_main
-
-    return quarantine_main(args.config, os.environ, args.action, args.id, as_json=args.json,
-                           include_retried=args.all)
-
-
 def _settings(root: Path) -> Settings:
     """Only settings: listing tickets should not fail because a template has a typo."""
     from daemon.settings import load_settings
@@ -246,15 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
                                  "a temporary store and a scripted story")
     demo.add_argument("--keep", action="store_true",
                       help="leave the servers running and say how to connect a mail client")
-    quarantine = add("quarantine", cmd_quarantine, "mail that could not be processed; "
-                     "`quarantine show ID` prints one's headers, `quarantine retry ID` "
-                     "processes it again")
-    quarantine.add_argument("action", nargs="?", choices=("show", "retry"))
-    quarantine.add_argument("id", nargs="?", type=int, metavar="ID",
-                            help="a quarantined mail's ID")
-    quarantine.add_argument("--json", action="store_true", help="JSON instead of a table")
-    quarantine.add_argument("--all", action="store_true",
-                            help="also list mail already processed on retry")
     quarantine = add("quarantine", cmd_quarantine, "mail that could not be processed; "
                      "`quarantine show ID` prints one's headers, `quarantine retry ID` "
                      "processes it again")
