@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from daemon.config import Config
@@ -44,6 +44,8 @@ RATE_WINDOW = timedelta(hours=1)
 # Rows that count towards the hourly limit: everything on its way or gone (a bounce went).
 COUNTED = ("pending", "sending", "sent", "bounced")
 ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
+# Mail bytes one claim may load: a backlog of handoffs with attachments must not fill memory.
+CLAIM_BYTES = 32 * 1024 * 1024
 TEXT_LIMIT = 4000  # characters of each mail quoted in a handoff's timeline
 QUOTED_MAILS = 20  # besides the original report, only the latest mails are quoted in full
 HISTORY_KEYS = frozenset({"original", "timeline", "attachments"})
@@ -67,8 +69,7 @@ class MailWriter:
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
                    config.settings.site)
 
-    def __call__(self, session: Session, ticket: Ticket, rows: list[Outbox],
-                 now: datetime) -> None:
+    def __call__(self, session: Session, rows: list[Outbox], now: datetime) -> None:
         materialize(session, rows, self, now)
 
     @property
@@ -513,23 +514,62 @@ class Claimed:
     attempts: int
 
 
-def claim(session: Session, now: datetime, limit: int, lease_until: datetime) -> list[Claimed]:
-    """Take up to `limit` due rows: pending ones, and `sending` ones whose lease ran out (their
-    sender died). They become `sending` until `lease_until`; on PostgreSQL rows another
-    sender holds are skipped, so no row is sent by two senders."""
-    due = or_(Outbox.status == "pending", Outbox.status == "sending")
-    stmt = (select(Outbox.id, Outbox.message_id, Outbox.recipients, Outbox.body,
-                   Outbox.attempts)
-            .where(due, Outbox.next_attempt_at <= now, Outbox.body.is_not(None))
+def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
+          max_bytes: int = CLAIM_BYTES) -> list[Claimed]:
+    """Take up to `limit` due rows, and no more than `max_bytes` of mail (at least one row):
+    `sending` ones whose lease ran out (their sender died) first, then pending ones. They
+    become `sending` until `lease_until`; on PostgreSQL rows another sender holds are
+    skipped, so no row is sent by two senders."""
+    due = _due(session, "sending", now, limit)
+    due += _due(session, "pending", now, limit - len(due))
+    taken = _within(due, max_bytes)
+    if not taken:
+        return []
+    ids = [row.id for row in taken]
+    bodies = {i: body for i, body in session.execute(
+        select(Outbox.id, Outbox.body).where(Outbox.id.in_(ids)))}
+    session.execute(update(Outbox).where(Outbox.id.in_(ids))
+                    .values(status="sending", next_attempt_at=lease_until)
+                    .execution_options(synchronize_session=False))
+    return [Claimed(r.id, r.message_id, r.recipients, bodies[r.id] or b"", r.attempts)
+            for r in taken]
+
+
+@dataclass(frozen=True)
+class _Due:
+    id: int
+    message_id: str
+    recipients: tuple[str, ...]
+    attempts: int
+    size: int
+
+
+def _due(session: Session, status: str, now: datetime, limit: int) -> list[_Due]:
+    # One status at a time: ix_outbox_status_next_attempt_at then yields rows in order and
+    # the LIMIT stops the walk. (status IN (...) made SQLite sort every due row, bodies and
+    # all, on each claim: quadratic in the backlog.)
+    if limit <= 0:
+        return []
+    stmt = (select(Outbox.id, Outbox.message_id, Outbox.recipients, Outbox.attempts,
+                   func.length(Outbox.body))
+            .where(Outbox.status == status, Outbox.next_attempt_at <= now,
+                   Outbox.body.is_not(None))
             .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
             .with_for_update(skip_locked=True))
-    rows = [Claimed(r.id, r.message_id, tuple(_split(r.recipients)), r.body, r.attempts)
-            for r in session.execute(stmt)]
-    if rows:
-        session.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]))
-                        .values(status="sending", next_attempt_at=lease_until)
-                        .execution_options(synchronize_session=False))
-    return rows
+    return [_Due(i, mid, tuple(_split(rcpts)), attempts, int(size or 0))
+            for i, mid, rcpts, attempts, size in session.execute(stmt)]
+
+
+def _within(due: Sequence[_Due], max_bytes: int) -> list[_Due]:
+    """The leading rows that fit in `max_bytes` (always the first: one big mail still goes)."""
+    taken: list[_Due] = []
+    used = 0
+    for row in due:
+        if taken and used + row.size > max_bytes:
+            break
+        taken.append(row)
+        used += row.size
+    return taken
 
 
 def _split(recipients: str | None) -> list[str]:
@@ -556,28 +596,36 @@ class Outcome:
 
 
 def record(session: Session, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Write the outcomes of a batch, one executemany per kind. Only rows still `sending` are
-    touched: a row another sender re-took after a lapsed lease is left to that sender."""
-    sent = [o for o in outcomes if o.status == "sent"]
-    again = [o for o in outcomes if o.status != "sent"]
-    connection = session.connection()
+    """Write the outcomes of a batch. Only rows still `sending` are touched: a row another
+    sender re-took after a lapsed lease is left to that sender."""
     table = Outbox.__table__
     assert isinstance(table, Table)
+    plain = [o.id for o in outcomes if o.status == "sent" and o.note is None]
+    if plain:
+        # The common case as one statement: each executemany row is a round through the GIL
+        # for the database thread, which the event loop sending the mail then waits for.
+        session.connection().execute(
+            update(table).where(table.c.id.in_(plain), table.c.status == "sending")
+            .values(status="sent", sent_at=now, attempts=table.c.attempts + 1, last_error=None))
+    done = set(plain)
+    _record_each(session, table, [o for o in outcomes if o.id not in done], now)
+    _note_parked(session, [o for o in outcomes if o.status == "parked"], now)
+
+
+def _record_each(session: Session, table: Table, outcomes: Sequence[Outcome],
+                 now: datetime) -> None:
+    """Retries, parks and partly refused mails: each row its own values."""
+    if not outcomes:
+        return
     mine = (table.c.id == bindparam("b_id")) & (table.c.status == "sending")
-    if sent:
-        connection.execute(
-            update(table).where(mine).values(status="sent", sent_at=now,
-                                             attempts=bindparam("b_attempts"),
-                                             last_error=bindparam("b_note")),
-            [{"b_id": o.id, "b_attempts": o.attempts, "b_note": o.note} for o in sent])
-    if again:
-        connection.execute(
-            update(table).where(mine).values(
-                status=bindparam("b_status"), attempts=bindparam("b_attempts"),
-                last_error=bindparam("b_note"), next_attempt_at=bindparam("b_next")),
-            [{"b_id": o.id, "b_status": o.status, "b_attempts": o.attempts,
-              "b_note": o.note, "b_next": o.next_attempt_at or now} for o in again])
-    _note_parked(session, [o for o in again if o.status == "parked"], now)
+    session.connection().execute(
+        update(table).where(mine).values(
+            status=bindparam("b_status"), attempts=bindparam("b_attempts"),
+            last_error=bindparam("b_note"), next_attempt_at=bindparam("b_next"),
+            sent_at=bindparam("b_sent")),
+        [{"b_id": o.id, "b_status": o.status, "b_attempts": o.attempts, "b_note": o.note,
+          "b_next": o.next_attempt_at or now, "b_sent": now if o.status == "sent" else None}
+         for o in outcomes])
 
 
 def _note_parked(session: Session, parked: Sequence[Outcome], now: datetime) -> None:

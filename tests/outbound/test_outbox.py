@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.outbox import MailWriter, materialize, record_auto_sender
+from daemon.outbox import MailWriter, claim, materialize, record_auto_sender
 from daemon.runtime import Runtime
 from daemon.store import repository
 from daemon.store.database import Database
@@ -245,3 +245,18 @@ def test_rows_from_the_store_are_rendered_once_per_call(database: Database, writ
         assert materialize(session, [first, second], writer, now) == [first, second]
     with database.reading() as session:
         assert session.scalar(select(Outbox.body).where(Outbox.id == first.id)) is not None
+
+
+def test_a_claim_loads_no_more_than_its_byte_budget(database: Database, writer: MailWriter,
+                                                   now: datetime) -> None:
+    with database.transaction() as session:
+        ticket = new_ticket(session, now)
+        for _ in range(5):
+            queue(session, ticket, "reminder", "team", now, writer)
+    size = len(rows(database)[0].body or b"")
+    lease = now + timedelta(minutes=15)
+    with database.transaction() as session:
+        assert len(claim(session, now, 10, lease, max_bytes=size * 2 + 1)) == 2
+        assert len(claim(session, now, 10, lease, max_bytes=1)) == 1  # one always goes
+        assert len(claim(session, now, 10, lease)) == 2
+    assert [r.status for r in rows(database)] == ["sending"] * 5
