@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert, text  # noqa: E402
 
 from daemon.clock import tick  # noqa: E402
-from daemon.config import load_config  # noqa: E402
-from daemon.runtime import Runtime  # noqa: E402
+from daemon.config import Config, load_config  # noqa: E402
+from daemon.outbox import MailWriter  # noqa: E402
+from daemon.runtime import MailHook, Runtime  # noqa: E402
 from daemon.store.database import Database, migrate, open_database  # noqa: E402
 from daemon.store.models import Ticket, Timer  # noqa: E402
 from daemon.workflow.engine import wall_clock  # noqa: E402
@@ -127,13 +128,9 @@ def store(backend: str) -> Iterator[Database]:
         admin.close()
 
 
-def mail_hook(config: object) -> tuple[Callable[..., None] | None, str]:
-    """The real outbound hook when it exists, so reminders are rendered as in production."""
-    try:
-        from daemon.outbox import mail_hook as build  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "outbox rows only (no renderer in this checkout)"
-    return build(config), "rendered and built as MIME"
+def mail_hook(config: Config) -> tuple[MailHook, str]:
+    """The real outbound writer, so reminders are rendered and built as in production."""
+    return MailWriter.from_config(config), "rendered and built as MIME"
 
 
 def main() -> None:
@@ -145,8 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(ROOT, {})
     hook, what = mail_hook(config)
-    runtime = (Runtime.build(config, add_time=wall_clock, mail_hook=hook) if hook
-               else Runtime.build(config, add_time=wall_clock))
+    runtime = Runtime.build(config, add_time=wall_clock, mail_hook=hook)
     print(f"{args.tickets:,} open tickets, {args.due:,} due reminders per busy tick; mail: {what}")
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     for backend in backends:

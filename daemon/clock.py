@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from daemon.runtime import Runtime
 from daemon.store import repository
 from daemon.store.database import Database
-from daemon.store.models import Ticket, Timer
+from daemon.store.models import Outbox, Ticket, Timer
 from daemon.workflow.facts import EventRecord, TimerFired
 
 # A timer fired later than this after its due time says so in the timeline.
@@ -45,11 +45,13 @@ def tick(database: Database, runtime: Runtime, now: datetime, batch: int = 500) 
         # Deleted first: a move's cancel_timers must not see them, nor a second clock.
         repository.delete_timers(session, timers)
         fired = superseded = 0
+        mails: list[Outbox] = []
         for ticket_id, group in _by_ticket(timers).items():
             keep = _worth_firing(group)
             for timer in keep:
-                _fire(session, runtime, tickets[ticket_id], timer, now)
+                mails += _fire(session, runtime, tickets[ticket_id], timer, now)
             fired, superseded = fired + len(keep), superseded + len(group) - len(keep)
+        runtime.render(session, mails, now)  # the whole batch's mail at once
         return TickResult(fired, superseded)
 
 
@@ -89,7 +91,7 @@ def _worth_firing(group: list[Timer]) -> list[Timer]:
 
 
 def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
-          now: datetime) -> None:
+          now: datetime) -> list[Outbox]:
     engine = runtime.engine_for(ticket)
     # The engine sees the due time, so a state entered by a late escalation starts its clock
     # at the deadline it missed, not at the moment the daemon came back.
@@ -98,7 +100,7 @@ def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
     if decision.refused:
         repository.record_refusal(session, ticket, decision.refusal or "", now, actor="clock",
                                   data={"timer": timer.kind, "state": timer.state})
-        return
+        return []
     if now - timer.due_at > LATE:
         late = EventRecord("late_timer", "clock", ticket.state, ticket.state,
                            f"{timer.kind} due {timer.due_at:%Y-%m-%d %H:%M} UTC fired "
@@ -106,4 +108,4 @@ def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
                            "running or was behind")
         repository.add_events(session, ticket, [late], now)
     # One flush for the whole batch (at commit) lets the ORM batch the inserts.
-    runtime.apply(session, ticket, decision, now, flush=False)
+    return runtime.apply(session, ticket, decision, now, flush=False, mail=False)

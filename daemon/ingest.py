@@ -9,7 +9,8 @@ the same transaction as its effects and the mailbox cursor, so a replay finds it
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -22,7 +23,7 @@ from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_mess
 from daemon.outbox import record_auto_sender
 from daemon.runtime import Runtime
 from daemon.store import repository
-from daemon.store.models import Ticket
+from daemon.store.models import Outbox, Ticket
 from daemon.thread_keys import base_subject, thread_keys
 from daemon.workflow.facts import EventRecord, RequesterReplied
 
@@ -65,27 +66,217 @@ class _Duplicate(Exception):
 
 def process_mail(session: Session, raw: bytes, inbox: Inbox, now: datetime, *,
                  folder: str | None = None, uid: int | None = None) -> Outcome:
-    """One mail's whole effect, in a savepoint: on any failure it is quarantined instead."""
+    """One mail's whole effect, its mail rendered; on any failure it is quarantined."""
+    (outcome,) = process_batch(session, [(uid, raw)], inbox, now, folder=folder)
+    return outcome
+
+
+def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], inbox: Inbox,
+                  now: datetime, *, folder: str | None = None) -> list[Outcome]:
+    """Every mail (uid, raw) of a batch; one failure costs only that mail. The outbox rows of
+    the whole batch are rendered together at the end (a few queries in all).
+
+    Fast path first: the batch in one savepoint, nothing flushed until the end, so the ORM
+    writes it in a few multi-row statements. Should any mail fail (or a racing daemon have
+    stored one), that savepoint is rolled back and the batch runs again carefully, with a
+    savepoint and an immediate write per mail: the failing one is quarantined, the rest kept.
+    """
     try:
-        with session.begin_nested():
-            return _process(session, raw, inbox, now)
-    except _Duplicate:
-        return Outcome("duplicate", None, "stored meanwhile by another daemon")
+        with session.begin_nested(), session.no_autoflush:
+            parsed = [(uid, raw, _parse(raw, inbox)) for uid, raw in mails]
+            fast = _Pass(session, inbox, now, folder,
+                         pending=_Pending.prefetch(session, inbox, parsed))
+            results = [fast.mail(uid, raw, msg) for uid, raw, msg in parsed]
+            session.flush()
+    except Exception as exc:  # noqa: BLE001 - the careful pass sorts it out mail by mail
+        log.info("batch falls back to one mail at a time: %s: %s", type(exc).__name__, exc)
+        careful = _Pass(session, inbox, now, folder, pending=None)
+        results = [careful.guarded(uid, raw) for uid, raw in mails]
+    inbox.runtime.render(session, [row for _, rows in results for row in rows], now)
+    return [outcome for outcome, _ in results]
+
+
+Result = tuple[Outcome, list[Outbox]]
+
+
+def _parse(raw: bytes, inbox: Inbox) -> InboundMessage | MailRejected:
+    try:
+        return parse_message(raw, inbox.limits)
     except MailRejected as exc:
-        return _quarantine(session, raw, str(exc), now, folder, uid)
-    except Exception as exc:  # one bad mail must never stop the batch
-        log.exception("mail %s in %s could not be processed", uid, folder)
-        return _quarantine(session, raw, f"{type(exc).__name__}: {exc}", now, folder, uid)
+        return exc
 
 
-def _quarantine(session: Session, raw: bytes, reason: str, now: datetime,
-                folder: str | None, uid: int | None) -> Outcome:
-    subject, sender, message_id = _headline(raw)
-    with session.begin_nested():
-        row = repository.add_quarantine(session, raw=raw, reason=reason, now=now,
-                                        subject=subject, sender=sender,
-                                        message_id=message_id, folder=folder, uid=uid)
-    return Outcome("quarantined", None, f"quarantine #{row.id}: {reason}")
+@dataclass
+class _Pending:
+    """The fast path's view: what the store held at the start of the batch (looked up for
+    all its mails at once) plus what the batch added and has not flushed yet."""
+
+    ids: Iterator[int]
+    seen: set[str]
+    known_refs: dict[str, str]
+    existing_refs: set[str]
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    message_refs: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def prefetch(cls, session: Session, inbox: Inbox,
+                 parsed: Sequence[tuple[int | None, bytes, InboundMessage | MailRejected]],
+                 ) -> _Pending:
+        msgs = [msg for _, _, msg in parsed if isinstance(msg, InboundMessage)]
+        keys = [thread_keys(msg, inbox.support_address, (inbox.domain,)) for msg in msgs]
+        ids = {msg.message_id for msg in msgs}
+        refs = {ref for key in keys for ref in refs_to_check(key)}
+        return cls(
+            repository.ticket_ids(session),
+            repository.seen_message_ids(session, "in", ids),
+            repository.refs_for_message_ids(session, {m for k in keys for m in k.message_ids}),
+            set(session.scalars(select(Ticket.ref).where(Ticket.ref.in_(refs)))) if refs
+            else set())
+
+
+@dataclass
+class _Pass:
+    """One pass over mails in one transaction; `pending` is None on the careful pass."""
+
+    session: Session
+    inbox: Inbox
+    now: datetime
+    folder: str | None
+    pending: _Pending | None
+
+    def mail(self, uid: int | None, raw: bytes, msg: InboundMessage | MailRejected) -> Result:
+        if isinstance(msg, MailRejected):
+            return self._quarantine(raw, str(msg), uid), []
+        return self._handle(raw, msg)
+
+    def guarded(self, uid: int | None, raw: bytes) -> Result:
+        try:
+            with self.session.begin_nested():
+                return self._process(raw)
+        except _Duplicate:
+            return Outcome("duplicate", None, "stored meanwhile by another daemon"), []
+        except MailRejected as exc:
+            return self._quarantine(raw, str(exc), uid), []
+        except Exception as exc:  # one bad mail must never stop the batch
+            log.exception("mail %s in %s could not be processed", uid, self.folder)
+            return self._quarantine(raw, f"{type(exc).__name__}: {exc}", uid), []
+
+    def _quarantine(self, raw: bytes, reason: str, uid: int | None) -> Outcome:
+        subject, sender, message_id = _headline(raw)
+        with self.session.begin_nested():
+            row = repository.add_quarantine(self.session, raw=raw, reason=reason, now=self.now,
+                                            subject=subject, sender=sender,
+                                            message_id=message_id, folder=self.folder, uid=uid)
+        return Outcome("quarantined", None, f"quarantine #{row.id}: {reason}")
+
+    # ------------------------------------------------------------ one mail
+
+    def _process(self, raw: bytes) -> Result:
+        return self._handle(raw, parse_message(raw, self.inbox.limits))
+
+    def _handle(self, raw: bytes, msg: InboundMessage) -> Result:
+        if self._seen(msg.message_id):
+            return Outcome("duplicate", None, f"<{msg.message_id}> was processed before"), []
+        verdict = classify(msg, self.inbox.own_addresses)
+        match = self._thread(msg)
+        ticket = self._ticket(match.ref) if match.ref else None
+        if verdict.automatic:
+            return self._automatic(raw, msg, verdict, match, ticket)
+        if ticket is None or self.inbox.runtime.is_final(ticket):
+            return self._open(raw, msg, verdict, match, ticket)
+        return self._update(raw, msg, verdict, match, ticket)
+
+    def _seen(self, message_id: str) -> bool:
+        if self.pending is not None:
+            return message_id in self.pending.seen or message_id in self.pending.message_refs
+        return repository.message_seen(self.session, "in", message_id)
+
+    def _thread(self, msg: InboundMessage) -> Match:
+        keys = thread_keys(msg, self.inbox.support_address, (self.inbox.domain,))
+        wanted = refs_to_check(keys)
+        pending = self.pending
+        if pending is None:
+            known = repository.refs_for_message_ids(self.session, keys.message_ids)
+            existing = set(self.session.scalars(
+                select(Ticket.ref).where(Ticket.ref.in_(wanted)))) if wanted else set()
+            return correlate(keys, known, existing)
+        added = {m: r for m, r in pending.message_refs.items() if r is not None}
+        return correlate(keys, {**pending.known_refs, **added},
+                         pending.existing_refs | set(pending.tickets))
+
+    def _ticket(self, ref: str) -> Ticket | None:
+        if self.pending is not None and ref in self.pending.tickets:
+            return self.pending.tickets[ref]
+        return repository.get_ticket(self.session, ref, for_update=True)
+
+    def _store(self, raw: bytes, msg: InboundMessage, verdict: Classification,
+               ticket: Ticket | None) -> None:
+        fields = {"raw": raw, "ticket": ticket, "in_reply_to": msg.in_reply_to,
+                  "references": " ".join(msg.references) or None, "sender": msg.from_addr,
+                  "recipients": ", ".join((*msg.to, *msg.cc)) or None, "subject": msg.subject,
+                  "kind": verdict.kind, "reason": verdict.reason}
+        if self.pending is not None:
+            repository.new_message(self.session, direction="in", message_id=msg.message_id,
+                                   at=self.now, **fields)
+            self.pending.message_refs[msg.message_id] = ticket.ref if ticket else None
+        elif repository.add_message(self.session, direction="in", message_id=msg.message_id,
+                                    at=self.now, **fields) is None:
+            raise _Duplicate
+
+    # ------------------------------------------------------------ what it does
+
+    def _automatic(self, raw: bytes, msg: InboundMessage, verdict: Classification,
+                   match: Match, ticket: Ticket | None) -> Result:
+        """Recorded, never acknowledged, never a move; its sender gets no automatic mail."""
+        self._store(raw, msg, verdict, ticket)
+        if verdict.kind == "bounce":
+            repository.mark_bounced(self.session, verdict.bounced_message_ids, verdict.reason,
+                                    self.now)
+        if verdict.kind != "own" and msg.from_addr:
+            record_auto_sender(self.session, msg.from_addr, self.now, verdict.reason)
+        if ticket is not None:
+            repository.add_events(self.session, ticket,
+                                  [_received(msg, verdict, match, ticket.state)], self.now)
+        return Outcome("recorded", ticket.ref if ticket else None,
+                       f"{verdict.kind}: {verdict.reason}"), []
+
+    def _open(self, raw: bytes, msg: InboundMessage, verdict: Classification, match: Match,
+              old: Ticket | None) -> Result:
+        """A new ticket; a reply to a closed one opens a new ticket that links the old."""
+        runtime = self.inbox.runtime
+        ticket, rows = runtime.open_ticket(
+            self.session, requester=msg.from_addr,
+            subject=base_subject(msg.subject) or "(no subject)",
+            body=msg.new_text or msg.body_text, now=self.now,
+            linked_ref=old.ref if old is not None else None,
+            first=[_received(msg, verdict, match, runtime.initial_state)], mail=False,
+            ticket_id=next(self.pending.ids) if self.pending else None)
+        if self.pending is not None:
+            self.pending.tickets[ticket.ref] = ticket
+        self._store(raw, msg, verdict, ticket)
+        linked = f", linked to closed {old.ref}" if old is not None else ""
+        return Outcome("opened", ticket.ref, f"new ticket in {ticket.state}{linked}"), rows
+
+    def _update(self, raw: bytes, msg: InboundMessage, verdict: Classification, match: Match,
+                ticket: Ticket) -> Result:
+        """A reply on an open ticket: the requester's may move it (a resolved one reopens)."""
+        self._store(raw, msg, verdict, ticket)
+        runtime = self.inbox.runtime
+        repository.add_events(self.session, ticket,
+                              [_received(msg, verdict, match, ticket.state)], self.now)
+        if not _same_address(msg.from_addr, ticket.requester):
+            return Outcome("updated", ticket.ref, f"reply from {msg.from_addr} recorded"), []
+        before = ticket.state
+        decision = runtime.engine_for(ticket).handle(
+            repository.facts(ticket), RequesterReplied(msg.new_text), self.now)
+        if decision.refused:
+            repository.record_refusal(self.session, ticket, decision.refusal or "", self.now,
+                                      actor="requester")
+            return Outcome("updated", ticket.ref, decision.refusal or ""), []
+        rows = runtime.apply(self.session, ticket, decision, self.now, mail=False,
+                             flush=self.pending is None)
+        moved = f", {before} -> {ticket.state}" if ticket.state != before else ""
+        return Outcome("updated", ticket.ref, f"requester replied{moved}"), rows
 
 
 def _headline(raw: bytes) -> tuple[str | None, str | None, str | None]:
@@ -98,40 +289,6 @@ def _headline(raw: bytes) -> tuple[str | None, str | None, str | None]:
     return msg.subject, msg.from_addr, msg.message_id
 
 
-def _process(session: Session, raw: bytes, inbox: Inbox, now: datetime) -> Outcome:
-    msg = parse_message(raw, inbox.limits)
-    if repository.message_seen(session, "in", msg.message_id):
-        return Outcome("duplicate", None, f"<{msg.message_id}> was processed before")
-    verdict = classify(msg, inbox.own_addresses)
-    match = _thread(session, msg, inbox)
-    ticket = repository.get_ticket(session, match.ref, for_update=True) if match.ref else None
-    if verdict.automatic:
-        return _automatic(session, raw, msg, verdict, match, ticket, now)
-    if ticket is None or inbox.runtime.is_final(ticket):
-        return _open(session, raw, msg, verdict, match, ticket, inbox, now)
-    return _update(session, raw, msg, verdict, match, ticket, inbox, now)
-
-
-def _thread(session: Session, msg: InboundMessage, inbox: Inbox) -> Match:
-    keys = thread_keys(msg, inbox.support_address, (inbox.domain,))
-    known = repository.refs_for_message_ids(session, keys.message_ids)
-    wanted = refs_to_check(keys)
-    existing = set(session.scalars(select(Ticket.ref).where(Ticket.ref.in_(wanted)))) \
-        if wanted else set()
-    return correlate(keys, known, existing)
-
-
-def _store(session: Session, raw: bytes, msg: InboundMessage, verdict: Classification,
-           ticket: Ticket | None, now: datetime) -> None:
-    stored = repository.add_message(
-        session, direction="in", message_id=msg.message_id, at=now, raw=raw, ticket=ticket,
-        in_reply_to=msg.in_reply_to, references=" ".join(msg.references) or None,
-        sender=msg.from_addr, recipients=", ".join((*msg.to, *msg.cc)) or None,
-        subject=msg.subject, kind=verdict.kind, reason=verdict.reason)
-    if stored is None:
-        raise _Duplicate
-
-
 def _received(msg: InboundMessage, verdict: Classification, match: Match,
               state: str) -> EventRecord:
     """The timeline line every mail leaves: what it was and why, and how it was threaded."""
@@ -139,55 +296,6 @@ def _received(msg: InboundMessage, verdict: Classification, match: Match,
                        f"{verdict.kind}: {verdict.reason}; {match.how}",
                        {"message_id": msg.message_id, "subject": msg.subject,
                         "kind": verdict.kind, "attachments": len(msg.attachments)})
-
-
-def _automatic(session: Session, raw: bytes, msg: InboundMessage, verdict: Classification,
-               match: Match, ticket: Ticket | None, now: datetime) -> Outcome:
-    """Recorded, never acknowledged, never a move; its sender gets no automatic mail."""
-    _store(session, raw, msg, verdict, ticket, now)
-    if verdict.kind == "bounce":
-        repository.mark_bounced(session, verdict.bounced_message_ids, verdict.reason, now)
-    if verdict.kind != "own" and msg.from_addr:
-        record_auto_sender(session, msg.from_addr, now, verdict.reason)
-    if ticket is not None:
-        repository.add_events(session, ticket, [_received(msg, verdict, match, ticket.state)],
-                              now)
-    return Outcome("recorded", ticket.ref if ticket else None, f"{verdict.kind}: "
-                   f"{verdict.reason}")
-
-
-def _open(session: Session, raw: bytes, msg: InboundMessage, verdict: Classification,
-          match: Match, old: Ticket | None, inbox: Inbox, now: datetime) -> Outcome:
-    """A new ticket; a reply to a closed one opens a new ticket that links the old."""
-    runtime = inbox.runtime
-    subject = base_subject(msg.subject) or "(no subject)"
-    ticket = runtime.open_ticket(
-        session, requester=msg.from_addr, subject=subject, body=msg.new_text or msg.body_text,
-        now=now, linked_ref=old.ref if old is not None else None,
-        first=[_received(msg, verdict, match, runtime.initial_state)])
-    _store(session, raw, msg, verdict, ticket, now)
-    linked = f", linked to closed {old.ref}" if old is not None else ""
-    return Outcome("opened", ticket.ref, f"new ticket in {ticket.state}{linked}")
-
-
-def _update(session: Session, raw: bytes, msg: InboundMessage, verdict: Classification,
-            match: Match, ticket: Ticket, inbox: Inbox, now: datetime) -> Outcome:
-    """A reply on an open ticket: the requester's may move it (a resolved ticket reopens)."""
-    _store(session, raw, msg, verdict, ticket, now)
-    runtime = inbox.runtime
-    repository.add_events(session, ticket, [_received(msg, verdict, match, ticket.state)], now)
-    if not _same_address(msg.from_addr, ticket.requester):
-        return Outcome("updated", ticket.ref, f"reply from {msg.from_addr} recorded")
-    before = ticket.state
-    decision = runtime.engine_for(ticket).handle(
-        repository.facts(ticket), RequesterReplied(msg.new_text), now)
-    if decision.refused:
-        repository.record_refusal(session, ticket, decision.refusal or "", now,
-                                  actor="requester")
-        return Outcome("updated", ticket.ref, decision.refusal or "")
-    runtime.apply(session, ticket, decision, now)
-    moved = f", {before} -> {ticket.state}" if ticket.state != before else ""
-    return Outcome("updated", ticket.ref, f"requester replied{moved}")
 
 
 def _same_address(a: str, b: str) -> bool:

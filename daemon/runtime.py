@@ -17,10 +17,10 @@ from daemon.workflow.engine import AddTime, Engine
 from daemon.workflow.facts import Decision, EventRecord, NewTicket
 
 # Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
-MailHook = Callable[[Session, Ticket, list[Outbox], datetime], None]
+MailHook = Callable[[Session, list[Outbox], datetime], None]
 
 
-def _no_mail(session: Session, ticket: Ticket, rows: list[Outbox], now: datetime) -> None:
+def _no_mail(session: Session, rows: list[Outbox], now: datetime) -> None:
     """Leaves rows as the store wrote them (tests of the pure loop logic)."""
 
 
@@ -48,14 +48,21 @@ class Runtime:
         return self.engines.get(ticket.workflow_name) or self.engines[self.default_workflow]
 
     def apply(self, session: Session, ticket: Ticket, decision: Decision, now: datetime,
-              *, flush: bool = True) -> None:
-        """Write a decision and its mail in the caller's transaction."""
+              *, flush: bool = True, mail: bool = True) -> list[Outbox]:
+        """Write a decision in the caller's transaction and return its outbox rows; with
+        mail=False the caller renders them later, many at once (`render`)."""
         workflow = self.config.workflows.get(ticket.workflow_name)
         rows = repository.apply_decision(
             session, ticket, decision, now, domain=self.config.settings.site.domain,
             workflow_version=workflow.version if workflow else None, flush=flush)
+        if rows and mail:
+            self.render(session, rows, now)
+        return rows
+
+    def render(self, session: Session, rows: list[Outbox], now: datetime) -> None:
+        """Fill outbox rows (recipients, templates, MIME) in the caller's transaction."""
         if rows:
-            self.mail_hook(session, ticket, rows, now)
+            self.mail_hook(session, rows, now)
 
     @property
     def initial_state(self) -> str:
@@ -68,17 +75,21 @@ class Runtime:
 
     def open_ticket(self, session: Session, *, requester: str, subject: str, body: str,
                     now: datetime, linked_ref: str | None = None,
-                    first: Sequence[EventRecord] = ()) -> Ticket:
+                    first: Sequence[EventRecord] = (), mail: bool = True,
+                    ticket_id: int | None = None) -> tuple[Ticket, list[Outbox]]:
         """Create a ticket in the default workflow and run its triage, in one transaction;
-        `first` are events to record before the engine's (the mail that opened it)."""
+        `first` are events to record before the engine's (the mail that opened it). With a
+        reserved `ticket_id` nothing is flushed (see repository.ticket_ids)."""
         name = self.default_workflow
         workflow = self.config.workflows[name]
         ticket = repository.create_ticket(
             session, requester=requester, subject=subject, workflow_name=name,
             workflow_version=workflow.version, initial_state=workflow.initial,
             priority=workflow.default_priority, team=workflow.states[workflow.initial].team,
-            now=now, linked_ref=linked_ref)
+            now=now, linked_ref=linked_ref, ticket_id=ticket_id)
         report = NewTicket(ref=ticket.ref, requester=requester, subject=subject, body=body)
         decision = self.engines[name].open(report, now)
-        self.apply(session, ticket, replace(decision, events=(*first, *decision.events)), now)
-        return ticket
+        # A new ticket has no timers to cancel (and the DELETE would force a flush).
+        decision = replace(decision, events=(*first, *decision.events), cancel_timers=False)
+        return ticket, self.apply(session, ticket, decision, now, mail=mail,
+                                  flush=ticket_id is None)

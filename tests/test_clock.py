@@ -32,7 +32,7 @@ def runtime() -> Runtime:
 
 def open_ticket(database: Database, runtime: Runtime, subject: str = "Printer jams") -> str:
     with database.transaction() as session:
-        ticket = runtime.open_ticket(session, requester="ann@example.org", subject=subject,
+        ticket, _ = runtime.open_ticket(session, requester="ann@example.org", subject=subject,
                                      body="It jams on every page.", now=T0)
         return ticket.ref
 

@@ -111,6 +111,8 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # Declared so one flush writes tickets before the rows that point at them.
+    ticket: Mapped[Ticket | None] = relationship()
     direction: Mapped[str] = mapped_column(String(3))
     message_id: Mapped[str] = mapped_column(String(998), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(Text)
@@ -133,6 +135,8 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    # Declared so one flush writes tickets before the rows that point at them.
+    ticket: Mapped[Ticket] = relationship()
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(320))
@@ -178,6 +182,8 @@ class Outbox(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # Declared so one flush writes tickets before the rows that point at them.
+    ticket: Mapped[Ticket | None] = relationship()
     template: Mapped[str] = mapped_column(String(128))
     to_role: Mapped[str] = mapped_column(String(64))
     # Filled when the mail is rendered and its role resolved to addresses.

@@ -6,12 +6,13 @@ Callers own the transaction (`with database.transaction() as session:`); nothing
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, or_, select
+from sqlalchemy import Select, delete, exists, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -59,20 +60,41 @@ def create_ticket(
     team: str | None,
     now: datetime,
     linked_ref: str | None = None,
+    ticket_id: int | None = None,
 ) -> Ticket:
-    """Insert a ticket and give it its ref, TD-<id>; ids are never reused, so neither are refs."""
+    """Insert a ticket and give it its ref, TD-<id>; ids are never reused, so neither are refs.
+    With `ticket_id` (from `ticket_ids`) nothing is flushed: batches write in one go."""
     ticket = Ticket(
-        ref=f"new-{uuid.uuid4().hex[:24]}",  # unique placeholder until the id is known
+        id=ticket_id,
+        ref=format_ref(ticket_id) if ticket_id else f"new-{uuid.uuid4().hex[:24]}",
         state=initial_state, priority=priority, team=team, requester=requester,
         subject=subject, created_at=now, updated_at=now, state_entered_at=now,
         tiers_visited=[], bounces=0, flagged=False, workflow_name=workflow_name,
         workflow_version=workflow_version, linked_ref=linked_ref,
     )
     session.add(ticket)
-    session.flush()
-    ticket.ref = format_ref(ticket.id)
-    session.flush()
+    if ticket_id is None:
+        session.flush()  # the id, for the ref
+        ticket.ref = format_ref(ticket.id)  # written by the caller's next flush
     return ticket
+
+
+def ticket_ids(session: Session) -> Iterator[int]:
+    """Ticket ids to give new tickets without a flush, valid in the caller's transaction.
+
+    PostgreSQL hands them out from the table's sequence, so concurrent daemons never clash.
+    SQLite counts on from the highest id ever used: the transaction holds the database's
+    write lock (BEGIN IMMEDIATE), so nobody else can insert meanwhile.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # One at a time: a reserved block would leave gaps in the refs (TD-1, TD-51, ...).
+        next_id = text("SELECT nextval(pg_get_serial_sequence('tickets', 'id'))")
+        while True:
+            yield int(session.scalar(next_id))
+    start = session.scalar(text(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tickets'), 0), "
+        "coalesce((SELECT max(id) FROM tickets), 0))"))
+    yield from itertools.count(int(start or 0) + 1)
 
 
 def get_ticket(session: Session, ref: str, *, for_update: bool = False) -> Ticket | None:
@@ -230,7 +252,10 @@ def add_timers(session: Session, ticket: Ticket, orders: Iterable[TimerOrder]) -
 
 
 def cancel_timers(session: Session, ticket: Ticket) -> int:
-    """Delete the ticket's pending timers (every timer row is pending until it fires)."""
+    """Delete the ticket's pending timers (every timer row is pending until it fires),
+    including ones added in this session and not flushed yet."""
+    for obj in [o for o in session.new if isinstance(o, Timer) and o.ticket_id == ticket.id]:
+        session.expunge(obj)
     result = session.execute(
         delete(Timer).where(Timer.ticket_id == ticket.id).execution_options(
             synchronize_session="fetch"
@@ -347,6 +372,15 @@ def dedup_message_id(message_id: str | None, raw: bytes) -> str:
     return f"<sha256-{hashlib.sha256(raw).hexdigest()}@tierdesk.invalid>"
 
 
+def seen_message_ids(session: Session, direction: str, message_ids: Iterable[str]) -> set[str]:
+    """Which of `message_ids` are stored already (one query for a whole batch)."""
+    ids = sorted(set(message_ids))
+    if not ids:
+        return set()
+    return set(session.scalars(select(Message.message_id).where(
+        Message.direction == direction, Message.message_id.in_(ids))))
+
+
 def message_seen(session: Session, direction: str, message_id: str) -> bool:
     stmt = select(
         exists().where(Message.direction == direction, Message.message_id == message_id)
@@ -390,6 +424,19 @@ def add_message(
         .returning(Message)
     )
     return session.scalars(stmt).one_or_none()
+
+
+def new_message(session: Session, *, direction: str, message_id: str, at: datetime,
+                **fields: Any) -> Message:
+    """Like add_message, but pending until the next flush: for batches whose flush fails as
+    a whole on a duplicate (and are then redone mail by mail with add_message)."""
+    ticket = fields.pop("ticket", None)
+    row = Message(direction=direction, message_id=message_id,
+                  ticket_id=ticket.id if ticket is not None else None,
+                  received_at=at if direction == "in" else None,
+                  sent_at=at if direction == "out" else None, **fields)
+    session.add(row)
+    return row
 
 
 def refs_for_message_ids(session: Session, message_ids: Iterable[str]) -> dict[str, str]:
