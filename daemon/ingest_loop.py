@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from daemon.imap import Fetched, Mailbox, resume_point
-from daemon.ingest import Inbox, Outcome, process_mail
+from daemon.ingest import Inbox, Outcome, process_batch
 from daemon.store import repository
 from daemon.store.database import Database
 
@@ -64,6 +64,7 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
 def _commit_batch(database: Database, inbox: Inbox, batch: list[Fetched], folder: str,
                   uidvalidity: int, now: datetime, report: IngestReport) -> None:
     with database.transaction() as session:
-        for mail in batch:
-            report.add(process_mail(session, mail.raw, inbox, now, folder=folder, uid=mail.uid))
+        mails = [(mail.uid, mail.raw) for mail in batch]
+        for outcome in process_batch(session, mails, inbox, now, folder=folder):
+            report.add(outcome)
         repository.set_cursor(session, folder, uidvalidity, max(m.uid for m in batch))
