@@ -8,6 +8,8 @@ transaction per fetched batch, so the database handed to it counts them. From th
 - TIERDESK_TEST_BATCH_SIZE: mails per batch (default 100).
 - TIERDESK_TEST_PAUSE_AT_BATCH=N: before batch N's transaction (1-based), the batch fetched
   but nothing of it written, print "fetched N" and sleep: the window between fetch and commit.
+- TIERDESK_TEST_PAUSE_AFTER_BATCH=N: once batch N's transaction committed, before its mails
+  are flagged on the server, print "committed N" and sleep.
 - TIERDESK_TEST_BATCH_DELAY=S: sleep S seconds inside every batch's transaction, before its
   commit, so a kill at a random moment often lands mid-transaction.
 
@@ -20,7 +22,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -43,13 +45,16 @@ class HookedDatabase(Database):
     """The same database; its write transactions pause or linger as the test asked."""
 
     pause_at: int | None = None
+    pause_after: int | None = None
     delay: float = 0.0
     calls: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
-    def wrap(cls, database: Database, pause_at: int | None, delay: float) -> HookedDatabase:
+    def wrap(cls, database: Database, environ: Mapping[str, str]) -> HookedDatabase:
         own = {f.name: getattr(database, f.name) for f in fields(Database)}
-        return cls(**own, pause_at=pause_at, delay=delay)
+        return cls(**own, pause_at=_number(environ.get("TIERDESK_TEST_PAUSE_AT_BATCH")),
+                   pause_after=_number(environ.get("TIERDESK_TEST_PAUSE_AFTER_BATCH")),
+                   delay=float(environ.get("TIERDESK_TEST_BATCH_DELAY", "0")))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -60,14 +65,19 @@ class HookedDatabase(Database):
         with super().transaction() as session:
             yield session
             time.sleep(self.delay)
+        if batch == self.pause_after:
+            print(f"committed {batch}", flush=True)
+            time.sleep(PAUSE_S)
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text else None
 
 
 def main(root: Path) -> None:
-    pause = os.environ.get("TIERDESK_TEST_PAUSE_AT_BATCH")
     config = load_config(root, os.environ)
     database = open_and_migrate(config.settings.database.url)
-    hooked = HookedDatabase.wrap(database, int(pause) if pause else None,
-                                 float(os.environ.get("TIERDESK_TEST_BATCH_DELAY", "0")))
+    hooked = HookedDatabase.wrap(database, os.environ)
     parts = Parts.build(config, hooked)
     mailbox = Mailbox(config.settings.imap,
                       batch_size=int(os.environ.get("TIERDESK_TEST_BATCH_SIZE", "100")))

@@ -437,7 +437,7 @@ def test_thirty_megabyte_attachment_through_dovecot(dovecot: DovecotServer, data
 def test_a_few_hundred_mails_in_batches(imap_server: ImapTestServer, imap_account: Account,
                                         database: Database, parts: Parts,
                                         connect: Connect) -> None:
-    n = 300
+    n = 200
     append_all(imap_server, imap_account, [numbered(i) for i in range(n)])
     box = connect()
     start = time.perf_counter()
