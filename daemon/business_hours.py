@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from daemon.settings import Calendar
+    from daemon.sla import TimeBetween
     from daemon.workflow.timers import AddTime
 
 ZERO = timedelta(0)
@@ -89,6 +90,15 @@ def calendar_clock(calendars: Mapping[str, Calendar]) -> AddTime:
             raise ValueError(f"unknown clock {clock!r}; use 'business' or 'wall'")
         return add_business_time(start, duration, _named(calendars, calendar))
     return add_time
+
+
+def calendar_span(calendars: Mapping[str, Calendar]) -> TimeBetween:
+    """The measuring twin of calendar_clock: how much time a clock counted from a to b."""
+    def between(a: datetime, b: datetime, clock: str, calendar: str) -> timedelta:
+        if clock == "wall":
+            return max(ZERO, _utc(b, "b") - _utc(a, "a"))
+        return business_time_between(a, b, _named(calendars, calendar))
+    return between
 
 
 def _named(calendars: Mapping[str, Calendar], name: str) -> Calendar:

@@ -165,7 +165,11 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from daemon.cli_store import show_command
 
-    return show_command(_settings(args.config), args.ref)
+    try:
+        config = load_root(args.config)  # for the SLA section; the timeline needs none of it
+    except ConfigError:
+        config = None
+    return show_command(_settings(args.config), args.ref, config)
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from daemon.cli import UserError
+from daemon.cli_sla import deadlines, render_sla, sla_of, time_left
+from daemon.config import Config
 from daemon.settings import Settings
 from daemon.store import repository
 from daemon.store.database import Database, StoreError, current_revision, migrate, open_database
@@ -77,18 +79,28 @@ def reading(settings: Settings) -> Iterator[Session]:
 
 def list_command(settings: Settings, state: str | None, as_json: bool,
                  now: datetime | None = None) -> int:
+    moment = now or datetime.now(UTC)
     with reading(settings) as session:
         tickets = repository.list_tickets(session, state=state)
         counts = inbound_counts(session, state)
-        rows = [{**repository.ticket_summary(t), "messages_in": counts.get(t.id, 0)}
-                for t in tickets]
+        due = deadlines(session, state)
+        rows = [{**repository.ticket_summary(t), "messages_in": counts.get(t.id, 0),
+                 **_deadline(due.get(t.id), moment)} for t in tickets]
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     elif not rows:
         print("no tickets" + (f" in state {state}" if state else ""))
     else:
-        print(ticket_table(rows, now or datetime.now(UTC)))
+        print(ticket_table(rows, moment))
     return 0
+
+
+def _deadline(deadline: datetime | None, now: datetime) -> dict[str, Any]:
+    """The current state's deadline, and the seconds left (negative: overdue)."""
+    if deadline is None:
+        return {"deadline": None, "time_left_s": None}
+    return {"deadline": deadline.isoformat(),
+            "time_left_s": int((deadline - now).total_seconds())}
 
 
 def inbound_counts(session: Session, state: str | None) -> dict[int, int]:
@@ -103,9 +115,10 @@ def inbound_counts(session: Session, state: str | None) -> dict[int, int]:
 
 
 def ticket_table(rows: Sequence[dict[str, Any]], now: datetime) -> str:
-    header = ("REF", "STATE", "PRI", "TEAM", "ASSIGNEE", "REQUESTER", "SUBJECT", "AGE")
+    header = ("REF", "STATE", "PRI", "TEAM", "ASSIGNEE", "LEFT", "REQUESTER", "SUBJECT", "AGE")
     body = [
         (row["ref"], row["state"], row["priority"], row["team"] or "-", row["assignee"] or "-",
+         time_left(datetime.fromisoformat(row["deadline"]) if row["deadline"] else None, now),
          row["requester"], _clip(row["subject"], SUBJECT_WIDTH),
          age(datetime.fromisoformat(row["created_at"]), now))
         for row in rows
@@ -145,19 +158,34 @@ def normalise_ref(text: str) -> str:
     return f"{repository.REF_PREFIX}{ref}" if ref.isdigit() else ref
 
 
-def show_command(settings: Settings, ref_text: str) -> int:
+def show_command(settings: Settings, ref_text: str, config: Config | None = None,
+                 now: datetime | None = None) -> int:
+    """One ticket: facts, SLA (when the config loads) and the whole timeline."""
     ref = normalise_ref(ref_text)
     with reading(settings) as session:
         ticket = repository.get_ticket(session, ref)
         if ticket is None:
             raise UserError(f"no ticket {ref} (`tierdesk tickets` lists them)")
         summary = repository.ticket_summary(ticket)
-        events = [_event_row(e) for e in repository.timeline(session, ticket)]
+        timeline = repository.timeline(session, ticket)
+        events = [_event_row(e) for e in timeline]
+        sla = _sla_text(config, ticket, timeline, now or datetime.now(UTC))
     print(ticket_header(summary))
+    print()
+    print(sla)
     print()
     print(f"Timeline ({_plural(len(events), 'event')}, times in UTC)")
     print(table([("TIME", "ACTOR", "KIND", "MOVE", "REASON"), *events]) if events else "  none")
     return 0
+
+
+def _sla_text(config: Config | None, ticket: Any, timeline: Sequence[Any], now: datetime) -> str:
+    if config is None:
+        return "SLA: not shown, the configuration has problems (`tierdesk check` lists them)"
+    try:
+        return render_sla(sla_of(config, ticket, timeline, now))
+    except LookupError as exc:
+        return f"SLA: not shown, {exc}"
 
 
 def ticket_header(s: dict[str, Any]) -> str:

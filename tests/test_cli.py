@@ -247,7 +247,7 @@ def test_tickets_state_filter_and_table(seeded: str, capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "tickets", "--state", "triage", "--config", str(ROOT))
     lines = out.strip().splitlines()
     assert code == 0
-    assert lines[0].split() == ["REF", "STATE", "PRI", "TEAM", "ASSIGNEE", "REQUESTER",
+    assert lines[0].split() == ["REF", "STATE", "PRI", "TEAM", "ASSIGNEE", "LEFT", "REQUESTER",
                                 "SUBJECT", "AGE"]
     assert len(lines) == 2 and "Printer jammed" in lines[1] and "bob@example.com" in lines[1]
 

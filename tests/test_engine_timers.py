@@ -170,9 +170,12 @@ def test_expiry_fires_then_with_the_clock_as_actor(state: str, priority: str, th
     before = ticket(state, priority=priority, return_state="tier1")
     decision = ENGINE.handle(before, TimerFired("expire", state), T0 + 5 * D)
     assert decision.ticket.state == dest
-    (record,) = decision.events
+    *breach, record = decision.events
     assert (record.kind, record.actor, record.reason, record.data["trigger"]) == (
         "transition", "clock", reason, then)
+    # A missed target of a running clock is recorded as a breach; waiting is not one.
+    running = WF.states[state].clock == "running"
+    assert [(e.kind, e.actor) for e in breach] == ([("sla_breach", "clock")] if running else [])
 
 
 # ---------------------------------------------------------------- priority changes

@@ -133,7 +133,14 @@ class Engine:
         assert timeout is not None  # checked by _timer
         reason = self._timers.reason(ticket.state, ticket.priority)
         move = Move(timeout.then, "clock", reason, data={"timer": "expire"})
-        return self._move(ticket, move, now)
+        decision = self._move(ticket, move, now)
+        if decision.refused or self._wf.states[ticket.state].clock != "running":
+            return decision  # a paused or stopped clock has no target of ours to miss
+        # The state's own target was missed: recorded as such, for SLA reports.
+        breach = EventRecord("sla_breach", "clock", ticket.state, ticket.state,
+                             f"{ticket.state} missed its target: {reason}",
+                             {"target_s": int(timeout.limit(ticket.priority).total_seconds())})
+        return replace(decision, events=(breach, *decision.events))
 
     def _reply(self, ticket: TicketFacts, reply: RequesterReplied, now: datetime) -> Decision:
         if self._wf.states[ticket.state].final:

@@ -135,6 +135,15 @@ class Triage(Frozen):
     rules: tuple[TriageRule, ...] = ()
 
 
+class SlaTargets(Frozen):
+    """Whole-ticket targets per priority; each state's own target is its timeout."""
+
+    first_response: dict[str, Duration] = {}
+    resolution: dict[str, Duration] = {}
+    clock: Literal["business", "wall"] = "business"
+    calendar: Name | None = None
+
+
 class BounceGuard(Frozen):
     max_bounces: Annotated[int, Field(ge=0)]
 
@@ -156,4 +165,5 @@ class Workflow(Frozen):
     commands: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")], Command] = {}
     triage: Triage = Triage()
     bounce_guard: BounceGuard | None = None
+    sla: SlaTargets = SlaTargets()
     notify: dict[Name, tuple[MailSpec, ...]] = {}

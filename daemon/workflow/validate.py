@@ -63,6 +63,7 @@ def _lint(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator[Problem]:
     yield from _check_commands(wf, src, ctx)
     yield from _check_triage(wf, src)
     yield from _check_notify(wf, src, ctx)
+    yield from _check_sla(wf, src, ctx)
 
 
 def _check_basics(wf: Workflow, src: Source) -> Iterator[Problem]:
@@ -198,15 +199,49 @@ def _check_business_units(src: Source, where: tuple[str, ...], clock: str) -> It
     """`2d` on a business clock would be 48 working hours (a week of office days): refuse it."""
     if clock != "business":
         return
-    raw = src.data["states"][where[1]]["timeout"]
-    spelled = [((key,), raw.get(key)) for key in ("after",)]
-    spelled += [(("per_priority", p), v) for p, v in (raw.get("per_priority") or {}).items()]
-    spelled += [(("remind", "every"), (raw.get("remind") or {}).get("every"))]
-    for path, value in spelled:
-        if isinstance(value, str) and any(unit in value.lower() for unit in "dw"):
-            yield src.problem(where + path, f"{value!r} on a business clock counts 24 working "
+    for path, value in _durations(_raw(src, where), where):
+        if any(unit in value.lower() for unit in "dw"):
+            yield src.problem(path, f"{value!r} on a business clock counts 24 working "
                               "hours per day", "write working hours (16h for two 8-hour days), "
                               "or use `clock: wall`")
+
+
+_DURATION_KEYS = ("after", "every", "per_priority", "first_response", "resolution", "remind")
+
+
+def _raw(src: Source, where: tuple[str, ...]) -> object:
+    node: object = src.data
+    for part in where:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _durations(node: object, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every duration as written under `node` (strings under the duration keys)."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key not in _DURATION_KEYS and path[-1] not in _DURATION_KEYS:
+            continue
+        if isinstance(value, str):
+            yield path + (key,), value
+        else:
+            yield from _durations(value, path + (key,))
+
+
+def _check_sla(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator[Problem]:
+    sla = wf.sla
+    for name, targets in (("first_response", sla.first_response),
+                          ("resolution", sla.resolution)):
+        for priority in targets:
+            if priority not in wf.priorities:
+                yield src.problem(("sla", name, priority), f"unknown priority {priority!r}",
+                                  f"use one of {', '.join(wf.priorities)}")
+    calendar = sla.calendar or "default"
+    if sla.clock == "business" and ctx.calendars is not None and calendar not in ctx.calendars:
+        yield src.problem(("sla", "calendar"), f"calendar {calendar!r} is not in "
+                          "config/settings.yaml", suggest(calendar, ctx.calendars, "calendars"))
+    yield from _check_business_units(src, ("sla",), sla.clock)
 
 
 def _trigger_hint(trigger: str, possible: set[str]) -> str:

@@ -1,0 +1,88 @@
+"""The clock side of `tickets` and `show`: time left on each ticket, and one ticket's SLA
+history (each state's time against its own target, first response, resolution)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from daemon.business_hours import calendar_span
+from daemon.config import Config
+from daemon.sla import Measure, Move, SlaReport, report
+from daemon.store.models import Event, Ticket, Timer
+
+
+def deadlines(session: Session, state: str | None) -> dict[int, datetime]:
+    """Each listed ticket's current deadline (its pending expiry), in one grouped query."""
+    stmt = (select(Timer.ticket_id, func.min(Timer.due_at)).where(Timer.kind == "expire")
+            .group_by(Timer.ticket_id))
+    if state is not None:
+        stmt = stmt.where(Timer.ticket_id.in_(select(Ticket.id).where(Ticket.state == state)))
+    return {ticket_id: due for ticket_id, due in session.execute(stmt)}
+
+
+def time_left(deadline: datetime | None, now: datetime) -> str:
+    if deadline is None:
+        return "-"
+    left = deadline - now
+    return _span(left) if left >= timedelta(0) else f"overdue {_span(-left)}"
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (mins, "m")]
+    shown = [f"{n}{unit}" for n, unit in parts if n][:2]
+    return "".join(shown) or "0m"
+
+
+def sla_of(config: Config, ticket: Ticket, events: Sequence[Event], now: datetime) -> SlaReport:
+    workflow = config.workflows.get(ticket.workflow_name)
+    if workflow is None:
+        raise LookupError(f"workflow {ticket.workflow_name!r} is not loaded")
+    moves = [Move(e.at, e.to_state) for e in events
+             if e.kind == "transition" and e.to_state and e.to_state != e.from_state]
+    staff = [e.at for e in events if config.directory.member_by_address(e.actor) is not None]
+    return report(workflow, ticket.priority, ticket.created_at, moves,
+                  min(staff, default=None), calendar_span(config.settings.calendars), now)
+
+
+def render_sla(sla: SlaReport) -> str:
+    lines = ["SLA (working time on each state's calendar; targets from the workflow)"]
+    for measure in (sla.first_response, sla.resolution):
+        lines.append(f"  {measure.name:<15} {_measure(measure)}")
+    rows = [("STATE", "ENTERED", "TIME", "TARGET", "")]
+    for stint in sla.stints:
+        m = stint.measure
+        rows.append((stint.state, f"{stint.entered:%Y-%m-%d %H:%M}",
+                     _span(m.took) + ("" if m.done else " so far"),
+                     _span(m.target) if m.target else "-", _verdict(m)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4]
+              for r in rows]
+    paused = sla.time_in("paused")
+    if paused:
+        lines.append(f"  paused (waiting on the requester or a vendor): {_span(paused)}")
+    if sla.breaches:
+        lines.append(f"  breaches: {', '.join(m.name for m in sla.breaches)}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _measure(m: Measure) -> str:
+    took = _span(m.took) + ("" if m.done else " so far")
+    if m.target is None:
+        return f"{took} (no target)"
+    return f"{took} of {_span(m.target)}: {_verdict(m)}"
+
+
+def _verdict(m: Measure) -> str:
+    if m.target is None:
+        return ""
+    if m.breached:
+        return f"BREACHED by {_span(m.took - m.target)}"
+    left = m.left or timedelta(0)
+    return "met" if m.done else f"{_span(left)} left"
