@@ -12,9 +12,11 @@ PostgreSQL runs in a throwaway schema of TIERDESK_TEST_PG_URL's database, droppe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,27 +135,50 @@ def mail_hook(config: Config) -> tuple[MailHook, str]:
     return MailWriter.from_config(config), "rendered and built as MIME"
 
 
+
+def measure_in_child(url: str, tickets: int, due: int, repeats: int) -> dict[str, float]:
+    """Measure in a fresh process, so its RSS is the daemon's, not the filler's."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", url, "--tickets", str(tickets), "--due",
+         str(due), "--repeats", str(repeats)], check=True, capture_output=True, text=True).stdout
+    return {k: float(v) for k, v in json.loads(out.splitlines()[-1]).items()}
+
+
+def child(url: str, tickets: int, due: int, repeats: int) -> None:
+    config = load_config(ROOT, {})
+    hook, _ = mail_hook(config)
+    runtime = Runtime.build(config, add_time=wall_clock, mail_hook=hook)
+    database = open_database(url)
+    try:
+        figures = measure(database, runtime, tickets, due, repeats)
+    finally:
+        database.close()
+    print(json.dumps({**figures, "rss_mb": rss_mb()}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    config = load_config(ROOT, {})
-    hook, what = mail_hook(config)
-    runtime = Runtime.build(config, add_time=wall_clock, mail_hook=hook)
-    print(f"{args.tickets:,} open tickets, {args.due:,} due reminders per busy tick; mail: {what}")
+    if args.measure:
+        return child(args.measure, args.tickets, args.due, args.repeats)
+    print(f"{args.tickets:,} open tickets, {args.due:,} due reminders per busy tick; mail "
+          "rendered and built as MIME; measured in a fresh process")
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     for backend in backends:
         with store(backend) as database:
             started = time.perf_counter()
             fill(database, args.tickets)
             filled = time.perf_counter() - started
-            figures = measure(database, runtime, args.tickets, args.due, args.repeats)
+            url = database.url.render_as_string(hide_password=False)
+            figures = measure_in_child(url, args.tickets, args.due, args.repeats)
             print(f"{backend:>10}: fill {filled:6.1f} s | idle tick {figures['idle_ms']:6.2f} ms"
                   f" (target < 5) | {args.due} due {figures['busy_s']:6.3f} s (target < 1)"
-                  f" | RSS {rss_mb():5.0f} MB")
+                  f" | daemon RSS {figures['rss_mb']:5.0f} MB")
 
 
 if __name__ == "__main__":
