@@ -1,0 +1,276 @@
+"""Is a mail from a directory member really from them? Pure: header values and addresses in,
+a verdict with its reason out. The From header alone proves nothing (DESIGN "Mail facts").
+
+Two ways to pass, either is enough (issue 5):
+
+1. Authentication-Results (RFC 8601) written by OUR receiving server shows `dmarc=pass` for
+   the From domain, or `dkim=pass` with a signing domain aligned with it.
+   - Only headers whose authserv-id is in `auth.trusted_authserv_ids` count, and only the
+     topmost ones: a receiving server prepends its header, so ours is on top and anything
+     below it came with the mail. We read at most `auth.trusted_headers` headers from the top
+     (default 1) and stop at the first one not ours: a forged header further down, or one
+     below a foreign server's, never counts. RFC 8601 section 5 obliges the receiving server
+     to delete incoming headers bearing its own authserv-id; raise `trusted_headers` only for
+     a server that does that and writes its results in several headers.
+   - dmarc=pass counts only with `header.from` equal to the From address's domain (which
+     domain the verifier judged must be named).
+   - dkim=pass counts only when its `header.d` (else the domain of `header.i`) is aligned
+     with the From domain, relaxed: the same domain, or one a subdomain of the other. Without
+     a public suffix list this is narrower than DMARC's organisational domain (siblings such
+     as a.example.com and b.example.com do not align), never wider; a bare top-level domain
+     never aligns.
+   - Trust in a pass is trust in the sending domain: it proves the mail left through that
+     domain's servers, which must not let their users send as each other.
+
+2. The mail was sent to the member's signed reply address `support+TD-n.<token>@domain`:
+   token = HMAC-SHA256(site secret, "tierdesk-reply-v1", ticket ref, member's first directory
+   address), the first 20 characters of its lower-case base32 (100 bits; mail servers may
+   lower-case addresses). Compared in constant time. A token is a capability for one ticket
+   and one member: it is handed out only in mails to that member.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+
+TOKEN_LENGTH = 20
+_CONTEXT = b"tierdesk-reply-v1"
+_PROPERTY = re.compile(r'([\w.-]+(?:/[\w.-]+)?)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]*)')
+
+
+# ------------------------------------------------------------------ signed reply addresses
+
+def sign(ref: str, member: str, secret: str) -> str:
+    """The token of `member`'s reply address for ticket `ref`."""
+    message = b"\x00".join((_CONTEXT, ref.strip().upper().encode(),
+                            member.strip().lower().encode()))
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:TOKEN_LENGTH]
+
+
+def token_valid(token: str, ref: str, member: str, secret: str) -> bool:
+    """Constant-time check of a token as written in an address (any case)."""
+    if not secret or not token:
+        return False
+    return hmac.compare_digest(sign(ref, member, secret), token.strip().lower())
+
+
+def signed_address(support_address: str, domain: str, ref: str, token: str) -> str:
+    """support+TD-12.<token>@domain, on the same local part as the support address."""
+    local = support_address.rsplit("@", 1)[0].split("+", 1)[0]
+    return f"{local}+{ref}.{token}@{domain}"
+
+
+# ------------------------------------------------------------------ Authentication-Results
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One resinfo: `dkim=pass header.d=example.com` -> ("dkim", "pass", {"header.d": ...})."""
+
+    method: str
+    result: str
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuthResults:
+    authserv_id: str
+    results: tuple[MethodResult, ...]
+
+
+def parse_authentication_results(value: str) -> AuthResults | None:
+    """One header value (RFC 8601 section 2.2), comments dropped; None if it has no
+    authserv-id. Unreadable resinfo parts are skipped, never raised on."""
+    parts = _split_outside_quotes(_without_comments(value), ";")
+    head = parts[0].split()
+    if not head:
+        return None
+    authserv_id = _unquote(head[0]).lower()
+    results = tuple(r for r in (_resinfo(p) for p in parts[1:]) if r is not None)
+    return AuthResults(authserv_id, results)
+
+
+def _resinfo(text: str) -> MethodResult | None:
+    pairs = _PROPERTY.findall(text)
+    if not pairs:
+        return None  # "none", or garbage
+    (method, result), rest = pairs[0], pairs[1:]
+    props = {key.lower(): _unquote(val) for key, val in rest if key.lower() != "reason"}
+    return MethodResult(method.split("/")[0].lower(), _unquote(result).lower(), props)
+
+
+def _without_comments(text: str) -> str:
+    """CFWS comments (nestable, with quoted pairs) removed; quoted strings kept as written."""
+    out: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for char in text:
+        if escaped:
+            escaped = False
+            out.append(char if depth == 0 else "")
+        elif char == "\\":
+            escaped = True
+            out.append(char if depth == 0 else "")
+        elif char == '"' and depth == 0:
+            quoted = not quoted
+            out.append(char)
+        elif char == "(" and not quoted:
+            depth += 1
+        elif char == ")" and not quoted and depth:
+            depth -= 1
+            out.append(" " if depth == 0 else "")
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+    parts.append("".join(current))
+    return parts
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def trusted_results(values: Sequence[str], trusted_ids: Collection[str],
+                    max_headers: int) -> tuple[AuthResults, ...]:
+    """The topmost headers written by our own receiving server (see the module docstring):
+    at most `max_headers`, stopping at the first one that is not ours."""
+    found: list[AuthResults] = []
+    for value in values[:max_headers]:
+        parsed = parse_authentication_results(value)
+        if parsed is None or parsed.authserv_id not in trusted_ids:
+            break
+        found.append(parsed)
+    return tuple(found)
+
+
+def aligned(signer: str, from_domain: str) -> bool:
+    """Relaxed alignment without a public suffix list: equal, or one a subdomain of the
+    other; a single-label domain (a TLD) never aligns."""
+    a, b = signer.strip(".").lower(), from_domain.strip(".").lower()
+    if not a or not b or "." not in a or "." not in b:
+        return False
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def _passes(result: MethodResult, from_domain: str) -> bool:
+    if result.result != "pass":
+        return False
+    if result.method == "dmarc":
+        judged = result.properties.get("header.from", "").rpartition("@")[2]
+        return judged.lower() == from_domain
+    if result.method == "dkim":
+        return aligned(_dkim_domain(result), from_domain)
+    return False
+
+
+def _dkim_domain(result: MethodResult) -> str:
+    if "header.d" in result.properties:
+        return result.properties["header.d"]
+    return result.properties.get("header.i", "").rpartition("@")[2]
+
+
+def _spelled(results: Sequence[AuthResults]) -> Iterator[str]:
+    for header in results:
+        for r in header.results:
+            if r.method in ("dmarc", "dkim"):
+                domain = r.properties.get("header.from") or _dkim_domain(r)
+                yield f"{r.method}={r.result}" + (f" ({domain})" if domain else "")
+
+
+# ------------------------------------------------------------------ the verdict
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    """What settings.auth says, in plain values."""
+
+    trusted_ids: frozenset[str]
+    trusted_headers: int = 1
+    secret: str = ""  # empty: signed reply addresses are off
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a mail offers to prove its sender: everything as written in the mail."""
+
+    from_addr: str
+    auth_results: tuple[str, ...]  # Authentication-Results values, topmost first
+    tokens: tuple[str, ...]  # tokens of signed reply addresses for this ticket
+    ref: str
+    member: str  # the member's first directory address: what tokens are signed for
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    how: str  # what proved it, or what failed (for the event and the member's notice)
+
+
+def authenticate(claim: Claim, policy: AuthPolicy) -> Verdict:
+    """Pass by a trusted Authentication-Results or by a valid signed reply address."""
+    by_token = _by_token(claim, policy)
+    if by_token.ok:
+        return by_token
+    by_header = _by_header(claim, policy)
+    if by_header.ok:
+        return by_header
+    return Verdict(False, f"{by_header.how}; {by_token.how}")
+
+
+def _by_token(claim: Claim, policy: AuthPolicy) -> Verdict:
+    if not claim.tokens:
+        return Verdict(False, "it was not sent to your signed reply address")
+    if not policy.secret:
+        return Verdict(False, "signed reply addresses are not configured on this site")
+    if any(token_valid(t, claim.ref, claim.member, policy.secret) for t in claim.tokens):
+        return Verdict(True, f"signed reply address for {claim.ref}")
+    return Verdict(False, f"the signed reply address it was sent to is not valid for "
+                          f"{claim.ref} and {claim.member}")
+
+
+def _by_header(claim: Claim, policy: AuthPolicy) -> Verdict:
+    domain = claim.from_addr.rpartition("@")[2].lower()
+    ours = trusted_results(claim.auth_results, policy.trusted_ids, policy.trusted_headers)
+    if not ours:
+        return Verdict(False, _no_trusted_header(claim.auth_results, policy))
+    for header in ours:
+        for result in header.results:
+            if _passes(result, domain):
+                return Verdict(True, f"{result.method}=pass for {domain} "
+                                     f"by {header.authserv_id}")
+    seen = ", ".join(_spelled(ours)) or "no dmarc or dkim result"
+    return Verdict(False, f"{ours[0].authserv_id} found no aligned dmarc or dkim pass for "
+                          f"{domain} ({seen})")
+
+
+def _no_trusted_header(values: Sequence[str], policy: AuthPolicy) -> str:
+    trusted = ", ".join(sorted(policy.trusted_ids)) or "none configured"
+    if not values:
+        return f"it has no Authentication-Results header from our mail server ({trusted})"
+    top = parse_authentication_results(values[0])
+    named = top.authserv_id if top else "an unreadable one"
+    return (f"its topmost Authentication-Results header is from {named}, not from our mail "
+            f"server ({trusted})")
