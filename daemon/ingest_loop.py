@@ -53,6 +53,9 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
         cursor = repository.get_cursor(session, folder)
         stored = (cursor.uidvalidity, cursor.last_uid) if cursor else None
     resume = resume_point(stored, uidvalidity)
+    if resume.reset:  # else an empty folder keeps the stale cursor and "resets" every drain
+        with database.transaction() as session:
+            repository.set_cursor(session, folder, uidvalidity, 0)
     report = IngestReport(uidvalidity_reset=resume.reset)
     for batch in mailbox.fetch(mailbox.uids_after(resume.last_uid)):
         if batch:

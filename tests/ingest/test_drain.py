@@ -315,6 +315,19 @@ def test_uidvalidity_change_rereads_the_folder_and_recreates_nothing(
     assert (later.total, later.uidvalidity_reset) == (0, False)
 
 
+@SQLITE_ONLY
+def test_uidvalidity_change_of_an_emptied_folder_is_noticed_once(
+        imap_server: ImapTestServer, imap_account: Account, database: Database, parts: Parts,
+        connect: Connect) -> None:
+    append(imap_server, imap_account, numbered(1))
+    drain(connect(processed_folder="Done"), database, parts.inbox)  # INBOX is empty again
+    imap_server.change_uidvalidity(imap_account)
+    box = connect(processed_folder="Done")
+    assert drain(box, database, parts.inbox).uidvalidity_reset
+    assert cursor(database) == (box.uidvalidity, 0)
+    assert not drain(box, database, parts.inbox).uidvalidity_reset
+
+
 # ---------------------------------------------------------------- duplicates
 
 @SQLITE_ONLY
