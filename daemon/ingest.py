@@ -282,7 +282,7 @@ class _Pass:
 def _headline(raw: bytes) -> tuple[str | None, str | None, str | None]:
     """Subject, sender and Message-ID for the quarantine list, from a mail that may be broken."""
     try:
-        msg = parse_message(raw, ParseLimits(max_size=len(raw) + 1,
+        msg = parse_message(raw, ParseLimits(max_size=len(raw) + 1, max_attachments=len(raw),
                                              max_attachment_size=len(raw) + 1))
     except Exception:  # whatever failed, the raw bytes are kept; the headline is a courtesy
         return None, None, None

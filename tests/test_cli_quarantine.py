@@ -103,6 +103,14 @@ def test_list_json_has_the_documented_keys(database: Database, url: str,
 
 
 @SQLITE_ONLY
+def test_a_mail_with_too_many_attachments_still_has_its_headline(
+        database: Database, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    quarantine(database, with_attachments(101))  # over the shipped limit of 100
+    [item] = json.loads(run(capsys, "--json")[1])
+    assert (item["subject"], item["sender"]) == ("Scans attached", "ann@example.org")
+
+
+@SQLITE_ONLY
 def test_list_table_and_empty(database: Database, url: str,
                               capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys)
