@@ -1,6 +1,6 @@
 """Site settings (config/settings.yaml) as typed, frozen objects, with TIERDESK_* overrides.
 
-Every key of the sections site, mail, imap, smtp and database can be overridden by an
+Every key of the sections site, mail, imap, smtp, database and auth can be overridden by an
 environment variable TIERDESK_<SECTION>_<KEY> (TIERDESK_IMAP_PASSWORD, TIERDESK_DATABASE_URL),
 so secrets need not sit in files. Overrides are applied before validation, so a bad value is
 reported naming the variable. Calendars are nested and can only be set in the file.
@@ -328,12 +328,62 @@ class DatabaseSettings(Frozen):
         return re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", self.url)
 
 
+MIN_SECRET = 32
+SECRET_HINT = ("set TIERDESK_AUTH_SECRET in the daemon's environment, e.g. to the output of "
+               "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+
+
+def _names(value: object) -> object:
+    """A list, or one comma-separated string (the form a TIERDESK_AUTH_* variable takes)."""
+    return tuple(v.strip().lower() for v in value.split(",") if v.strip()) \
+        if isinstance(value, str) else value
+
+
+class AuthSettings(Frozen):
+    """Who may run command tags (daemon/sender_auth.py has the rules)."""
+
+    # strict: the From address must be a directory member AND the mail authenticated by our
+    # server's Authentication-Results or sent to the member's signed reply address.
+    mode: Literal["strict"] = "strict"
+    # authserv-ids of our own receiving servers; other servers' results never count.
+    trusted_authserv_ids: Annotated[tuple[HostName, ...], BeforeValidator(_names)] = ()
+    # How many Authentication-Results headers from the top may be ours (see sender_auth).
+    trusted_headers: int = Field(default=1, ge=1, le=10)
+    # Signs reply addresses; from TIERDESK_AUTH_SECRET, never from this file.
+    secret: SecretStr = Field(default=SecretStr(""), repr=False)
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr) -> SecretStr:
+        length = len(secret.get_secret_value())
+        if 0 < length < MIN_SECRET:
+            raise ValueError(f"the secret has {length} characters, fewer than {MIN_SECRET}; "
+                             f"{SECRET_HINT}")
+        return secret
+
+    @property
+    def signing(self) -> bool:
+        """Signed reply addresses are handed out and accepted."""
+        return bool(self.secret.get_secret_value())
+
+
+def check_auth(settings: Settings, config_dir: Path) -> None:
+    """What `run.py check` adds to loading (tests and tools load without secrets): strict
+    mode needs a secret to sign reply addresses with. Raises ConfigError."""
+    if settings.auth.mode == "strict" and not settings.auth.signing:
+        raise ConfigError([Problem(
+            str(config_dir / "settings.yaml"), 0, "auth.mode is strict but "
+            "TIERDESK_AUTH_SECRET is not set: technicians cannot get signed reply addresses",
+            SECRET_HINT)])
+
+
 class Settings(Frozen):
     site: SiteSettings = SiteSettings()
     mail: MailSettings = MailSettings()
     imap: ImapSettings = ImapSettings()
     smtp: SmtpSettings = SmtpSettings()
     database: DatabaseSettings = DatabaseSettings()
+    auth: AuthSettings = AuthSettings()
     calendars: dict[Name, Calendar] = Field(default_factory=_default_calendars)
 
     @field_validator("calendars")
@@ -348,7 +398,7 @@ class Settings(Frozen):
 # Sections whose keys TIERDESK_<SECTION>_<KEY> may override.
 ENV_SECTIONS: dict[str, type[Frozen]] = {
     "site": SiteSettings, "mail": MailSettings, "imap": ImapSettings,
-    "smtp": SmtpSettings, "database": DatabaseSettings,
+    "smtp": SmtpSettings, "database": DatabaseSettings, "auth": AuthSettings,
 }
 
 
