@@ -13,7 +13,7 @@ from daemon.business_hours import calendar_clock
 from daemon.config import Config
 from daemon.store import repository
 from daemon.store.models import Outbox, Ticket
-from daemon.workflow.engine import AddTime, Engine
+from daemon.workflow.engine import AddTime, Engine, VendorClock
 from daemon.workflow.facts import Decision, EventRecord, NewTicket
 
 # Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
@@ -35,7 +35,9 @@ class Runtime:
               mail_hook: MailHook = _no_mail) -> Runtime:
         """Engines on the site's business calendars unless `add_time` says otherwise."""
         clock = add_time or calendar_clock(config.settings.calendars)
-        engines = {name: Engine(wf, clock) for name, wf in config.workflows.items()}
+        vendors = {key: VendorClock(v.respond_within, v.calendar)
+                   for key, v in config.directory.vendors.items()}
+        engines = {name: Engine(wf, clock, vendors) for name, wf in config.workflows.items()}
         return cls(config, engines, mail_hook)
 
     @property

@@ -93,7 +93,7 @@ class Actions:
         """
         after = replace(ticket, priority=wanted)
         timers = tuple(t for t in self._timers.schedule(ticket.state, wanted,
-                                                        ticket.state_entered_at)
+                                                        ticket.state_entered_at, ticket.vendor)
                        if t.kind == "expire" or t.due_at > now)
         event = record("priority", ticket, cmd, f"priority {ticket.priority} -> {wanted}",
                        previous=ticket.priority, priority=wanted)

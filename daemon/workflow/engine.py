@@ -6,6 +6,7 @@ never raises: it comes back as Decision(ticket unchanged, refusal="one sentence 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -27,10 +28,10 @@ from daemon.workflow.facts import (
 from daemon.workflow.mails import Notifier, context
 from daemon.workflow.model import Workflow
 from daemon.workflow.moves import Move, Moves
-from daemon.workflow.timers import AddTime, Timers, wall_clock
+from daemon.workflow.timers import AddTime, Timers, VendorClock, wall_clock
 from daemon.workflow.triage import Triager, Verdict
 
-__all__ = ["AddTime", "Engine", "wall_clock"]
+__all__ = ["AddTime", "Engine", "VendorClock", "wall_clock"]
 
 REPLY_TRIGGER = "customer_replied"
 ROUTE_TRIGGER = "route"
@@ -47,10 +48,11 @@ def _deadline(timers: tuple[TimerOrder, ...]) -> datetime | None:
 class Engine:
     """Decides what one event does to one ticket, for one workflow."""
 
-    def __init__(self, workflow: Workflow, add_time: AddTime = wall_clock) -> None:
+    def __init__(self, workflow: Workflow, add_time: AddTime = wall_clock,
+                 vendors: Mapping[str, VendorClock] | None = None) -> None:
         self._wf = workflow
         self._moves = Moves(workflow)
-        self._timers = Timers(workflow, add_time)
+        self._timers = Timers(workflow, add_time, vendors)
         self._triage = Triager(workflow.triage, workflow.default_priority)
         self._notify = Notifier(workflow.notify)
         self._explain = Explainer(workflow, self._moves)
@@ -119,7 +121,8 @@ class Engine:
         return self._alert(ticket, kind, timer.seq)
 
     def _alert(self, ticket: TicketFacts, kind: str, seq: int) -> Decision:
-        deadline = self._timers.deadline(ticket.state, ticket.priority, ticket.state_entered_at)
+        deadline = self._timers.deadline(ticket.state, ticket.priority, ticket.state_entered_at,
+                                         ticket.vendor)
         # A person reads this in the timeline: minutes, UTC said out loud, no seconds.
         due = f", deadline {deadline:%Y-%m-%d %H:%M} UTC" if deadline else ""
         nth = f" {seq}" if seq else ""
@@ -131,7 +134,7 @@ class Engine:
     def _expire(self, ticket: TicketFacts, now: datetime) -> Decision:
         timeout = self._timers.timeout(ticket.state)
         assert timeout is not None  # checked by _timer
-        reason = self._timers.reason(ticket.state, ticket.priority)
+        reason = self._timers.reason(ticket.state, ticket.priority, ticket.vendor)
         move = Move(timeout.then, "clock", reason, data={"timer": "expire"})
         decision = self._move(ticket, move, now)
         if decision.refused or self._wf.states[ticket.state].clock != "running":
@@ -222,7 +225,8 @@ class Engine:
         return ticket.tiers_visited, ticket.bounces + 1, ticket.flagged or over
 
     def _enter(self, before: TicketFacts, after: TicketFacts, move: Move) -> Decision:
-        timers = self._timers.schedule(after.state, after.priority, after.state_entered_at)
+        timers = self._timers.schedule(after.state, after.priority, after.state_entered_at,
+                                       after.vendor)
         facts = context(before, after, event="transition", actor=move.actor, reason=move.reason,
                         argument=move.argument, trigger=move.trigger, deadline=_deadline(timers))
         data = {"trigger": move.trigger, "target": move.target, **move.data}

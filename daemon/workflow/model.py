@@ -48,6 +48,9 @@ class Timeout(Frozen):
     warn_at: Annotated[float, Field(gt=0, lt=1)] | None = None
     then: Name
     reason: str = "no progress within {after}"
+    # While the ticket has a vendor (#vendor), its respond_within from config/teams.yaml on
+    # the vendor's calendar replaces `after` and `per_priority` (daemon/workflow/timers.py).
+    vendor_clock: bool = False
 
     def limit(self, priority: str) -> timedelta:
         return self.per_priority.get(priority, self.after)

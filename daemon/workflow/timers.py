@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from daemon.workflow.facts import TimerOrder
@@ -23,19 +24,38 @@ def _due(order: TimerOrder) -> datetime:
     return order.due_at
 
 
+@dataclass(frozen=True)
+class VendorClock:
+    """A vendor's own response time (config/teams.yaml), counted on its calendar."""
+
+    respond_within: timedelta
+    calendar: str
+
+
 class Timers:
     """Schedules the timers of each state's `timeout`, through one AddTime function."""
 
-    def __init__(self, workflow: Workflow, add_time: AddTime) -> None:
+    def __init__(self, workflow: Workflow, add_time: AddTime,
+                 vendors: Mapping[str, VendorClock] | None = None) -> None:
         self._timeouts = {n: s.timeout for n, s in workflow.states.items() if s.timeout}
         self._add_time = add_time
+        self._vendors = dict(vendors or {})
 
-    def timeout(self, state: str) -> Timeout | None:
-        return self._timeouts.get(state)
-
-    def schedule(self, state: str, priority: str, start: datetime) -> tuple[TimerOrder, ...]:
-        """Every timer for a ticket of `priority` that entered `state` at `start`, by due time."""
+    def timeout(self, state: str, vendor: str | None = None) -> Timeout | None:
+        """The state's timeout. With `vendor_clock: true` and a ticket whose vendor is known,
+        the limit is that vendor's respond_within on its calendar, not the workflow's `after`
+        (which then counts only for a ticket without a vendor)."""
         timeout = self._timeouts.get(state)
+        clock = self._vendors.get(vendor or "") if timeout and timeout.vendor_clock else None
+        if timeout is None or clock is None:
+            return timeout
+        return timeout.model_copy(update={"after": clock.respond_within, "per_priority": {},
+                                          "clock": "business", "calendar": clock.calendar})
+
+    def schedule(self, state: str, priority: str, start: datetime,
+                 vendor: str | None = None) -> tuple[TimerOrder, ...]:
+        """Every timer for a ticket of `priority` that entered `state` at `start`, by due time."""
+        timeout = self.timeout(state, vendor)
         if timeout is None:
             return ()
         end = self._at(timeout, start, timeout.limit(priority))
@@ -47,13 +67,15 @@ class Timers:
         orders.append(TimerOrder("expire", state, end))
         return tuple(sorted(orders, key=_due))
 
-    def deadline(self, state: str, priority: str, start: datetime) -> datetime | None:
-        timeout = self._timeouts.get(state)
+    def deadline(self, state: str, priority: str, start: datetime,
+                 vendor: str | None = None) -> datetime | None:
+        timeout = self.timeout(state, vendor)
         return None if timeout is None else self._at(timeout, start, timeout.limit(priority))
 
-    def reason(self, state: str, priority: str) -> str:
+    def reason(self, state: str, priority: str, vendor: str | None = None) -> str:
         """The expiry's reason, with {after} spelled out (other braces are left as written)."""
-        timeout = self._timeouts[state]
+        timeout = self.timeout(state, vendor)
+        assert timeout is not None, f"state {state} has no timeout"
         return timeout.reason.replace("{after}", timeout.spell_limit(priority))
 
     def _reminders(self, timeout: Timeout, start: datetime,
