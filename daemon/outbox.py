@@ -21,7 +21,7 @@ lifecycle; the queries are small and each says which index it walks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from daemon.message import InboundMessage, MailRejected, parse_message
 from daemon.mime import Address, Attachment, HeaderError, Mail, build, safe_message_ids
 from daemon.recipients import Recipient, resolve
 from daemon.render import Renderer, RenderError, when
+from daemon.sender_auth import sign, signed_address
 from daemon.settings import MailSettings, SiteSettings
 from daemon.store import repository
 from daemon.store.models import AutoSender, Event, Message, Outbox, Ticket
@@ -63,11 +64,12 @@ class MailWriter:
     mail: MailSettings
     site: SiteSettings
     attach_limit: int = ATTACH_LIMIT
+    secret: str = field(default="", repr=False)  # settings.auth.secret: signs reply addresses
 
     @classmethod
     def from_config(cls, config: Config) -> MailWriter:
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
-                   config.settings.site)
+                   config.settings.site, secret=config.settings.auth.secret.get_secret_value())
 
     def __call__(self, session: Session, rows: list[Outbox], now: datetime) -> None:
         materialize(session, rows, self, now)
@@ -80,6 +82,17 @@ class MailWriter:
         """support+TD-12@<site domain>: replies thread by address even without headers."""
         local = self.mail.address.rsplit("@", 1)[0].split("+", 1)[0]
         return Address(self.mail.name, f"{local}+{ref}@{self.site.domain}")
+
+    def reply_to_for(self, ref: str, recipient: Recipient) -> Address:
+        """A directory member's own signed reply address (daemon/sender_auth.py), so their
+        answer authenticates them; everyone else gets support+TD-12@."""
+        found = None if recipient.external else self.directory.member_by_address(
+            recipient.address)
+        if not self.secret or found is None:
+            return self.reply_to(ref)
+        token = sign(ref, found[1].addresses[0], self.secret)
+        return Address(self.mail.name,
+                       signed_address(self.mail.address, self.site.domain, ref, token))
 
     def thread_root(self, ref: str) -> str:
         """A Message-ID every mail of the ticket references, so clients keep them together.
@@ -184,15 +197,17 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
     wanted = writer.renderer.variables(row.template)
     history = (_history(session, ticket, recipient, writer.attach_limit)
                if wanted & HISTORY_KEYS else None)
-    context = {**facts, **enrich(facts, writer, now), **(history.context if history else {})}
-    rendered = writer.renderer.render(row.template, context)
     ref = str(facts.get("ref") or "")
+    reply_to = writer.reply_to_for(ref, recipient) if ref else None
+    context = {**facts, **enrich(facts, writer, now), **(history.context if history else {}),
+               **({"reply_address": reply_to.address} if reply_to else {})}
+    rendered = writer.renderer.render(row.template, context)
     in_reply_to, references = threads.headers(ticket, recipient, writer)
     return Mail(
         sender=writer.sender, to=(Address(recipient.name, recipient.address),),
         subject=_tagged(rendered.subject, ref), message_id=row.message_id, date=now,
         text=rendered.text, html=rendered.html,
-        reply_to=writer.reply_to(ref) if ref else None,
+        reply_to=reply_to,
         in_reply_to=in_reply_to, references=references,
         auto_submitted="auto-replied" if recipient.role == "requester" else "auto-generated",
         attachments=history.attachments if history else (),

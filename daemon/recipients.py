@@ -4,13 +4,14 @@ the ticket's facts. Pure: decides, never sends; a role that names nobody says wh
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from typing import Any
 
 from daemon.directory import Directory
 from daemon.mime import HeaderError, check_address
+from daemon.workflow.facts import MailOrder
 
 # `external`: outside the organisation (the requester, a vendor, an address not in the
 # directory). They never see internal notes, and loop protection and the hourly limit apply to
@@ -103,6 +104,29 @@ def _actor(context: Mapping[str, Any], directory: Directory) -> Resolved:
     return _member(who, "actor", directory)
 
 
+def _one_member(context: Mapping[str, Any], directory: Directory) -> Resolved:
+    """One member of a team, by the address `per_member` put in the context."""
+    who = str(context.get("member") or "")
+    found = directory.member_by_address(who) if who else None
+    if found is None:
+        return Resolved(None, f"member {who or 'nobody'!r} is not in teams.yaml")
+    return Resolved(Recipient(found[1].name, who.strip(), "member", external=False))
+
+
+def per_member(orders: Sequence[MailOrder], directory: Directory) -> tuple[MailOrder, ...]:
+    """Each mail to a team as one mail per member, so each can carry that member's own
+    signed reply address (a team address cannot); a team without members keeps its address."""
+    return tuple(split for order in orders for split in _split(order, directory))
+
+
+def _split(order: MailOrder, directory: Directory) -> tuple[MailOrder, ...]:
+    team = directory.teams.get(str(order.context.get("team"))) if order.to == "team" else None
+    if team is None or not team.members:
+        return (order,)
+    return tuple(replace(order, to="member", context={**order.context, "member": m.addresses[0]})
+                 for m in team.members if m.addresses)
+
+
 def _member(who: str, role: str, directory: Directory) -> Resolved:
     """A directory member by address or by name (`#assign to Morgan Lee`)."""
     found = directory.member_by_address(who)
@@ -131,4 +155,5 @@ def _address(role: str, value: object, *, external: bool) -> Resolved:
 _ROLES = {
     "requester": _requester, "team": _team, "previous_team": _previous_team,
     "assignee": _assignee, "vendor": _vendor, "escalation_manager": _manager, "actor": _actor,
+    "member": _one_member,
 }

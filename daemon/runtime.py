@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from daemon.business_hours import calendar_clock
 from daemon.config import Config
+from daemon.recipients import per_member
 from daemon.store import repository
 from daemon.store.models import Outbox, Ticket
 from daemon.workflow.engine import AddTime, Engine, VendorClock
@@ -54,6 +55,8 @@ class Runtime:
         """Write a decision in the caller's transaction and return its outbox rows; with
         mail=False the caller renders them later, many at once (`render`)."""
         workflow = self.config.workflows.get(ticket.workflow_name)
+        if self.config.settings.auth.signing:  # each member gets their own signed Reply-To
+            decision = replace(decision, mails=per_member(decision.mails, self.config.directory))
         rows = repository.apply_decision(
             session, ticket, decision, now, domain=self.config.settings.site.domain,
             workflow_version=workflow.version if workflow else None, flush=flush)
