@@ -7,6 +7,7 @@ ends as one readable line on stderr and a non-zero exit status, never a tracebac
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -96,6 +97,9 @@ def _pick_workflow(config: Config, name: str | None) -> Workflow:
 def cmd_run(args: argparse.Namespace) -> int:
     from daemon.app import Parts, run_once
     from daemon.cli_store import open_and_migrate
+
+    # --once reports each part in one line of its own; the loops' logs would say it twice.
+    logging.basicConfig(level=logging.ERROR, format=f"{PROG}: %(name)s: %(message)s")
 
     config = load_root(args.config)
     database = open_and_migrate(config.settings.database.url)

@@ -365,6 +365,17 @@ class Mailbox:
         # "n:*" always matches the highest UID, even when that is below n.
         return sorted(uid for uid in found if uid > last_uid)
 
+    def unmarked_upto(self, last_uid: int) -> list[int]:
+        """Unseen UIDs at or below last_uid: mail committed before a crash or a dropped
+        connection kept it from being marked processed."""
+        if last_uid < 1:
+            return []
+        client = self._session()
+        _forget_notices(client)
+        with self._errors("UID SEARCH UNSEEN"):
+            found = client.search(f"UID 1:{last_uid} UNSEEN")
+        return sorted(uid for uid in found if uid <= last_uid)
+
     def count_waiting(self, last_uid: int) -> int:
         """How many mails sit in the folder after the cursor."""
         return len(self.uids_after(last_uid))

@@ -179,6 +179,8 @@ class _Pass:
             return Outcome("duplicate", None, f"<{msg.message_id}> was processed before"), []
         verdict = classify(msg, self.inbox.own_addresses)
         match = self._thread(msg)
+        if match.ref is None and verdict.bounced_message_ids:
+            match = self._bounced(verdict.bounced_message_ids) or match
         ticket = self._ticket(match.ref) if match.ref else None
         if verdict.automatic:
             return self._automatic(raw, msg, verdict, match, ticket)
@@ -203,6 +205,12 @@ class _Pass:
         added = {m: r for m, r in pending.message_refs.items() if r is not None}
         return correlate(keys, {**pending.known_refs, **added},
                          pending.existing_refs | set(pending.tickets))
+
+    def _bounced(self, message_ids: Sequence[str]) -> Match | None:
+        """A bounce belongs to the ticket of the mail of ours it returns."""
+        known = repository.refs_for_message_ids(self.session, message_ids)
+        ref = next((known[m] for m in message_ids if m in known), None)
+        return Match(ref, "bounce of our mail") if ref else None
 
     def _ticket(self, ref: str) -> Ticket | None:
         if self.pending is not None and ref in self.pending.tickets:

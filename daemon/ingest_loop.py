@@ -41,7 +41,7 @@ class IngestReport:
         if not self.total:
             return "no new mail"
         parts = ", ".join(f"{n} {action}" for action, n in sorted(self.counts.items()))
-        return f"{self.total} mails: {parts}"
+        return f"{self.total} mail{'s' if self.total != 1 else ''}: {parts}"
 
 
 def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
@@ -57,6 +57,11 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
         with database.transaction() as session:
             repository.set_cursor(session, folder, uidvalidity, 0)
     report = IngestReport(uidvalidity_reset=resume.reset)
+    # Finish what a crash between commit and marking left undone (the cursor is past them,
+    # so they are never processed again; they only need their \Seen flag or their move).
+    leftovers = mailbox.unmarked_upto(resume.last_uid)
+    if leftovers:
+        mailbox.mark_processed(leftovers)
     for batch in mailbox.fetch(mailbox.uids_after(resume.last_uid)):
         if batch:
             _commit_batch(database, inbox, batch, folder, uidvalidity, clock(), report)

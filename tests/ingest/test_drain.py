@@ -147,6 +147,22 @@ def test_new_mail_opens_a_ticket_acknowledges_and_marks_seen(
 
 
 @SQLITE_ONLY
+def test_committed_but_unflagged_mail_is_flagged_not_processed_again(
+        imap_server: ImapTestServer, imap_account: Account, database: Database, parts: Parts,
+        connect: Connect) -> None:
+    append_all(imap_server, imap_account, [mail(), mail(subject="Second")])
+    box = connect()
+    assert drain(box, database, parts.inbox).counts == {"opened": 2}
+    with client(imap_server, imap_account) as imap:  # as if a crash came before the flags
+        imap.select_folder("INBOX")
+        imap.remove_flags(imap.search("ALL"), [SEEN])
+    assert flags(imap_server, imap_account) == [set(), set()]
+    assert drain(box, database, parts.inbox).total == 0
+    assert flags(imap_server, imap_account) == [{SEEN}, {SEEN}]
+    assert count(database, Ticket) == 2
+
+
+@SQLITE_ONLY
 def test_processed_mail_moves_to_the_processed_folder(
         imap_server: ImapTestServer, imap_account: Account, database: Database, parts: Parts,
         connect: Connect) -> None:

@@ -152,7 +152,8 @@ def test_auto_reply_on_a_ticket_moves_nothing(database: Database, inbox: Inbox) 
 def test_bounce_marks_our_outbox_row(database: Database, inbox: Inbox) -> None:
     feed(database, inbox, mail())
     ours = first_outbox_id(database, "TD-1")
-    assert feed(database, inbox, bounce(ours)).action == "recorded"
+    outcome = feed(database, inbox, bounce(ours))
+    assert (outcome.action, outcome.ref) == ("recorded", "TD-1")  # on the ticket's timeline
     with database.reading() as session:
         row = session.scalars(select(Outbox).order_by(Outbox.id)).first()
         assert row is not None and row.status == "bounced"

@@ -84,7 +84,7 @@ def test_run_once_delivers_the_acknowledgement(site: Site,
     append(site.imap, site.account, mail(message_id="<printer@example.org>"))
     code, out, err = site.run(capsys, "run", "--once")
     assert code == 0, out + err
-    assert "imap: 1 mails: 1 opened" in out and "smtp: 1 sent, 0 to retry, 0 parked" in out
+    assert "imap: 1 mail: 1 opened" in out and "smtp: 1 sent, 0 to retry, 0 parked" in out
     [received] = site.smtp.wait_for(1)
     ack = received.message
     assert received.rcpt_tos == ("ann@example.org",)
@@ -118,7 +118,7 @@ def test_smtp_down_keeps_the_mail_queued_with_one_line(
     site.smtp.stop()
     code, out, err = site.run(capsys, "run", "--once")
     assert code == 1
-    assert "imap: 1 mails: 1 opened" in out  # ingest is not held up by SMTP
+    assert "imap: 1 mail: 1 opened" in out  # ingest is not held up by SMTP
     [line] = lines_starting(out, "smtp:")
     assert "mail stays queued" in line
     no_traceback(out, err)
