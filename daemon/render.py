@@ -206,6 +206,15 @@ ENRICHED_SAMPLE: dict[str, Any] = {
         {"filename": "screenshot.png", "content_type": "image/png", "size": 48213,
          "sender": "ann@example.org", "at": "2026-03-02T08:40:00+00:00", "attached": True},
     ],
+    # A technician mail's commands and their results (daemon/technician.py puts them in the
+    # row's context; receipts read them with `results is defined`).
+    "results": [
+        {"tag": "#take", "command": "#take", "done": True, "detail": "taken by you",
+         "syntax": "#take"},
+        {"tag": "#esclate", "command": "#esclate to tier3", "done": False,
+         "detail": "#esclate is not a command; did you mean #escalate?",
+         "syntax": "#escalate [to <tier>] [reason]"},
+    ],
 }
 
 # The same keys when there is nothing to tell: templates must cope with both.
@@ -215,6 +224,7 @@ ENRICHED_SPARSE: dict[str, Any] = {
     "reply_address": "support+TD-42@example.com",
     "timeline": [],
     "attachments": [],
+    "results": [],
 }
 
 

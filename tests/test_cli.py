@@ -94,7 +94,7 @@ def assert_one_line_error(code: int, err: str, *words: str) -> None:
 def test_check_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(ROOT))
     assert code == 0
-    assert out.strip() == "ok: 1 workflow, 4 teams, 11 templates"
+    assert out.strip() == "ok: 1 workflow, 4 teams, 14 templates"
 
 
 def test_check_lists_every_problem_then_a_summary(
