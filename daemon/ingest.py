@@ -17,6 +17,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from daemon import technician
 from daemon.classify import Classification, classify
 from daemon.correlate import Match, correlate, refs_to_check
 from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_message
@@ -272,6 +273,12 @@ class _Pass:
         runtime = self.inbox.runtime
         repository.add_events(self.session, ticket,
                               [_received(msg, verdict, match, ticket.state)], self.now)
+        # A member's or vendor's mail (issue 5); a member who is the requester writes as one.
+        colleague = technician.identify(msg.from_addr, runtime.config.directory)
+        if colleague is not None and not _same_address(msg.from_addr, ticket.requester):
+            detail, rows = technician.handle(self.session, ticket, msg, colleague, runtime,
+                                             self.now, flush=self.pending is None)
+            return Outcome("updated", ticket.ref, detail), rows
         if not _same_address(msg.from_addr, ticket.requester):
             return Outcome("updated", ticket.ref, f"reply from {msg.from_addr} recorded"), []
         before = ticket.state

@@ -1,0 +1,56 @@
+"""Technician mail inside ingest batches: the fast path (one savepoint, nothing flushed until
+the batch ends) and the careful path (a savepoint and a write per mail) give the same
+tickets, events and mail."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from daemon import ingest
+from daemon.ingest import Inbox, process_batch
+from daemon.store.database import Database
+from daemon.store.models import Event, Outbox
+from tests.commands.desk import MORGAN, REQUESTER, T0, mail, signed, tech, ticket
+
+BATCH = [
+    mail(REQUESTER, "VPN down for the whole sales team", "Nobody can connect."),
+    tech(MORGAN, "#take\n#priority P2\nAnn, looking at it."),
+    tech(MORGAN, "#note gateway logs show drops\n#escalate needs the network team"),
+    tech(MORGAN, "#resolve forged", auth=None),
+    mail(MORGAN, "x", "#status", to=signed(MORGAN)),
+]
+
+
+def run(database: Database, inbox: Inbox) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    with database.transaction() as session:
+        outcomes = process_batch(session, list(enumerate(BATCH, start=1)), inbox, T0,
+                                 folder="INBOX")
+    with database.reading() as session:
+        kinds = list(session.scalars(select(Event.kind).order_by(Event.id)))
+        rows = [(r.template, r.recipients or "") for r in
+                session.scalars(select(Outbox).order_by(Outbox.id))]
+        assert all(r.body for r in session.scalars(select(Outbox)))
+    return [o.action for o in outcomes], kinds, rows
+
+
+def broken_prefetch(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("force the careful path")
+
+
+def check(database: Database, actions: list[str], kinds: list[str],
+          rows: list[tuple[str, str]]) -> None:
+    assert actions == ["opened", "updated", "updated", "updated", "updated"]
+    after = ticket(database)
+    assert (after.state, after.priority) == ("tier3", "P2")
+    assert kinds.count("security") == 1 and kinds.count("status") == 1
+    assert ("command_refused", MORGAN) in rows and ("technician_update", REQUESTER) in rows
+
+
+def test_fast_path(database: Database, inbox: Inbox) -> None:
+    check(database, *run(database, inbox))
+
+
+def test_careful_path(database: Database, inbox: Inbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest._Pending, "prefetch", broken_prefetch)
+    check(database, *run(database, inbox))
