@@ -44,8 +44,11 @@ def load_root(root: Path) -> Config:
 # ------------------------------------------------------------------ check
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from daemon.settings import check_auth
+
     try:
         config = load_root(args.config)
+        check_auth(config.settings, args.config / "config")  # the deployment's secret too
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem)

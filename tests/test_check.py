@@ -53,7 +53,9 @@ def test_shipped_config_passes() -> None:
     assert "it-support" in config.workflows
 
 
-def test_check_command_exit_codes(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_command_exit_codes(tree: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERDESK_AUTH_SECRET", "check-test-secret-0123456789abcdefgh")
     assert main(["check", "--config", str(tree)]) == 0
     plant(tree, WORKFLOW, "initial: triage", "initial: triagee")
     assert main(["check", "--config", str(tree)]) == 1

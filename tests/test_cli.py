@@ -24,6 +24,7 @@ from daemon.yamlsource import load_yaml
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "mail_templates"
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+AUTH_SECRET = "cli-test-secret-0123456789abcdefghij"
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +34,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
         if name.startswith("TIERDESK_") and not name.startswith("TIERDESK_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TIERDESK_AUTH_SECRET", AUTH_SECRET)  # check requires one (strict)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -132,6 +134,7 @@ def test_missing_config_folder_is_one_line(tmp_path: Path,
 
 def test_check_through_run_py() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERDESK_")}
+    env["TIERDESK_AUTH_SECRET"] = AUTH_SECRET
     result = subprocess.run([sys.executable, "run.py", "check"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -57,3 +57,16 @@ def test_check_requires_the_secret_in_strict_mode() -> None:
     assert problem.file.endswith("settings.yaml") and "TIERDESK_AUTH_SECRET is not set" in \
         str(problem) and "secrets.token_urlsafe" in problem.fix
     check_auth(load_settings(CONFIG, {"TIERDESK_AUTH_SECRET": SECRET}), CONFIG)
+
+
+def test_run_py_check_needs_the_secret(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    monkeypatch.delenv("TIERDESK_AUTH_SECRET", raising=False)
+    assert main(["check", "--config", str(ROOT)]) == 1
+    out = capsys.readouterr().out
+    assert "settings.yaml: auth.mode is strict but TIERDESK_AUTH_SECRET is not set" in out
+    monkeypatch.setenv("TIERDESK_AUTH_SECRET", SECRET)
+    assert main(["check", "--config", str(ROOT)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
