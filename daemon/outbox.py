@@ -482,7 +482,10 @@ def recent_mails(session: Session, addresses: Sequence[str], now: datetime) -> d
 def record_auto_sender(session: Session, address: str, now: datetime, reason: str) -> None:
     """Ingest calls this for every automatic mail it sees (auto-reply, bounce, list)."""
     key = address.strip().lower()
-    row = session.get(AutoSender, key, with_for_update=True)
+    # An unflushed row from earlier in the same batch first: session.get does not see it,
+    # and a second insert would fail the whole batch on the unique address.
+    row = next((o for o in session.new if isinstance(o, AutoSender) and o.address == key),
+               None) or session.get(AutoSender, key, with_for_update=True)
     if row is None:
         session.add(AutoSender(address=key, first_seen=now, last_seen=now, count=1,
                                reason=reason))

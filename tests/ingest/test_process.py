@@ -194,3 +194,17 @@ def test_oversized_mail_is_quarantined_with_its_reason(database: Database, inbox
 def test_thirty_megabyte_attachment_is_accepted(database: Database, inbox: Inbox) -> None:
     outcome = feed(database, inbox, mail(attachment=b"\1" * (30 * 1024 * 1024)))
     assert outcome.action == "opened"
+
+
+def test_two_auto_replies_from_one_address_in_one_batch_stay_on_the_fast_path(
+    database: Database, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    from daemon.ingest import process_batch
+
+    auto = {"Auto-Submitted": "auto-replied"}
+    mails = [(1, mail(subject="Out of office", headers=auto)),
+             (2, mail(subject="Out of office again", headers=auto))]
+    with caplog.at_level("INFO", logger="daemon.ingest"), database.transaction() as session:
+        outcomes = process_batch(session, mails, inbox, T0)
+    assert [o.action for o in outcomes] == ["recorded", "recorded"]
+    assert "falls back" not in caplog.text

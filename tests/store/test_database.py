@@ -196,3 +196,27 @@ def test_sqlite_reader_is_not_blocked_by_a_writer(tmp_path: Path) -> None:
             assert reader.execute(text("SELECT count(*) FROM mailbox_cursors")).scalar() == 1
     finally:
         database.close()
+
+
+def test_shipped_head_is_alembics_head() -> None:
+    from daemon.store.database import shipped_head
+
+    assert shipped_head() == HEAD
+
+
+def test_a_migrated_database_starts_without_importing_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'at_head.db'}"
+    database = open_database(url)
+    try:
+        migrate(database)
+    finally:
+        database.close()
+    code = ("import sys; from daemon.store.database import open_database, migrate; "
+            f"d = open_database({url!r}); migrate(d); d.close(); "
+            "print('alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "False"
