@@ -198,7 +198,16 @@ def _spelled(results: Sequence[AuthResults]) -> Iterator[str]:
         for r in header.results:
             if r.method in ("dmarc", "dkim"):
                 domain = r.properties.get("header.from") or _dkim_domain(r)
-                yield f"{r.method}={r.result}" + (f" ({domain})" if domain else "")
+                yield f"{r.method}={_shown(r.result)}" + (f" ({_shown(domain)})" if domain else "")
+
+
+_NAME_LIKE = re.compile(r"[A-Za-z0-9@._-]{1,80}")
+
+
+def _shown(value: str) -> str:
+    """A name from the mail, fit to quote in a mail to the member: whoever forged the mail
+    must not get a link or a sentence into our notice."""
+    return value if _NAME_LIKE.fullmatch(value) else "(unreadable)"
 
 
 # ------------------------------------------------------------------ the verdict
@@ -271,6 +280,6 @@ def _no_trusted_header(values: Sequence[str], policy: AuthPolicy) -> str:
     if not values:
         return f"it has no Authentication-Results header from our mail server ({trusted})"
     top = parse_authentication_results(values[0])
-    named = top.authserv_id if top else "an unreadable one"
+    named = _shown(top.authserv_id) if top else "(unreadable)"
     return (f"its topmost Authentication-Results header is from {named}, not from our mail "
             f"server ({trusted})")

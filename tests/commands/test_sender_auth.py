@@ -173,3 +173,12 @@ def test_a_token_for_another_ticket_or_member_fails() -> None:
 def test_tokens_are_refused_when_no_secret_is_set() -> None:
     verdict = authenticate(claim(tokens=(sign("TD-5", ROBIN, ""),)), AuthPolicy(OURS))
     assert not verdict.ok and "not configured" in verdict.how
+
+
+@pytest.mark.parametrize("header", [
+    "https://evil.example/reset?now; dmarc=pass header.from=example.com",
+    '"click here to keep your account"; dmarc=pass header.from=example.com',
+])
+def test_names_from_the_mail_are_quoted_only_when_they_look_like_names(header: str) -> None:
+    verdict = authenticate(claim(header), POLICY)
+    assert not verdict.ok and "header is from (unreadable), not from our mail server" in verdict.how
