@@ -45,6 +45,8 @@ def load_config(root: Path, environ: Mapping[str, str]) -> Config:
     problems.extend(template_problems(root / "mail_templates"))
     context = _context(settings, directory, templates, root / "mail_templates")
     workflows = _load_workflows(root / "workflows", context, problems)
+    if directory is not None and workflows:
+        problems.extend(_member_commands(directory, workflows, root))
     if problems:
         raise ConfigError(problems)
     assert settings is not None and directory is not None
@@ -111,3 +113,19 @@ def _cross_check(settings: Settings, directory: Directory, root: Path) -> Iterat
             yield Problem(teams_file, line, f"vendor {key!r} uses calendar "
                           f"{vendor.calendar!r}, which is not in config/settings.yaml",
                           suggest(vendor.calendar, settings.calendars, "calendars"))
+
+
+def _member_commands(directory: Directory, workflows: Mapping[str, Workflow],
+                     root: Path) -> Iterator[Problem]:
+    """A member's `commands:` must name tags some workflow has (a typo would silently
+    forbid the tag)."""
+    known = {name for wf in workflows.values() for name in wf.commands}
+    source = None
+    for key, team in directory.teams.items():
+        for i, member in enumerate(team.members):
+            for j, name in enumerate(member.commands or ()):
+                if name not in known:
+                    source = source or load_yaml(root / "config" / "teams.yaml")
+                    yield source.problem(("teams", key, "members", i, "commands", j),
+                                         f"member {member.name!r} lists command {name!r}, "
+                                         "which no workflow has", suggest(name, known, "commands"))
