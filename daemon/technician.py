@@ -177,8 +177,11 @@ class _Desk:
         """Nothing runs, nothing is passed on; the event and the member's real address say
         why. The notice names the tags only, never the (possibly forged) text."""
         tags = [f"#{c.name}" for c in scan.commands]
-        record = self.event("security", f"mail in the name of {sender.member.name} refused: "
-                            f"{verdict.how}", commands=tags, internal=True)
+        # Not the member as actor: they did not act (an SLA must not count this as theirs).
+        record = replace(self.event("security", f"mail in the name of {sender.member.name} "
+                                    f"({self.msg.from_addr}) refused: {verdict.how}",
+                                    commands=tags, claimed=self.msg.from_addr, internal=True),
+                         actor="security")
         listed = [Result(tag, tag, False, "").as_context() for tag in tags]
         notice = self.mail("command_refused", "member", "refused", reason=verdict.how,
                            member=sender.home, results=listed)

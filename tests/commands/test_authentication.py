@@ -46,6 +46,8 @@ def assert_refused(database: Database, since: int, member: str, *why: str) -> No
     assert "all done" not in notice.everything  # the forged text is never echoed
     [security] = events(database, "security")
     assert security.data["commands"] == ["#resolve"] and security.data["internal"] is True
+    assert security.actor == "security"  # the member did not act
+    assert security.data["claimed"] in (member, JBLAKE)
     for words in why:
         assert words in security.reason and words in notice.text
     # Ann's mail opened it; the forged one left its mail_in line and the security event only.
