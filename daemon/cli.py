@@ -44,20 +44,23 @@ def load_root(root: Path) -> Config:
 # ------------------------------------------------------------------ check
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from daemon.settings import check_auth
+    from daemon.settings import auth_warnings
 
     try:
         config = load_root(args.config)
-        check_auth(config.settings, args.config / "config")  # the deployment's secret too
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem)
         files = len({p.file for p in exc.problems})
         print(f"{_plural(len(exc.problems), 'problem')} in {_plural(files, 'file')}")
         return 1
+    warnings = auth_warnings(config.settings, args.config / "config")
+    for warning in warnings:
+        print(f"warning: {warning}")
     print(f"ok: {_plural(len(config.workflows), 'workflow')}, "
           f"{_plural(len(config.directory.teams), 'team')}, "
-          f"{_plural(len(config.templates), 'template')}")
+          f"{_plural(len(config.templates), 'template')}"
+          + (f" ({_plural(len(warnings), 'warning')})" if warnings else ""))
     return 0
 
 

@@ -46,7 +46,9 @@ def sla_of(config: Config, ticket: Ticket, events: Sequence[Event], now: datetim
         raise LookupError(f"workflow {ticket.workflow_name!r} is not loaded")
     moves = [Move(e.at, e.to_state) for e in events
              if e.kind == "transition" and e.to_state and e.to_state != e.from_state]
-    staff = [e.at for e in events if config.directory.member_by_address(e.actor) is not None]
+    # A staff member's own action; a mail_in alone could be forged (it is recorded anyway).
+    staff = [e.at for e in events if e.kind != "mail_in"
+             and config.directory.member_by_address(e.actor) is not None]
     return report(workflow, ticket.priority, ticket.created_at, moves,
                   min(staff, default=None), calendar_span(config.settings.calendars), now)
 

@@ -367,14 +367,15 @@ class AuthSettings(Frozen):
         return bool(self.secret.get_secret_value())
 
 
-def check_auth(settings: Settings, config_dir: Path) -> None:
-    """What `run.py check` adds to loading (tests and tools load without secrets): strict
-    mode needs a secret to sign reply addresses with. Raises ConfigError."""
+def auth_warnings(settings: Settings, config_dir: Path) -> list[Problem]:
+    """What `run.py check` warns about but does not fail on: without a secret, strict mode
+    still accepts commands proven by the receiving server's Authentication-Results, but
+    technicians get no signed reply addresses."""
     if settings.auth.mode == "strict" and not settings.auth.signing:
-        raise ConfigError([Problem(
-            str(config_dir / "settings.yaml"), 0, "auth.mode is strict but "
-            "TIERDESK_AUTH_SECRET is not set: technicians cannot get signed reply addresses",
-            SECRET_HINT)])
+        return [Problem(str(config_dir / "settings.yaml"), 0, "TIERDESK_AUTH_SECRET is not "
+                        "set: technicians get no signed reply addresses, so their commands "
+                        "are accepted only with a passing Authentication-Results", SECRET_HINT)]
+    return []
 
 
 class Settings(Frozen):

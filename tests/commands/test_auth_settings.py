@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.problems import ConfigError
-from daemon.settings import MIN_SECRET, check_auth, load_settings
+from daemon.settings import MIN_SECRET, auth_warnings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"
@@ -50,23 +50,24 @@ def test_bad_values_name_the_variable(variable: str, value: str, words: str) -> 
     assert f"{variable}: " in str(caught.value) and words in str(caught.value)
 
 
-def test_check_requires_the_secret_in_strict_mode() -> None:
-    with pytest.raises(ConfigError) as caught:
-        check_auth(load_settings(CONFIG, {}), CONFIG)
-    [problem] = caught.value.problems
+def test_check_warns_without_the_secret_in_strict_mode() -> None:
+    [problem] = auth_warnings(load_settings(CONFIG, {}), CONFIG)
     assert problem.file.endswith("settings.yaml") and "TIERDESK_AUTH_SECRET is not set" in \
         str(problem) and "secrets.token_urlsafe" in problem.fix
-    check_auth(load_settings(CONFIG, {"TIERDESK_AUTH_SECRET": SECRET}), CONFIG)
+    assert auth_warnings(load_settings(CONFIG, {"TIERDESK_AUTH_SECRET": SECRET}), CONFIG) == []
 
 
-def test_run_py_check_needs_the_secret(monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_py_check_passes_but_warns_without_the_secret(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh checkout passes check; the missing secret is said, not fatal: commands are
+    still accepted with a passing Authentication-Results."""
     from daemon.cli import main
 
     monkeypatch.delenv("TIERDESK_AUTH_SECRET", raising=False)
-    assert main(["check", "--config", str(ROOT)]) == 1
+    assert main(["check", "--config", str(ROOT)]) == 0
     out = capsys.readouterr().out
-    assert "settings.yaml: auth.mode is strict but TIERDESK_AUTH_SECRET is not set" in out
+    assert "warning: " in out and "TIERDESK_AUTH_SECRET is not set" in out
+    assert out.splitlines()[-1].endswith("(1 warning)")
     monkeypatch.setenv("TIERDESK_AUTH_SECRET", SECRET)
     assert main(["check", "--config", str(ROOT)]) == 0
     assert capsys.readouterr().out.startswith("ok: ")
