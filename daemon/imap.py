@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import random
 import selectors
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
@@ -180,35 +179,6 @@ def idle_event(line: bytes) -> str | None:
     if len(words) >= 3 and words[1].isdigit() and words[2].upper() in (b"EXISTS", b"RECENT"):
         return "mail"
     return None
-
-
-def backoff_delay(attempt: int, base: float, cap: float, factor: float, jitter: float,
-                  u: float) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): exponential, capped, and
-    shortened by up to `jitter` (0..1) of itself using the uniform draw u in [0, 1)."""
-    ceiling = min(cap, base * factor ** min(attempt, 64))
-    return ceiling * (1.0 - jitter * u)
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter for reconnects; `reset()` after a success."""
-
-    base: float = 1.0
-    cap: float = 300.0
-    factor: float = 2.0
-    jitter: float = 0.5
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        delay = backoff_delay(self.attempt, self.base, self.cap, self.factor, self.jitter,
-                              self.rng.random())
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 # ---------------------------------------------------------------- the mailbox

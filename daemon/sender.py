@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from daemon import outbox
+from daemon.backoff import backoff_delay
 from daemon.config import Config
 from daemon.outbox import Claimed, MailWriter, Outcome
 from daemon.smtp import (
@@ -74,11 +75,11 @@ class PassReport:
 
 
 def backoff(attempts: int, settings: SenderSettings, rng: Callable[[], float]) -> timedelta:
-    """Exponential, capped, with "equal jitter": between half and all of the step, so senders
-    that failed together do not all come back together."""
-    doubling: int = 2 ** min(max(attempts - 1, 0), 30)
-    step = min(settings.backoff * doubling, settings.backoff_cap)
-    return step / 2 + step / 2 * rng()
+    """Exponential, capped, between half and all of the step, so senders that failed
+    together do not all come back together."""
+    seconds = backoff_delay(max(attempts - 1, 0), settings.backoff.total_seconds(),
+                            settings.backoff_cap.total_seconds(), 2.0, 0.5, 1.0 - rng())
+    return timedelta(seconds=seconds)
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from daemon.backoff import Backoff
 from daemon.imap import (
-    Backoff,
     ImapAuthError,
     ImapConnectError,
     ImapConnectionLost,

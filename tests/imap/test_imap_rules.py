@@ -10,15 +10,14 @@ import ssl
 import pytest
 from imapclient import exceptions as imapclient_errors
 
+from daemon.backoff import Backoff, backoff_delay
 from daemon.imap import (
-    Backoff,
     ImapAuthError,
     ImapConnectError,
     ImapConnectionLost,
     ImapError,
     ImapTlsError,
     Resume,
-    backoff_delay,
     idle_event,
     plan_batches,
     resume_point,
