@@ -39,7 +39,14 @@ from daemon.store.models import Outbox, Ticket
 from daemon.tags import TagScan, find_tags
 from daemon.thread_keys import plus_refs
 from daemon.workflow.explain import may_use
-from daemon.workflow.facts import CommandIssued, Decision, EventRecord, MailOrder, TicketFacts
+from daemon.workflow.facts import (
+    CommandIssued,
+    Decision,
+    EventRecord,
+    MailOrder,
+    TicketFacts,
+    VendorReplied,
+)
 from daemon.workflow.mails import context
 from daemon.workflow.model import Workflow
 
@@ -145,8 +152,14 @@ class _Desk:
         record = self.event("vendor_reply", f"{sender.vendor.name} replied", vendor=sender.key)
         forward = self.mail("vendor_reply", "team", "vendor_replied", argument=text,
                             vendor=sender.key)
-        rows = self.apply(Decision(self.facts, events=(record,), mails=(forward,)))
-        return f"vendor {sender.key} replied; forwarded to {self.ticket.team}", rows
+        before = self.ticket.state
+        # The engine decides whether the answer hands the ticket back to its tier.
+        moved = self.runtime.engine_for(self.ticket).handle(self.facts, VendorReplied(text),
+                                                            self.now)
+        rows = self.apply(replace(moved, events=(record, *moved.events),
+                                  mails=(forward, *moved.mails)))
+        back = f", {before} -> {self.ticket.state}" if self.ticket.state != before else ""
+        return f"vendor {sender.key} replied; forwarded to {self.ticket.team}{back}", rows
 
     # ------------------------------------------------------------ a member
 

@@ -22,6 +22,7 @@ from daemon.workflow.facts import (
     RequesterReplied,
     TicketFacts,
     TimerFired,
+    VendorReplied,
 )
 from daemon.workflow.model import ALL_SOURCES, PREVIOUS, Workflow
 from daemon.yamlsource import load_yaml
@@ -95,6 +96,7 @@ MOVES: list[tuple[str, str, str, dict[str, Any], Event, str, list[tuple[str, str
     ("tier2", "to_vendor", "vendor", {}, cmd("vendor", team="tier2"), "vendor", OUT),
     ("tier3", "to_vendor", "vendor", {}, cmd("vendor", "VPNCo case 991"), "vendor", OUT),
     ("vendor", "vendor_overdue", "tier3", {}, TimerFired("expire", "vendor"), "tier3", [HANDOFF]),
+    ("vendor", "vendor_replied", "tier3", {}, VendorReplied("fixed in 5.1.2"), "tier3", []),
     ("tier3", "remind_manager", "tier3", {}, TimerFired("expire", "tier3"), "tier3", [MANAGER]),
     ("triage", "wait", "waiting_on_customer", {}, cmd("wait", team="helpdesk"),
      "waiting_on_customer", [STATUS]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.workflow.facts import RequesterReplied
+from daemon.workflow.facts import RequesterReplied, VendorReplied
 from tests.test_engine import ENGINE, NOW, ticket
 
 
@@ -20,3 +20,19 @@ def test_reply_that_reopens_sends_the_move_mails_instead() -> None:
                              RequesterReplied("It broke again."), NOW)
     assert decision.ticket.state == "tier2"
     assert "requester_reply" not in [m.template for m in decision.mails]
+
+
+def test_vendor_answer_hands_the_ticket_back_to_tier3() -> None:
+    decision = ENGINE.handle(ticket("vendor", vendor="vpnco"),
+                             VendorReplied("Patch 4.2.1 fixes it."), NOW)
+    assert (decision.ticket.state, decision.ticket.team) == ("tier3", "tier3")
+    assert decision.cancel_timers and decision.timers  # tier3's own clock again
+    (move,) = decision.events
+    assert (move.kind, move.actor, move.data["trigger"]) == ("transition", "vendor",
+                                                             "vendor_replied")
+    assert "Patch 4.2.1" not in str([m.context.get("reason") for m in decision.mails])
+
+
+def test_vendor_mail_outside_the_vendor_state_moves_nothing() -> None:
+    decision = ENGINE.handle(ticket("tier2"), VendorReplied("fyi"), NOW)
+    assert decision == type(decision)(ticket("tier2"))

@@ -24,6 +24,7 @@ from daemon.workflow.facts import (
     TicketFacts,
     TimerFired,
     TimerOrder,
+    VendorReplied,
 )
 from daemon.workflow.mails import Notifier, context
 from daemon.workflow.model import Workflow
@@ -34,6 +35,7 @@ from daemon.workflow.triage import Triager, Verdict
 __all__ = ["AddTime", "Engine", "VendorClock", "wall_clock"]
 
 REPLY_TRIGGER = "customer_replied"
+VENDOR_TRIGGER = "vendor_replied"
 ROUTE_TRIGGER = "route"
 
 
@@ -110,6 +112,8 @@ class Engine:
             return self._command(ticket, event, now)
         if isinstance(event, RequesterReplied):
             return self._reply(ticket, event, now)
+        if isinstance(event, VendorReplied):
+            return self._vendor_reply(ticket, event, now)
         return refuse(ticket, f"the engine does not know events of type {type(event).__name__}")
 
     def _timer(self, ticket: TicketFacts, timer: TimerFired, now: datetime) -> Decision:
@@ -160,6 +164,16 @@ class Engine:
         facts = context(ticket, ticket, event="replied", actor="requester", reason=reason,
                         argument=reply.text)
         return Decision(ticket, events=(event,), mails=self._notify.mails("replied", facts))
+
+    def _vendor_reply(self, ticket: TicketFacts, reply: VendorReplied,
+                      now: datetime) -> Decision:
+        """Back to the owning tier when the workflow has `vendor_replied` from this state, so
+        the answer does not sit on the vendor's clock; otherwise nothing moves."""
+        if not self._moves.can(ticket.state, VENDOR_TRIGGER):
+            return Decision(ticket)
+        move = Move(VENDOR_TRIGGER, "vendor", "the vendor replied", argument=reply.text)
+        moved = self._move(ticket, move, now)
+        return Decision(ticket) if moved.refused else moved
 
     def _command(self, ticket: TicketFacts, cmd: CommandIssued, now: datetime) -> Decision:
         name = cmd.name.lstrip("#").lower()

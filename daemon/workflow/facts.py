@@ -45,6 +45,13 @@ class RequesterReplied:
 
 
 @dataclass(frozen=True)
+class VendorReplied:
+    """The vendor answered: where the workflow says so, the ticket goes back to its tier."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class CommandIssued:
     """A technician's command tag, authenticated and parsed (e.g. `#escalate to tier3 x`)."""
 
@@ -64,7 +71,7 @@ class TimerFired:
     seq: int = 0
 
 
-Event = RequesterReplied | CommandIssued | TimerFired
+Event = RequesterReplied | VendorReplied | CommandIssued | TimerFired
 
 
 @dataclass(frozen=True)
