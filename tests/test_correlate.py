@@ -32,3 +32,12 @@ def test_how_is_explained() -> None:
 def test_refs_to_check_dedups_in_order() -> None:
     keys = ThreadKeys((), ("TD-2", "TD-3"), (PlusRef("TD-3", "tok", "a@b"),))
     assert refs_to_check(keys) == ("TD-2", "TD-3")
+
+
+def test_our_thread_root_names_the_ticket_before_the_subject() -> None:
+    keys = ThreadKeys(message_ids=("other@x", "td-7.ticket@example.com"),
+                      subject_refs=("TD-2",), plus_refs=())
+    assert refs_to_check(keys) == ("TD-7", "TD-2")
+    match = correlate(keys, {}, {"TD-7", "TD-2"})
+    assert (match.ref, match.how) == ("TD-7", "references the thread of TD-7")
+    assert correlate(keys, {}, {"TD-2"}).ref == "TD-2"  # a root naming no ticket is ignored
