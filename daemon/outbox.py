@@ -119,7 +119,8 @@ def materialize(session: Session, rows: Iterable[Outbox], writer: MailWriter,
     todo = [row for row in rows if row.status == "pending" and row.body is None]
     if not todo:
         return []
-    session.flush()  # earlier rows of this transaction count towards the hourly limit
+    if _must_flush(session, todo, writer):
+        session.flush()
     with session.no_autoflush:
         plans = [_plan(session, row, writer) for row in todo]
         found = [p.recipient for p in plans if p.recipient is not None]
@@ -128,6 +129,25 @@ def materialize(session: Session, rows: Iterable[Outbox], writer: MailWriter,
         for plan in plans:
             _fill(session, plan, writer, guard, threads, now)
     return todo
+
+
+def _must_flush(session: Session, todo: Sequence[Outbox], writer: MailWriter) -> bool:
+    """Flush only when a query below must see this transaction's rows: a template quoting
+    the ticket's history (its newest events), or mail rendered earlier in the transaction
+    (it counts towards the hourly limit). Otherwise each row is inserted once, with its
+    body, instead of inserted empty and then rewritten."""
+    if any(_wants_history(writer, row.template) for row in todo):
+        return True
+    pending = set(map(id, todo))
+    return any(isinstance(obj, Outbox) and id(obj) not in pending and obj.body is not None
+               for obj in session.new)
+
+
+def _wants_history(writer: MailWriter, template: str) -> bool:
+    try:
+        return bool(writer.renderer.variables(template) & HISTORY_KEYS)
+    except RenderError:
+        return True  # the row will be parked with the reason; be as careful as before
 
 
 @dataclass(frozen=True)
