@@ -5,7 +5,6 @@ their name is refused and they are told at their real address."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -20,6 +19,7 @@ from daemon.store.models import Ticket
 from tests.commands.desk import MORGAN, REQUESTER, SECRET, mail, signed
 from tests.imap.servers import Account, EmbeddedServer, append
 from tests.outbound.smtp_server import Received, SmtpServer, smtp_server  # noqa: F401
+from tests.sites import make_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,21 +55,8 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path, embedded_imap: EmbeddedServer, smtp_server: SmtpServer,  # noqa: F811
          monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    root = tmp_path / "site"
-    for folder in ("config", "workflows", "mail_templates"):
-        shutil.copytree(ROOT / folder, root / folder)
-    account = embedded_imap.new_account()
-    url = f"sqlite:///{tmp_path / 'tierdesk.db'}"
-    env = {
-        "TIERDESK_IMAP_HOST": embedded_imap.host, "TIERDESK_IMAP_PORT": str(embedded_imap.port),
-        "TIERDESK_IMAP_SECURITY": "none", "TIERDESK_IMAP_USERNAME": account.username,
-        "TIERDESK_IMAP_PASSWORD": account.password, "TIERDESK_IMAP_TIMEOUT": "5s",
-        "TIERDESK_SMTP_HOST": smtp_server.host, "TIERDESK_SMTP_PORT": str(smtp_server.port),
-        "TIERDESK_SMTP_SECURITY": "none", "TIERDESK_SMTP_TIMEOUT": "5s",
-        "TIERDESK_DATABASE_URL": url, "TIERDESK_AUTH_SECRET": SECRET,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    root, account, url = make_site(tmp_path, embedded_imap, smtp_server, monkeypatch,
+                                   TIERDESK_AUTH_SECRET=SECRET)
     yield Site(root, embedded_imap, account, smtp_server, url)
 
 

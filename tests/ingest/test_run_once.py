@@ -4,7 +4,6 @@ TIERDESK_* variables). A mail arrives, a ticket opens, its acknowledgement is de
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from daemon.store.models import Outbox
 from tests.imap.servers import Account, EmbeddedServer, append, free_port
 from tests.ingest.mails import mail
 from tests.outbound.smtp_server import SmtpServer, smtp_server  # noqa: F401  (the fixture)
+from tests.sites import make_site
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,21 +53,7 @@ class Site:
 def site(tmp_path: Path, embedded_imap: EmbeddedServer, smtp_server: SmtpServer,  # noqa: F811
          monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """A copy of the shipped config; servers and database from TIERDESK_* variables."""
-    root = tmp_path / "site"
-    for folder in ("config", "workflows", "mail_templates"):
-        shutil.copytree(ROOT / folder, root / folder)
-    account = embedded_imap.new_account()
-    url = f"sqlite:///{tmp_path / 'tierdesk.db'}"
-    env = {
-        "TIERDESK_IMAP_HOST": embedded_imap.host, "TIERDESK_IMAP_PORT": str(embedded_imap.port),
-        "TIERDESK_IMAP_SECURITY": "none", "TIERDESK_IMAP_USERNAME": account.username,
-        "TIERDESK_IMAP_PASSWORD": account.password, "TIERDESK_IMAP_TIMEOUT": "5s",
-        "TIERDESK_SMTP_HOST": smtp_server.host, "TIERDESK_SMTP_PORT": str(smtp_server.port),
-        "TIERDESK_SMTP_SECURITY": "none", "TIERDESK_SMTP_TIMEOUT": "5s",
-        "TIERDESK_DATABASE_URL": url,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    root, account, url = make_site(tmp_path, embedded_imap, smtp_server, monkeypatch)
     yield Site(root, embedded_imap, account, smtp_server, url)
 
 
