@@ -3,16 +3,13 @@ history (each state's time against its own target, first response, resolution)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.business_hours import calendar_span
-from daemon.config import Config
-from daemon.sla import Measure, Move, SlaReport, report
-from daemon.store.models import Event, Ticket, Timer
+from daemon.sla import Measure, SlaReport
+from daemon.store.models import Ticket, Timer
 
 
 def deadlines(session: Session, state: str | None) -> dict[int, datetime]:
@@ -38,19 +35,6 @@ def _span(delta: timedelta) -> str:
     parts = [(days, "d"), (hours, "h"), (mins, "m")]
     shown = [f"{n}{unit}" for n, unit in parts if n][:2]
     return "".join(shown) or "0m"
-
-
-def sla_of(config: Config, ticket: Ticket, events: Sequence[Event], now: datetime) -> SlaReport:
-    workflow = config.workflows.get(ticket.workflow_name)
-    if workflow is None:
-        raise LookupError(f"workflow {ticket.workflow_name!r} is not loaded")
-    moves = [Move(e.at, e.to_state) for e in events
-             if e.kind == "transition" and e.to_state and e.to_state != e.from_state]
-    # A staff member's own action; a mail_in alone could be forged (it is recorded anyway).
-    staff = [e.at for e in events if e.kind != "mail_in"
-             and config.directory.member_by_address(e.actor) is not None]
-    return report(workflow, ticket.priority, ticket.created_at, moves,
-                  min(staff, default=None), calendar_span(config.settings.calendars), now)
 
 
 def render_sla(sla: SlaReport) -> str:

@@ -18,9 +18,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from daemon.cli import UserError
-from daemon.cli_sla import deadlines, render_sla, sla_of, time_left
+from daemon.cli_sla import deadlines, render_sla, time_left
 from daemon.config import Config
 from daemon.settings import Settings
+from daemon.sla_ticket import sla_of
 from daemon.store import repository
 from daemon.store.database import Database, StoreError, current_revision, migrate, open_database
 from daemon.store.models import Message, Ticket

@@ -16,10 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.runtime import Runtime
+from daemon.sla_ticket import sla_of
 from daemon.store import repository
 from daemon.store.database import Database
-from daemon.store.models import Outbox, Ticket, Timer
+from daemon.store.models import STATE_TIMER_KINDS, Outbox, Ticket, Timer
 from daemon.workflow.facts import EventRecord, TimerFired
+from daemon.workflow.timers import TicketTargets
 
 # A timer fired later than this after its due time says so in the timeline.
 LATE = timedelta(minutes=1)
@@ -81,17 +83,38 @@ def _by_ticket(timers: Iterable[Timer]) -> dict[int, list[Timer]]:
     return groups
 
 
+def _rearmed(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
+             now: datetime) -> bool:
+    """The resolution target counts working time outside paused states only, which the due
+    time set at opening could not know: while some remains, set the timer again for when it
+    runs out (measured from now, so a paused ticket keeps moving it out)."""
+    workflow = runtime.config.workflows.get(ticket.workflow_name)
+    if workflow is None:
+        return False
+    measure = sla_of(runtime.config, ticket, repository.timeline(session, ticket), now).resolution
+    left = measure.left
+    if measure.done or left is None or left <= timedelta(0):
+        return False
+    targets = TicketTargets(workflow, runtime.add_time)
+    session.add(Timer(ticket_id=ticket.id, kind="resolve", state="",
+                      seq=timer.seq + 1, due_at=targets.due(now, left)))
+    return True
+
+
 def _worth_firing(group: list[Timer]) -> list[Timer]:
-    """The expiry alone when it is due; else the latest reminder and warning (in due order)."""
-    expiries = [t for t in group if t.kind == "expire"]
-    if expiries:
-        return expiries[-1:]
-    latest = {t.kind: t for t in group}  # group is in due order: the last of each kind wins
-    return sorted(latest.values(), key=lambda t: (t.due_at, t.id))
+    """Of the state's timers, the expiry alone when it is due, else the latest reminder and
+    warning (in due order); the ticket-level targets always fire."""
+    targets = [t for t in group if t.kind not in STATE_TIMER_KINDS]
+    state = [t for t in group if t.kind in STATE_TIMER_KINDS]
+    expiries = [t for t in state if t.kind == "expire"]
+    latest = expiries[-1:] or list({t.kind: t for t in state}.values())  # last of each kind
+    return sorted([*targets, *latest], key=lambda t: (t.due_at, t.id))
 
 
 def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
           now: datetime) -> list[Outbox]:
+    if timer.kind == "resolve" and _rearmed(session, runtime, ticket, timer, now):
+        return []
     engine = runtime.engine_for(ticket)
     # The engine sees the due time, so a state entered by a late escalation starts its clock
     # at the deadline it missed, not at the moment the daemon came back.

@@ -14,7 +14,7 @@ from daemon.config import Config
 from daemon.recipients import per_member
 from daemon.store import repository
 from daemon.store.models import Outbox, Ticket
-from daemon.workflow.engine import AddTime, Engine, VendorClock
+from daemon.workflow.engine import AddTime, Engine, VendorClock, wall_clock
 from daemon.workflow.facts import Decision, EventRecord, NewTicket
 
 # Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
@@ -30,6 +30,7 @@ class Runtime:
     config: Config
     engines: Mapping[str, Engine]
     mail_hook: MailHook = field(default=_no_mail)
+    add_time: AddTime = field(default=wall_clock)
 
     @classmethod
     def build(cls, config: Config, add_time: AddTime | None = None,
@@ -39,7 +40,7 @@ class Runtime:
         vendors = {key: VendorClock(v.respond_within, v.calendar)
                    for key, v in config.directory.vendors.items()}
         engines = {name: Engine(wf, clock, vendors) for name, wf in config.workflows.items()}
-        return cls(config, engines, mail_hook)
+        return cls(config, engines, mail_hook, clock)
 
     @property
     def default_workflow(self) -> str:

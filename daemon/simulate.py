@@ -71,9 +71,15 @@ def _opening(decision: Decision) -> str:
     return f"opened as {ticket.priority}, {created.reason}; now in {ticket.state}"
 
 
+_TARGETS = {"respond": "first response due (SLA target)",
+            "resolve": "resolution due, if never paused (SLA target)"}
+
+
 def _alerts(decision: Decision) -> Iterator[Step]:
     for timer in decision.timers:
-        if timer.kind == "remind":
+        if timer.kind in _TARGETS:
+            yield Step(timer.due_at, decision.ticket.state, _TARGETS[timer.kind])
+        elif timer.kind == "remind":
             yield Step(timer.due_at, timer.state, f"reminder {timer.seq} to the owning team")
         elif timer.kind == "warn":
             yield Step(timer.due_at, timer.state, "SLA warning to the owning team")
@@ -82,7 +88,7 @@ def _alerts(decision: Decision) -> Iterator[Step]:
 def _moved(before: TicketFacts, decision: Decision) -> str:
     if decision.refused:
         return f"deadline passed, but nothing can happen: {decision.refusal}"
-    move = decision.events[0]
+    move = next(e for e in decision.events if e.kind == "transition")  # after any breach
     trigger = move.data.get("trigger", "?")
     where = ("stays in " if decision.ticket.state == before.state else "moves to ") \
         + decision.ticket.state
@@ -98,7 +104,8 @@ def _resting(workflow: Workflow, ticket: TicketFacts) -> str:
 
 def render(steps: Iterator[Step], zone: tzinfo) -> str:
     lines = []
-    for step in steps:
+    # In time order: the ticket's own targets interleave with the states' timers.
+    for step in sorted(steps, key=lambda step: step.at):
         local = step.at.astimezone(zone)
         lines.append(f"{local:%a %Y-%m-%d %H:%M %Z}  {step.state:<20} {step.what}")
     return "\n".join(lines)

@@ -297,7 +297,8 @@ class _Desk:
                     "did not understand; send it again with the tags corrected."), []
         update = self.mail("technician_update", "requester", "updated", argument=scan.text)
         record = self.event("public_update", "the technician's text was sent to the requester")
-        rows = self.apply(Decision(self.facts, events=(record,), mails=(update,)))
+        answered = replace(self.facts, responded_at=self.facts.responded_at or self.now)
+        rows = self.apply(Decision(answered, events=(record,), mails=(update,)))
         return f"Your text was sent to the requester ({self.ticket.requester}).", rows
 
     def _receipt(self, results: Sequence[Result], passed_on: str) -> MailOrder:

@@ -16,6 +16,7 @@ from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Event, Outbox, Ticket, Timer
 from daemon.workflow.engine import wall_clock
+from daemon.workflow.facts import CommandIssued
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -50,6 +51,35 @@ def kinds(database: Database, ref: str) -> list[str]:
         ticket = repository.get_ticket(session, ref)
         assert ticket is not None
         return [event.kind for event in repository.timeline(session, ticket)]
+
+
+def breaches(database: Database, ref: str) -> list[str]:
+    """What each sla_breach was about: the state that missed its deadline, or the target."""
+    with database.reading() as session:
+        ticket = repository.get_ticket(session, ref)
+        assert ticket is not None
+        return [e.data.get("target") or e.from_state or "" for e in
+                repository.timeline(session, ticket) if e.kind == "sla_breach"]
+
+
+def test_resolution_target_waits_out_paused_time(database: Database, runtime: Runtime) -> None:
+    ref = open_ticket(database, runtime, "VPN down for all users")  # P1: resolve in 4h
+    with database.transaction() as session:  # two hours waiting on the customer
+        ticket = repository.get_ticket(session, ref)
+        assert ticket is not None
+        runtime.apply(session, ticket, runtime.engine_for(ticket).handle(
+            repository.facts(ticket), cmd_wait(), T0 + 30 * M), T0 + 30 * M)
+    assert state_of(database, ref).state == "waiting_on_customer"
+    run_due(database, runtime, T0 + 4 * H + M)
+    # Only 30 working minutes were used: no resolution breach, the timer moved out instead.
+    assert "resolution" not in breaches(database, ref)
+    with database.reading() as session:
+        due = session.scalars(select(Timer.due_at).where(Timer.kind == "resolve")).all()
+    assert due == [T0 + 4 * H + M + 3 * H + 30 * M]
+
+
+def cmd_wait() -> CommandIssued:
+    return CommandIssued("wait", "morgan.lee@example.com", "tier2", "which client version?")
 
 
 def templates(database: Database) -> list[str]:
@@ -87,11 +117,13 @@ def test_catch_up_after_downtime_fires_each_step_once_in_order(
     assert ticket.state_entered_at == T0 + 4 * H + 30 * M
     moves = [k for k in kinds(database, ref) if k == "transition"]
     assert len(moves) == 2
-    assert kinds(database, ref).count("late_timer") == 3
+    # The three state steps, and the whole ticket's first-response target (P3: 4h) missed.
+    assert kinds(database, ref).count("late_timer") == 4
+    assert breaches(database, ref) == ["triage", "first response", "tier1"]  # in due order
     # Triage's warning and tier1's reminders were superseded by their passed deadlines.
     assert kinds(database, ref).count("reminder") == 1
     assert kinds(database, ref).count("warning") == 0
-    assert result.fired == 3 and result.superseded >= 4
+    assert result.fired == 4 and result.superseded >= 4
     assert run_due(database, runtime, T0 + 10 * H).seen == 0
 
 

@@ -66,7 +66,7 @@ def test_a_routed_ticket_moves_on_from_triage(subject: str, state: str) -> None:
     assert [(m.template, m.to) for m in decision.mails] == [
         ("acknowledgement", "requester"), ("escalation_handoff", "team")]
     assert decision.cancel_timers
-    assert {t.state for t in decision.timers} == {state}
+    assert {t.state for t in decision.timers if t.kind not in ("respond", "resolve")} == {state}
 
 
 def test_an_unrouted_ticket_waits_in_triage_with_its_timers() -> None:
@@ -76,8 +76,11 @@ def test_an_unrouted_ticket_waits_in_triage_with_its_timers() -> None:
         "triage", "helpdesk", "P2", ())
     assert [e.kind for e in decision.events] == ["created"]
     assert [(m.template, m.to) for m in decision.mails] == [("acknowledgement", "requester")]
-    assert [(t.kind, t.due_at - NOW) for t in decision.timers] == [
-        ("warn", timedelta(minutes=11, seconds=15)), ("expire", timedelta(minutes=15))]
+    # The state's timers, then the whole ticket's (sla: P2 first response 1h, resolution 16h).
+    assert [(t.kind, t.state, t.due_at - NOW) for t in decision.timers] == [
+        ("warn", "triage", timedelta(minutes=11, seconds=15)),
+        ("expire", "triage", timedelta(minutes=15)),
+        ("respond", "", timedelta(hours=1)), ("resolve", "", timedelta(hours=16))]
 
 
 def test_the_acknowledgement_knows_where_the_ticket_went() -> None:

@@ -32,7 +32,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-TIMER_KINDS = ("remind", "warn", "expire")
+# remind/warn/expire belong to the state the ticket is in; respond/resolve to the whole
+# ticket (its first-response and resolution targets) and outlive its moves.
+STATE_TIMER_KINDS = ("remind", "warn", "expire")
+TIMER_KINDS = (*STATE_TIMER_KINDS, "respond", "resolve")
 OUTBOX_STATUSES = ("pending", "sending", "sent", "parked", "bounced", "skipped")
 DIRECTIONS = ("in", "out")
 
@@ -92,6 +95,8 @@ class Ticket(Base):
     bounces: Mapped[int] = mapped_column(default=0)
     flagged: Mapped[bool] = mapped_column(default=False)
     vendor: Mapped[str | None] = mapped_column(String(64))
+    # When a technician first acted on the ticket (its first response).
+    responded_at: Mapped[datetime | None]
     workflow_name: Mapped[str] = mapped_column(String(64))
     workflow_version: Mapped[int]
     linked_ref: Mapped[str | None] = mapped_column(String(32))

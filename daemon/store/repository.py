@@ -16,14 +16,23 @@ from sqlalchemy import Select, delete, exists, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from daemon.store.models import Event, MailboxCursor, Message, Outbox, Quarantine, Ticket, Timer
+from daemon.store.models import (
+    STATE_TIMER_KINDS,
+    Event,
+    MailboxCursor,
+    Message,
+    Outbox,
+    Quarantine,
+    Ticket,
+    Timer,
+)
 from daemon.workflow.facts import Decision, EventRecord, MailOrder, TicketFacts, TimerOrder
 
 REF_PREFIX = "TD-"
 # Every fact the engine may change; created_at and the ref never change.
 _FACT_FIELDS = (
     "state", "priority", "team", "assignee", "requester", "subject", "state_entered_at",
-    "return_state", "bounces", "flagged", "vendor",
+    "return_state", "bounces", "flagged", "vendor", "responded_at",
 )
 
 
@@ -120,6 +129,7 @@ def facts(ticket: Ticket) -> TicketFacts:
         state_entered_at=ticket.state_entered_at, assignee=ticket.assignee,
         return_state=ticket.return_state, tiers_visited=tuple(ticket.tiers_visited),
         bounces=ticket.bounces, flagged=ticket.flagged, vendor=ticket.vendor,
+        responded_at=ticket.responded_at,
     )
 
 
@@ -140,6 +150,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "bounces": ticket.bounces,
         "flagged": ticket.flagged,
         "vendor": ticket.vendor,
+        "responded_at": ticket.responded_at.isoformat() if ticket.responded_at else None,
         "linked_ref": ticket.linked_ref,
         "workflow": ticket.workflow_name,
         "workflow_version": ticket.workflow_version,
@@ -252,12 +263,15 @@ def add_timers(session: Session, ticket: Ticket, orders: Iterable[TimerOrder]) -
 
 
 def cancel_timers(session: Session, ticket: Ticket) -> int:
-    """Delete the ticket's pending timers (every timer row is pending until it fires),
-    including ones added in this session and not flushed yet."""
-    for obj in [o for o in session.new if isinstance(o, Timer) and o.ticket_id == ticket.id]:
+    """Delete the timers of the state the ticket is leaving (every timer row is pending until
+    it fires), including ones added in this session and not flushed yet; the ticket-level
+    first-response and resolution timers stay."""
+    for obj in [o for o in session.new if isinstance(o, Timer) and o.ticket_id == ticket.id
+                and o.kind in STATE_TIMER_KINDS]:
         session.expunge(obj)
     result = session.execute(
-        delete(Timer).where(Timer.ticket_id == ticket.id).execution_options(
+        delete(Timer).where(Timer.ticket_id == ticket.id, Timer.kind.in_(STATE_TIMER_KINDS))
+        .execution_options(
             synchronize_session="fetch"
         )
     )

@@ -29,7 +29,7 @@ from daemon.workflow.facts import (
 from daemon.workflow.mails import Notifier, context
 from daemon.workflow.model import Workflow
 from daemon.workflow.moves import Move, Moves
-from daemon.workflow.timers import AddTime, Timers, VendorClock, wall_clock
+from daemon.workflow.timers import AddTime, TicketTargets, Timers, VendorClock, wall_clock
 from daemon.workflow.triage import Triager, Verdict
 
 __all__ = ["AddTime", "Engine", "VendorClock", "wall_clock"]
@@ -41,6 +41,14 @@ ROUTE_TRIGGER = "route"
 
 def refuse(ticket: TicketFacts, why: str) -> Decision:
     return Decision(ticket=ticket, refusal=why)
+
+
+def responded(decision: Decision, now: datetime) -> Decision:
+    """A technician's first move of the ticket is its first response (the requester hears of
+    it); a public text update by mail counts too (technician.py)."""
+    if decision.refused or decision.ticket.responded_at is not None:
+        return decision
+    return replace(decision, ticket=replace(decision.ticket, responded_at=now))
 
 
 def _deadline(timers: tuple[TimerOrder, ...]) -> datetime | None:
@@ -55,6 +63,7 @@ class Engine:
         self._wf = workflow
         self._moves = Moves(workflow)
         self._timers = Timers(workflow, add_time, vendors)
+        self._targets = TicketTargets(workflow, add_time)
         self._triage = Triager(workflow.triage, workflow.default_priority)
         self._notify = Notifier(workflow.notify)
         self._explain = Explainer(workflow, self._moves)
@@ -79,7 +88,9 @@ class Engine:
         routed = self._route(fresh, verdict, now)
         facts = context(fresh, routed.ticket, event="created", actor="requester",
                         reason=verdict.reason, deadline=_deadline(routed.timers))
+        targets = self._targets.schedule(routed.ticket.priority, now)
         return replace(routed, events=(created, *routed.events), cancel_timers=True,
+                       timers=(*routed.timers, *targets),
                        mails=self._notify.mails("created", facts) + routed.mails)
 
     def _fresh(self, report: NewTicket, priority: str, now: datetime) -> TicketFacts:
@@ -117,12 +128,27 @@ class Engine:
         return refuse(ticket, f"the engine does not know events of type {type(event).__name__}")
 
     def _timer(self, ticket: TicketFacts, timer: TimerFired, now: datetime) -> Decision:
+        if timer.kind in TicketTargets.KINDS:
+            return self._target_passed(ticket, timer.kind)
         if timer.state != ticket.state or self._timers.timeout(ticket.state) is None:
             return Decision(ticket)  # stale: set for a state the ticket has left
         if timer.kind == "expire":
             return self._expire(ticket, now)
         kind = "reminder" if timer.kind == "remind" else "warning"
         return self._alert(ticket, kind, timer.seq)
+
+    def _target_passed(self, ticket: TicketFacts, kind: str) -> Decision:
+        """A whole-ticket target came due: a breach, unless it was met (a technician acted;
+        the clock stopped). Paused time is the clock loop's to add before it calls this."""
+        met = (ticket.responded_at is not None if kind == "respond"
+               else self._wf.states[ticket.state].clock == "stopped")
+        if met:
+            return Decision(ticket)
+        name = TicketTargets.KINDS[kind]
+        reason = f"no {name} within {self._targets.spell(kind, ticket.priority)}"
+        breach = EventRecord("sla_breach", "clock", ticket.state, ticket.state, reason,
+                             {"target": name})
+        return Decision(ticket, events=(breach,))
 
     def _alert(self, ticket: TicketFacts, kind: str, seq: int) -> Decision:
         deadline = self._timers.deadline(ticket.state, ticket.priority, ticket.state_entered_at,
@@ -182,9 +208,10 @@ class Engine:
             return refuse(ticket, self._explain.unknown_command(name))
         if not may_use(command, cmd.actor_team):
             return refuse(ticket, self._explain.not_for_team(name, command, cmd.actor_team))
-        if command.trigger is None:
+        if command.trigger is None:  # take, note, status...: work, not yet a response
             return self._actions.run(command, ticket, replace(cmd, name=name), now)
-        return self._move(ticket, self._command_move(name, command.trigger, cmd), now)
+        return responded(self._move(ticket, self._command_move(name, command.trigger, cmd),
+                                    now), now)
 
     def _command_move(self, name: str, trigger: str, cmd: CommandIssued) -> Move:
         target = None if cmd.target is None else self._state(cmd.target)

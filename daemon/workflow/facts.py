@@ -27,6 +27,7 @@ class TicketFacts:
     bounces: int = 0
     flagged: bool = False
     vendor: str | None = None
+    responded_at: datetime | None = None  # a technician's first action
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class CommandIssued:
 class TimerFired:
     """A timer row came due. `state` is the state it was set for: a stale timer is ignored."""
 
-    kind: Literal["remind", "warn", "expire"]
+    kind: Literal["remind", "warn", "expire", "respond", "resolve"]
     state: str
     seq: int = 0
 
@@ -90,8 +91,8 @@ class EventRecord:
 class TimerOrder:
     """A timer to create; the clock loop fires it as TimerFired(kind, state, seq) at due_at."""
 
-    kind: Literal["remind", "warn", "expire"]
-    state: str
+    kind: Literal["remind", "warn", "expire", "respond", "resolve"]
+    state: str  # "" for the ticket-level respond and resolve timers
     due_at: datetime
     seq: int = 0
 

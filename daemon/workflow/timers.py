@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from daemon.durations import format_duration
 from daemon.workflow.facts import TimerOrder
 from daemon.workflow.model import Timeout, Workflow
 
@@ -90,3 +91,32 @@ class Timers:
 
     def _at(self, timeout: Timeout, start: datetime, duration: timedelta) -> datetime:
         return self._add_time(start, duration, timeout.clock, timeout.calendar or DEFAULT_CALENDAR)
+
+
+class TicketTargets:
+    """The whole ticket's first-response and resolution deadlines (the workflow's `sla:`),
+    as timers of their own that outlive the ticket's moves."""
+
+    KINDS = {"respond": "first response", "resolve": "resolution"}
+
+    def __init__(self, workflow: Workflow, add_time: AddTime) -> None:
+        self._sla = workflow.sla
+        self._add_time = add_time
+
+    def target(self, kind: str, priority: str) -> timedelta | None:
+        targets = self._sla.first_response if kind == "respond" else self._sla.resolution
+        return targets.get(priority)
+
+    def schedule(self, priority: str, start: datetime) -> tuple[TimerOrder, ...]:
+        return tuple(TimerOrder(kind, "", self.due(start, target))  # type: ignore[arg-type]
+                     for kind in self.KINDS
+                     if (target := self.target(kind, priority)) is not None)
+
+    def due(self, start: datetime, duration: timedelta) -> datetime:
+        return self._add_time(start, duration, self._sla.clock,
+                              self._sla.calendar or DEFAULT_CALENDAR)
+
+    def spell(self, kind: str, priority: str) -> str:
+        target = self.target(kind, priority) or timedelta()
+        unit = "business " if self._sla.clock == "business" else ""
+        return f"{format_duration(target, hours_only=bool(unit))} of {unit}time"

@@ -60,6 +60,7 @@ def _create_tickets() -> None:
         sa.Column("bounces", sa.Integer(), nullable=False),
         sa.Column("flagged", sa.Boolean(), nullable=False),
         sa.Column("vendor", sa.String(64), nullable=True),
+        _at("responded_at", nullable=True),
         sa.Column("workflow_name", sa.String(64), nullable=False),
         sa.Column("workflow_version", sa.Integer(), nullable=False),
         sa.Column("linked_ref", sa.String(32), nullable=True),
@@ -126,7 +127,8 @@ def _create_timers() -> None:
         _at("due_at"),
         sa.Column("claimed_by", sa.String(128), nullable=True),
         _at("claimed_until", nullable=True),
-        sa.CheckConstraint("kind IN ('remind', 'warn', 'expire')", name="ck_timers_kind"),
+        sa.CheckConstraint("kind IN ('remind', 'warn', 'expire', 'respond', 'resolve')",
+                           name="ck_timers_kind"),
         _ticket_fk("timers"),
         sa.PrimaryKeyConstraint("id", name="pk_timers"),
     )
