@@ -142,6 +142,7 @@ def test_text_without_tags_is_a_public_update_without_receipt(database: Database
     outcome = feed(database, inbox, tech(MORGAN, "Hi Ann, we ordered a new fuser."), later(5))
     assert "text sent to the requester" in outcome.detail
     assert [s.template for s in outbox(database, since)] == ["technician_update"]
+    assert ticket(database).responded_at == later(5)  # the ticket's first response
 
 
 def test_tags_are_case_insensitive(database: Database, inbox: Inbox) -> None:
