@@ -19,11 +19,13 @@ def test_no_first_response_in_time_is_a_breach() -> None:
 
 def test_a_first_response_in_time_meets_the_target() -> None:
     answered = ticket("tier2", responded_at=NOW - timedelta(minutes=5))
-    assert ENGINE.handle(answered, TimerFired("respond", ""), NOW).events == ()
+    (met,) = ENGINE.handle(answered, TimerFired("respond", ""), NOW).events
+    assert (met.kind, met.reason) == ("sla_met", "first response within 4h of business time")
 
 
 def test_resolution_target_is_met_once_the_clock_stopped() -> None:
-    assert ENGINE.handle(ticket("resolved"), TimerFired("resolve", ""), NOW).events == ()
+    (met,) = ENGINE.handle(ticket("resolved"), TimerFired("resolve", ""), NOW).events
+    assert met.kind == "sla_met"
     (breach,) = ENGINE.handle(ticket("tier3"), TimerFired("resolve", ""), NOW).events
     assert breach.reason == "no resolution within 40h of business time"
 

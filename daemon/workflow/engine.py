@@ -142,13 +142,14 @@ class Engine:
         the clock stopped). Paused time is the clock loop's to add before it calls this."""
         met = (ticket.responded_at is not None if kind == "respond"
                else self._wf.states[ticket.state].clock == "stopped")
-        if met:
-            return Decision(ticket)
         name = TicketTargets.KINDS[kind]
-        reason = f"no {name} within {self._targets.spell(kind, ticket.priority)}"
-        breach = EventRecord("sla_breach", "clock", ticket.state, ticket.state, reason,
-                             {"target": name})
-        return Decision(ticket, events=(breach,))
+        within = self._targets.spell(kind, ticket.priority)
+        # Either way the timeline says so: the SLA history reads from it.
+        record = (EventRecord("sla_met", "clock", ticket.state, ticket.state,
+                              f"{name} within {within}", {"target": name}) if met else
+                  EventRecord("sla_breach", "clock", ticket.state, ticket.state,
+                              f"no {name} within {within}", {"target": name}))
+        return Decision(ticket, events=(record,))
 
     def _alert(self, ticket: TicketFacts, kind: str, seq: int) -> Decision:
         deadline = self._timers.deadline(ticket.state, ticket.priority, ticket.state_entered_at,
