@@ -11,13 +11,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from daemon.clock import run_due
 from daemon.config import Config
 from daemon.imap import ImapError, Mailbox
 from daemon.ingest import Inbox
 from daemon.ingest_loop import drain
+from daemon.now import utc_now
 from daemon.outbox import MailWriter
 from daemon.runtime import Runtime
 from daemon.sender import Sender
@@ -25,9 +26,6 @@ from daemon.store.database import Database
 
 log = logging.getLogger("tierdesk")
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from daemon.imap import Fetched, Mailbox, resume_point
 from daemon.ingest import Inbox, Outcome, process_batch
+from daemon.now import utc_now
 from daemon.store import repository
 from daemon.store.database import Database
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -25,11 +25,12 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from daemon import outbox
 from daemon.backoff import backoff_delay
 from daemon.config import Config
+from daemon.now import utc_now
 from daemon.outbox import Claimed, MailWriter, Outcome
 from daemon.smtp import (
     Accepted,
@@ -43,9 +44,6 @@ from daemon.store.database import Database
 
 log = logging.getLogger("tierdesk.sender")
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ class Sender:
     @classmethod
     def from_config(cls, config: Config, database: Database, *, connections: int = 4,
                     settings: SenderSettings = SenderSettings(),
-                    clock: Callable[[], datetime] = utcnow) -> Sender:
+                    clock: Callable[[], datetime] = utc_now) -> Sender:
         """The daemon's sender: SMTP as configured, EHLO with the site's domain, and the mail
         writer for rows nobody rendered yet."""
         site = config.settings
@@ -112,7 +110,7 @@ class Sender:
 
     def __init__(self, database: Database, pool: SmtpPool, envelope_from: str, *,
                  settings: SenderSettings = SenderSettings(), writer: MailWriter | None = None,
-                 clock: Callable[[], datetime] = utcnow,
+                 clock: Callable[[], datetime] = utc_now,
                  rng: Callable[[], float] = random.random) -> None:
         self.database = database
         self.pool = pool
