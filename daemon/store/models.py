@@ -244,3 +244,21 @@ class Quarantine(Base):
     folder: Mapped[str | None] = mapped_column(String(512))
     uid: Mapped[int | None] = mapped_column(BigInteger)
     retried_at: Mapped[datetime | None]
+
+
+class LoopHeartbeat(Base):
+    """One loop of one running daemon (`host:pid`): when it last ran, when it last did its
+    work, and what went wrong since. `run.py status` reads these; several daemons on one
+    PostgreSQL store each keep their own rows."""
+
+    __tablename__ = "loop_heartbeats"
+
+    loop: Mapped[str] = mapped_column(String(32), primary_key=True)  # ingest, clock, sender
+    daemon: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]                 # the loop was alive
+    ok_at: Mapped[datetime | None]            # its last pass that worked (poll, tick, send)
+    error: Mapped[str | None] = mapped_column(Text)  # the last problem; cleared by a success
+    error_at: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. {"waiting": 3}
+    stopped_at: Mapped[datetime | None]       # a graceful stop; None while running
