@@ -194,7 +194,7 @@ class Mailbox:
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_bytes: int | None = DEFAULT_BATCH_BYTES,
         use_idle: bool = True,
-        idle_renew_s: float = IDLE_RENEW_S,
+        idle_renew_s: float | None = None,  # default: settings.idle_renew
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if batch_size < 1:
@@ -204,7 +204,8 @@ class Mailbox:
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
         self.use_idle = use_idle
-        self.idle_renew_s = idle_renew_s
+        self.idle_renew_s = min(settings.idle_renew.total_seconds() if idle_renew_s is None
+                                else idle_renew_s, IDLE_RENEW_S)
         self._clock = clock
         self._client: IMAPClient | None = None
         self._capabilities: frozenset[bytes] = frozenset()
