@@ -25,13 +25,14 @@ import email.utils
 import functools
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from types import MappingProxyType
 
 from daemon.html_text import html_to_text
+from daemon.mime_tree import split_tree
 from daemon.reply import ReplyParts, split_reply
 
 MB = 1_000_000
@@ -128,8 +129,14 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> InboundMessa
         raise MailRejected(f"mail could not be parsed ({type(exc).__name__}: {exc})") from exc
 
 
-def _parse(raw: bytes, limits: ParseLimits) -> InboundMessage:
-    root = email.message_from_bytes(raw)
+def read_tree(raw: bytes) -> Message:
+    """The compat32 tree: cut quickly where the mail is well formed, else by the stdlib."""
+    return split_tree(raw) or email.message_from_bytes(raw)
+
+
+def _parse(raw: bytes, limits: ParseLimits,
+           tree: Callable[[bytes], Message] = read_tree) -> InboundMessage:
+    root = tree(raw)
     headers = _header_table(root)
     body = _Body()
     body.collect(root)
