@@ -164,3 +164,15 @@ def test_bare_message_ids_from_the_store_get_their_brackets() -> None:
     assert safe_message_ids(["a@b", "<a@b>", "c@d"]) == ("<a@b>", "<c@d>")
     message = parse(build(mail(message_id="td-7-abc@example.com", in_reply_to="x@y")))
     assert message["Message-ID"] == "<td-7-abc@example.com>" and message["In-Reply-To"] == "<x@y>"
+
+
+@pytest.mark.parametrize("subject", [
+    "é", "Grüße aus Köln – VPN fällt aus " * 5, "日本語のテキスト" * 12, "emoji 🙂🚀 " * 9,
+    "Mostly ASCII with one ñ at the end of a rather long subject line that folds ñ",
+])
+def test_non_ascii_headers_are_short_encoded_words_any_reader_decodes(subject: str) -> None:
+    line = encode_header("Subject", subject)
+    assert all(len(physical) <= 78 for physical in line.split("\r\n"))
+    assert all(len(word) <= 75 for word in line.removeprefix("Subject: ").split("\r\n "))
+    message = parse(build(mail(subject=subject)))
+    assert str(message["subject"]) == subject.strip()  # the stdlib's reading (policy.default)
