@@ -21,7 +21,7 @@ from daemon import technician
 from daemon.classify import Classification, classify
 from daemon.correlate import Match, correlate, refs_to_check
 from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_message
-from daemon.outbox import record_auto_sender
+from daemon.outbox import forget_parsed, record_auto_sender, remember_parsed
 from daemon.runtime import Runtime
 from daemon.store import repository
 from daemon.store.models import Outbox, Ticket
@@ -91,9 +91,13 @@ def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], i
             session.flush()
     except Exception as exc:  # noqa: BLE001 - the careful pass sorts it out mail by mail
         log.info("batch falls back to one mail at a time: %s: %s", type(exc).__name__, exc)
+        forget_parsed(session)
         careful = _Pass(session, inbox, now, folder, pending=None)
         results = [careful.guarded(uid, raw) for uid, raw in mails]
-    inbox.runtime.render(session, [row for _, rows in results for row in rows], now)
+    try:
+        inbox.runtime.render(session, [row for _, rows in results for row in rows], now)
+    finally:
+        forget_parsed(session)  # the batch's parsed mail must not outlive it
     return [outcome for outcome, _ in results]
 
 
@@ -231,6 +235,7 @@ class _Pass:
         elif repository.add_message(self.session, direction="in", message_id=msg.message_id,
                                     at=self.now, **fields) is None:
             raise _Duplicate
+        remember_parsed(self.session, msg)
 
     # ------------------------------------------------------------ what it does
 

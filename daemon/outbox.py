@@ -321,7 +321,7 @@ def _history(session: Session, ticket: Ticket | None, recipient: Recipient,
     if recipient.external:
         events = [e for e in events if not e["internal"]]
         return History({"original": None, "timeline": events, "attachments": []}, ())
-    mails = [_parsed(m) for m in _inbound(session, ticket)]
+    mails = [_parsed(session, m) for m in _inbound(session, ticket)]
     entries = [_mail_entry(m, ticket) for m in mails]
     # The first mail is quoted as the original report; a long ticket quotes its latest mails.
     for entry in entries[:1] + entries[1:-QUOTED_MAILS]:
@@ -344,8 +344,24 @@ class _Parsed:
     mail: InboundMessage | None
 
 
-def _parsed(row: Message) -> _Parsed:
+# session.info key: mails ingest parsed in this transaction, by Message-ID, so a handoff
+# rendered in the same batch does not parse its ticket's new mail a second time.
+PARSED = "tierdesk.parsed"
+
+
+def remember_parsed(session: Session, mail: InboundMessage) -> None:
+    session.info.setdefault(PARSED, {})[mail.message_id] = mail
+
+
+def forget_parsed(session: Session) -> None:
+    session.info.pop(PARSED, None)
+
+
+def _parsed(session: Session, row: Message) -> _Parsed:
     """A stored mail read by the same parser ingest uses (charsets, HTML, quoted history)."""
+    known = session.info.get(PARSED, {}).get(row.message_id)
+    if known is not None:
+        return _Parsed(row, known)
     if not row.raw:
         return _Parsed(row, None)
     try:

@@ -220,3 +220,36 @@ def test_a_migrated_database_starts_without_importing_alembic(tmp_path: Path) ->
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "False"
+
+
+def test_new_rows_are_numbered_in_the_order_they_were_added(database: Database) -> None:
+    """SQLite: ids come from _number_new_rows (so the ORM can executemany); PostgreSQL: from
+    its sequences. Either way the timeline's order (by id) is the order of add(), also when
+    rows are inserted behind the ORM's back between two flushes."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, select
+
+    from daemon.store.models import Event, Ticket
+
+    now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    with database.transaction() as session:
+        ticket = Ticket(ref="new-x", state="triage", priority="P3", requester="a@example.org",
+                        subject="s", created_at=now, updated_at=now, state_entered_at=now,
+                        tiers_visited=[], bounces=0, flagged=False, workflow_name="w",
+                        workflow_version=1)
+        session.add(ticket)
+        session.flush()
+
+        def event(reason: str) -> Event:
+            return Event(ticket_id=ticket.id, at=now, kind="note", actor="t", reason=reason,
+                         data={})
+
+        session.add_all([event("first"), event("second")])
+        session.flush()
+        session.execute(insert(Event).values(ticket_id=ticket.id, at=now, kind="note",
+                                             actor="t", reason="core", data={}))
+        session.add_all([event("third"), event("fourth")])
+    with database.reading() as session:
+        reasons = session.scalars(select(Event.reason).order_by(Event.id)).all()
+    assert reasons == ["first", "second", "core", "third", "fourth"]
