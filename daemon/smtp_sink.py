@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -18,24 +19,30 @@ class Delivered:
 
 
 class _Keep:
-    def __init__(self) -> None:
+    def __init__(self, relay: Callable[[Delivered], None] | None) -> None:
         self.lock = threading.Lock()
         self.mails: list[Delivered] = []
+        self.relay = relay
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content or b""
         data = content if isinstance(content, bytes) else content.encode()
+        mail = Delivered(envelope.mail_from or "", tuple(envelope.rcpt_tos), data)
+        if self.relay is not None:  # before "queued": a mail we could not pass on is not ours
+            self.relay(mail)
         with self.lock:
-            self.mails.append(Delivered(envelope.mail_from or "", tuple(envelope.rcpt_tos), data))
+            self.mails.append(mail)
         return "250 2.0.0 OK: queued"
 
 
 class SmtpSink:
     """Starts on a free port of 127.0.0.1 in a background thread; `take()` returns the mail
-    received since the last call."""
+    received since the last call. `relay`, if given, is called with each mail as it arrives
+    (the demo delivers it to IMAP mailboxes, as an MTA would)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._keep = _Keep()
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 relay: Callable[[Delivered], None] | None = None) -> None:
+        self._keep = _Keep(relay)
         self._controller = Controller(self._keep, hostname=host, port=port or _free_port(host))
         self._taken = 0
 
@@ -46,6 +53,12 @@ class SmtpSink:
     @property
     def port(self) -> int:
         return int(self._controller.port)
+
+    @property
+    def received(self) -> list[Delivered]:
+        """Every mail received so far."""
+        with self._keep.lock:
+            return list(self._keep.mails)
 
     def take(self) -> list[Delivered]:
         with self._keep.lock:

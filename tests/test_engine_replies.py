@@ -36,3 +36,19 @@ def test_vendor_answer_hands_the_ticket_back_to_tier3() -> None:
 def test_vendor_mail_outside_the_vendor_state_moves_nothing() -> None:
     decision = ENGINE.handle(ticket("tier2"), VendorReplied("fyi"), NOW)
     assert decision == type(decision)(ticket("tier2"))
+
+
+def test_thanks_on_a_resolved_ticket_is_recorded_not_a_reopen() -> None:
+    resolved = ticket("resolved", return_state="tier3")
+    decision = ENGINE.handle(resolved, RequesterReplied("Thanks, works now!\n\nPat"), NOW)
+    assert decision.ticket == resolved and not decision.timers  # auto-close keeps running
+    (event,) = decision.events
+    assert (event.kind, event.to_state) == ("reply", "resolved")
+    assert "a thank-you does not reopen" in event.reason
+    assert [(m.template, m.to) for m in decision.mails] == [("requester_reply", "team")]
+
+
+def test_thanks_with_a_problem_still_reopens() -> None:
+    decision = ENGINE.handle(ticket("resolved", return_state="tier3"),
+                             RequesterReplied("Thanks, but it is still down."), NOW)
+    assert decision.ticket.state == "tier3"

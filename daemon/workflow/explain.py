@@ -86,6 +86,8 @@ class Explainer:
             hint = _SUMMARY_HINTS.get(move.trigger, hint)
         if condition == "is_assigned":
             return f"{move.name} needs {what}: #take it, or #assign <who>"
+        if condition == "not_just_thanks":
+            return "a thank-you does not reopen the ticket (a technician can #reopen it)"
         aimed = f" to {move.target}" if move.target else ""
         return f"{move.name} needs {what}: {move.name}{aimed} {hint}"
 

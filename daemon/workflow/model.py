@@ -18,6 +18,7 @@ CONDITIONS = {
     "has_summary": "the event carries a summary (e.g. `#resolve <what fixed it>`)",
     "has_reason": "the event carries a reason",
     "is_assigned": "the ticket has an assignee",
+    "not_just_thanks": "the requester's reply is more than a thank-you (see workflow/thanks.py)",
 }
 # Built-in command actions that do not move a ticket.
 ACTIONS = ("take", "assign", "note", "priority", "status", "help")

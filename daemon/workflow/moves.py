@@ -20,6 +20,7 @@ from transitions import Machine
 
 from daemon.workflow.facts import TicketFacts
 from daemon.workflow.model import ALL_SOURCES, PREVIOUS, Transition, Workflow
+from daemon.workflow.thanks import just_thanks
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,17 @@ def _is_assigned(ticket: TicketFacts, move: Move) -> bool:
     return bool(ticket.assignee)
 
 
+def _not_just_thanks(ticket: TicketFacts, move: Move) -> bool:
+    # The reply's text is the move's argument; anything but a plain thank-you passes.
+    return not just_thanks(move.argument)
+
+
 # The engine's side of model.CONDITIONS.
 CHECKS: dict[str, Check] = {
     "has_summary": _has_text,
     "has_reason": _has_text,
     "is_assigned": _is_assigned,
+    "not_just_thanks": _not_just_thanks,
 }
 
 
