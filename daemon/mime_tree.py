@@ -141,7 +141,7 @@ def _between_boundaries(body: bytes, boundary: bytes) -> list[bytes] | None:
     if starts[0][2]:
         return None  # closed before any part: the stdlib reports a defect
     parts = []
-    for (_, begin, _), (end, _, _) in zip(starts, starts[1:]):
+    for (_, begin, _), (end, _, _) in zip(starts, starts[1:], strict=False):
         if end == begin:
             continue  # delimiters on consecutive lines: the stdlib skips the empty part
         parts.append(_strip_line_end(body[begin:end]))
