@@ -101,8 +101,8 @@ def _require_current_schema(database: Database) -> None:
     stamped, shipped = current_revision(database), shipped_head()
     if stamped != shipped:
         raise StoreError(f"database {database.safe_url} has schema {stamped}, this Tierdesk "
-                         f"{shipped}: start the daemon (it migrates on start), or run this "
-                         "Tierdesk's own status")
+                         f"{shipped}: after an upgrade, start the daemon (it migrates on "
+                         "start); a newer schema needs the newer Tierdesk")
 
 
 # ------------------------------------------------------------------ reading the store
