@@ -202,6 +202,14 @@ def _settings(root: Path) -> Settings:
     return load_settings(root / "config", os.environ)
 
 
+# ------------------------------------------------------------------ status
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from daemon.cli_status import status_command
+
+    return status_command(args.config, as_json=args.json, health_only=args.health)
+
+
 # ------------------------------------------------------------------ explain
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -276,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
                   "what Tierdesk makes of one raw mail (no store, no server)")
     explain.add_argument("file", type=Path, metavar="FILE", help="a raw mail, e.g. a .eml file")
     explain.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    status = add("status", cmd_status, "daemons, loops, mailbox, outbox, quarantine and "
+                 "tickets at a glance; exit 1 when something needs attention, 2 when unknown")
+    status.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    status.add_argument("--health", action="store_true",
+                        help="exit 1 only for a sick service, not for parked or quarantined "
+                             "mail or overdue tickets (for systemd, Docker, Nagios)")
     run = add("run", cmd_run, "run the daemon")
     run.add_argument("--once", action="store_true",
                      help="process all pending work, then exit")

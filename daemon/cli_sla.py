@@ -4,6 +4,7 @@ history (each state's time against its own target, first response, resolution)."
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,15 @@ def deadlines(session: Session, state: str | None) -> dict[int, datetime]:
     if state is not None:
         stmt = stmt.where(Timer.ticket_id.in_(select(Ticket.id).where(Ticket.state == state)))
     return {ticket_id: due for ticket_id, due in session.execute(stmt)}
+
+
+def deadline_fields(deadline: datetime | None, now: datetime) -> dict[str, Any]:
+    """The current state's deadline, and the seconds left (negative: overdue): the JSON of
+    `tickets --json` and of `status --json`."""
+    if deadline is None:
+        return {"deadline": None, "time_left_s": None}
+    return {"deadline": deadline.isoformat(),
+            "time_left_s": int((deadline - now).total_seconds())}
 
 
 def time_left(deadline: datetime | None, now: datetime) -> str:

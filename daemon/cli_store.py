@@ -18,8 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from daemon.cli import UserError
-from daemon.cli_sla import deadlines, render_sla, time_left
+from daemon.cli_sla import deadline_fields, deadlines, render_sla, time_left
 from daemon.config import Config
+from daemon.health import span
 from daemon.settings import Settings
 from daemon.sla_ticket import sla_of
 from daemon.store import repository
@@ -86,7 +87,7 @@ def list_command(settings: Settings, state: str | None, as_json: bool,
         counts = inbound_counts(session, state)
         due = deadlines(session, state)
         rows = [{**repository.ticket_summary(t), "messages_in": counts.get(t.id, 0),
-                 **_deadline(due.get(t.id), moment)} for t in tickets]
+                 **deadline_fields(due.get(t.id), moment)} for t in tickets]
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     elif not rows:
@@ -94,14 +95,6 @@ def list_command(settings: Settings, state: str | None, as_json: bool,
     else:
         print(ticket_table(rows, moment))
     return 0
-
-
-def _deadline(deadline: datetime | None, now: datetime) -> dict[str, Any]:
-    """The current state's deadline, and the seconds left (negative: overdue)."""
-    if deadline is None:
-        return {"deadline": None, "time_left_s": None}
-    return {"deadline": deadline.isoformat(),
-            "time_left_s": int((deadline - now).total_seconds())}
 
 
 def inbound_counts(session: Session, state: str | None) -> dict[int, int]:
@@ -137,13 +130,7 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 def age(since: datetime, now: datetime) -> str:
     """The two largest units: 45s, 12m, 3h20m, 2d4h."""
-    seconds = max(0, int((now - since).total_seconds()))
-    parts: list[tuple[int, str]] = []
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
-        n, seconds = divmod(seconds, size)
-        if n or parts:
-            parts.append((n, unit))
-    return "".join(f"{n}{unit}" for n, unit in parts[:2] if n) or "0s"
+    return span(now - since)
 
 
 def _clip(text: str, width: int) -> str:

@@ -327,6 +327,15 @@ class Mailbox:
         self._last_poll = self._clock()
         return self.uidvalidity
 
+    def examine(self) -> int:
+        """Select the configured folder read-only (EXAMINE), for a look that changes nothing:
+        no flags, and no \\Recent taken from the daemon's own session. Returns UIDVALIDITY."""
+        client = self._session()
+        with self._errors(f"EXAMINE {self.settings.folder}"):
+            response = client.select_folder(self.settings.folder, readonly=True)
+        self.uidvalidity = int(response[b"UIDVALIDITY"])
+        return self.uidvalidity
+
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above last_uid, ascending."""
         client = self._session()
@@ -350,6 +359,14 @@ class Mailbox:
     def count_waiting(self, last_uid: int) -> int:
         """How many mails sit in the folder after the cursor."""
         return len(self.uids_after(last_uid))
+
+    def arrived_at(self, uid: int) -> datetime | None:
+        """When the server received one mail (its INTERNALDATE), None if it is gone."""
+        client = self._session()
+        with self._errors("UID FETCH INTERNALDATE"):
+            response = client.fetch([uid], ["INTERNALDATE"])
+        found = response.get(uid, {}).get(b"INTERNALDATE")
+        return found if isinstance(found, datetime) else None
 
     def fetch(self, uids: Iterable[int]) -> Iterator[list[Fetched]]:
         """The mails, in UID order, in batches of at most batch_size mails and batch_bytes
