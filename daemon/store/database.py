@@ -15,6 +15,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from daemon.store.models import Base
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -215,29 +217,59 @@ def migrations_config() -> Config:
 def shipped_head() -> str:
     """The newest migration shipped, by our file naming (NNNN_what.py is revision NNNN);
     a test holds this to Alembic's own idea of the head."""
-    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS_DIR / "versions").glob(
-        "[0-9][0-9][0-9][0-9]_*.py"))
+    return max(shipped_revisions())
 
 
 def migrate(database: Database, revision: str = "head") -> None:
     """Upgrade the schema to `revision`; safe when several daemons start at once.
 
-    A database already at the shipped head is left alone without importing Alembic, which
-    costs a daemon about 11 MB of memory for nothing."""
-    if revision == "head" and _stamped(database) == shipped_head():
-        return
-    from alembic import command
-
-    config = migrations_config()
+    Alembic is imported only when there is something to upgrade: a database already at the
+    shipped head is left alone, and an empty one gets the whole schema from the models
+    (tests/store/test_database.py holds them equal to the migrations) and the head stamp.
+    Importing Alembic costs a daemon about 11 MB of memory for the rest of its life."""
+    stamped = _stamped(database)
+    if revision == "head":
+        if stamped == shipped_head():
+            return
+        if stamped is not None and stamped not in shipped_revisions():
+            raise StoreError(
+                f"database {database.safe_url} has schema revision {stamped}, newer than this "
+                f"Tierdesk knows (up to {shipped_head()}); run the Tierdesk version that "
+                "created it, or a newer one")
     try:
         with database.engine.connect() as connection, _migration_lock(database, connection):
-            config.attributes["connection"] = connection
             # One transaction around all of it: Alembic runs DDL on SQLite outside any
             # transaction otherwise, and two daemons would race to create the same tables.
             with connection.begin():
+                if revision == "head" and _is_empty(connection):
+                    _create_at_head(connection)
+                    return
+                from alembic import command
+
+                config = migrations_config()
+                config.attributes["connection"] = connection
                 command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate database {database.safe_url}: {_reason(exc)}") from None
+
+
+def shipped_revisions() -> set[str]:
+    return {path.name.split("_", 1)[0] for path in (MIGRATIONS_DIR / "versions").glob(
+        "[0-9][0-9][0-9][0-9]_*.py")}
+
+
+def _is_empty(connection: Connection) -> bool:
+    """No table of ours and no stamp: a new database (checked under the migration lock)."""
+    names = set(inspect(connection).get_table_names())
+    return not names & ({"alembic_version"} | set(Base.metadata.tables))
+
+
+def _create_at_head(connection: Connection) -> None:
+    Base.metadata.create_all(connection)
+    connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))
+    connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
+                       {"head": shipped_head()})
 
 
 @contextmanager

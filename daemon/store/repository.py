@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import Select, delete, exists, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from daemon.store.models import (
@@ -478,6 +478,8 @@ def refs_for_message_ids(session: Session, message_ids: Iterable[str]) -> dict[s
 def _dialect_insert(session: Session, model: type[Any]) -> Any:
     """INSERT with the dialect's ON CONFLICT support (both backends spell it the same)."""
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # 2 MB a SQLite site need not load
+
         return postgresql.insert(model)
     return sqlite.insert(model)
 

@@ -41,21 +41,52 @@ def test_migrate_creates_everything_and_is_idempotent(empty_database: Database) 
     assert TABLES <= set(inspect(empty_database.engine).get_table_names())
 
 
+def alembic_upgrade(database: Database) -> None:
+    """The migrations themselves (migrate() builds a new database from the models)."""
+    config = migrations_config()
+    with database.engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()
+
+
 def test_models_and_migrations_agree(empty_database: Database) -> None:
-    migrate(empty_database)
+    alembic_upgrade(empty_database)
     assert schema_diff(empty_database) == []
+
+
+def test_a_new_database_built_from_the_models_is_stamped_and_upgrades_later(
+        empty_database: Database) -> None:
+    migrate(empty_database)
+    assert current_revision(empty_database) == HEAD
+    assert schema_diff(empty_database) == []
+    config = migrations_config()  # Alembic sees it at head: nothing to do, nothing fails
+    with empty_database.engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()
+    assert current_revision(empty_database) == HEAD
+
+
+def test_a_schema_newer_than_this_release_is_one_readable_line(
+        empty_database: Database) -> None:
+    migrate(empty_database)
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match=r"schema revision 9999, newer than this Tierdesk"):
+        migrate(empty_database)
 
 
 def test_schema_comparison_notices_drift(empty_database: Database) -> None:
     """Guards the test above: a missing index must show up as a difference."""
-    migrate(empty_database)
+    alembic_upgrade(empty_database)
     with empty_database.engine.begin() as connection:
         connection.execute(text("DROP INDEX ix_timers_due_at"))
     assert schema_diff(empty_database) != []
 
 
 def test_downgrade_then_upgrade_again(empty_database: Database) -> None:
-    migrate(empty_database)
+    alembic_upgrade(empty_database)
     config = migrations_config()
     with empty_database.engine.connect() as connection:
         config.attributes["connection"] = connection
@@ -204,22 +235,18 @@ def test_shipped_head_is_alembics_head() -> None:
     assert shipped_head() == HEAD
 
 
-def test_a_migrated_database_starts_without_importing_alembic(tmp_path: Path) -> None:
+def test_new_and_migrated_databases_start_without_importing_alembic(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     url = f"sqlite:///{tmp_path / 'at_head.db'}"
-    database = open_database(url)
-    try:
-        migrate(database)
-    finally:
-        database.close()
     code = ("import sys; from daemon.store.database import open_database, migrate; "
             f"d = open_database({url!r}); migrate(d); d.close(); "
             "print('alembic' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
-    assert out.strip() == "False"
+    for _ in ("a new database", "one at head"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+        assert out.strip() == "False"
 
 
 def test_new_rows_are_numbered_in_the_order_they_were_added(database: Database) -> None:
