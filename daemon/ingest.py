@@ -24,6 +24,7 @@ from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_mess
 from daemon.outbox import forget_parsed, record_auto_sender, remember_parsed
 from daemon.runtime import Runtime
 from daemon.store import repository
+from daemon.store.deferred import deferred
 from daemon.store.models import Outbox, Ticket
 from daemon.thread_keys import base_subject, thread_keys
 from daemon.workflow.facts import EventRecord, RequesterReplied
@@ -77,18 +78,18 @@ def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], i
     """Every mail (uid, raw) of a batch; one failure costs only that mail. The outbox rows of
     the whole batch are rendered together at the end (a few queries in all).
 
-    Fast path first: the batch in one savepoint, nothing flushed until the end, so the ORM
-    writes it in a few multi-row statements. Should any mail fail (or a racing daemon have
+    Fast path first: the batch in one savepoint, nothing flushed until the end, so it is
+    written in a few multi-row statements (messages, events and timers as plain rows, see
+    store/deferred.py). Should any mail fail (or a racing daemon have
     stored one), that savepoint is rolled back and the batch runs again carefully, with a
     savepoint and an immediate write per mail: the failing one is quarantined, the rest kept.
     """
     try:
-        with session.begin_nested(), session.no_autoflush:
+        with session.begin_nested(), session.no_autoflush, deferred(session):
             parsed = [(uid, raw, _parse(raw, inbox)) for uid, raw in mails]
             fast = _Pass(session, inbox, now, folder,
                          pending=_Pending.prefetch(session, inbox, parsed))
             results = [fast.mail(uid, raw, msg) for uid, raw, msg in parsed]
-            session.flush()
     except Exception as exc:  # noqa: BLE001 - the careful pass sorts it out mail by mail
         log.info("batch falls back to one mail at a time: %s: %s", type(exc).__name__, exc)
         forget_parsed(session)
@@ -290,8 +291,9 @@ class _Pass:
         decision = runtime.engine_for(ticket).handle(
             repository.facts(ticket), RequesterReplied(msg.new_text), self.now)
         if decision.refused:
-            repository.record_refusal(self.session, ticket, decision.refusal or "", self.now,
-                                      actor="requester")
+            # Not record_refusal: it flushes, and the fast path writes only at its end.
+            repository.add_events(self.session, ticket, [repository.refusal(
+                ticket, decision.refusal or "", actor="requester")], self.now)
             return Outcome("updated", ticket.ref, decision.refusal or ""), []
         rows = runtime.apply(self.session, ticket, decision, self.now, mail=False,
                              flush=self.pending is None)

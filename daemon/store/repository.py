@@ -16,6 +16,7 @@ from sqlalchemy import Select, delete, exists, or_, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from daemon.store.deferred import current as deferred_rows
 from daemon.store.models import (
     STATE_TIMER_KINDS,
     Event,
@@ -82,6 +83,8 @@ def create_ticket(
         workflow_version=workflow_version, linked_ref=linked_ref,
     )
     session.add(ticket)
+    if ticket_id is not None and (buffer := deferred_rows(session)) is not None:
+        buffer.tickets.add(ticket_id)
     if ticket_id is None:
         session.flush()  # the id, for the ref
         ticket.ref = format_ref(ticket.id)  # written by the caller's next flush
@@ -214,6 +217,16 @@ def _write_facts(ticket: Ticket, new: TicketFacts) -> bool:
 def add_events(
     session: Session, ticket: Ticket, records: Iterable[EventRecord], now: datetime
 ) -> list[Event]:
+    """Timeline lines for `ticket`. In a deferred batch (store/deferred.py) they are written
+    at its end and nothing is returned."""
+    buffer = deferred_rows(session)
+    if buffer is not None:
+        buffer.events.extend(
+            {"ticket_id": ticket.id, "at": now, "kind": record.kind, "actor": record.actor,
+             "from_state": record.from_state, "to_state": record.to_state,
+             "reason": record.reason, "data": jsonable(record.data)}
+            for record in records)
+        return []
     events = [
         Event(
             ticket_id=ticket.id, at=now, kind=record.kind, actor=record.actor,
@@ -226,6 +239,15 @@ def add_events(
     return events
 
 
+def refusal(ticket: Ticket, reason: str, *, actor: str,
+            data: Mapping[str, Any] | None = None) -> EventRecord:
+    """The timeline line of a refused command; the ticket itself stays as it was."""
+    return EventRecord(
+        kind="refused", actor=actor, from_state=ticket.state, to_state=ticket.state,
+        reason=reason, data=data or {},
+    )
+
+
 def record_refusal(
     session: Session,
     ticket: Ticket,
@@ -236,11 +258,7 @@ def record_refusal(
     data: Mapping[str, Any] | None = None,
 ) -> Event:
     """Note in the timeline that a command was refused; the ticket itself stays as it was."""
-    record = EventRecord(
-        kind="refused", actor=actor, from_state=ticket.state, to_state=ticket.state,
-        reason=reason, data=data or {},
-    )
-    [event] = add_events(session, ticket, [record], now)
+    [event] = add_events(session, ticket, [refusal(ticket, reason, actor=actor, data=data)], now)
     session.flush()
     return event
 
@@ -253,6 +271,15 @@ def timeline(session: Session, ticket: Ticket) -> list[Event]:
 # ---------------------------------------------------------------- timers
 
 def add_timers(session: Session, ticket: Ticket, orders: Iterable[TimerOrder]) -> list[Timer]:
+    """Pending timers for `ticket`; in a deferred batch written at its end (returns [])."""
+    buffer = deferred_rows(session)
+    if buffer is not None:
+        buffer.timers.extend(
+            {"ticket_id": ticket.id, "kind": order.kind, "state": order.state,
+             "seq": order.seq, "due_at": order.due_at, "claimed_by": None,
+             "claimed_until": None}
+            for order in orders)
+        return []
     timers = [
         Timer(ticket_id=ticket.id, kind=order.kind, state=order.state, seq=order.seq,
               due_at=order.due_at)
@@ -264,8 +291,15 @@ def add_timers(session: Session, ticket: Ticket, orders: Iterable[TimerOrder]) -
 
 def cancel_timers(session: Session, ticket: Ticket) -> int:
     """Delete the timers of the state the ticket is leaving (every timer row is pending until
-    it fires), including ones added in this session and not flushed yet; the ticket-level
+    it fires), including ones added in this session and not written yet; the ticket-level
     first-response and resolution timers stay."""
+    buffer = deferred_rows(session)
+    if buffer is not None:
+        kept = [t for t in buffer.timers
+                if t["ticket_id"] != ticket.id or t["kind"] not in STATE_TIMER_KINDS]
+        dropped, buffer.timers = len(buffer.timers) - len(kept), kept
+        if ticket.id in buffer.tickets:  # created by this batch: nothing stored to delete
+            return dropped
     for obj in [o for o in session.new if isinstance(o, Timer) and o.ticket_id == ticket.id
                 and o.kind in STATE_TIMER_KINDS]:
         session.expunge(obj)
@@ -441,16 +475,27 @@ def add_message(
 
 
 def new_message(session: Session, *, direction: str, message_id: str, at: datetime,
-                **fields: Any) -> Message:
-    """Like add_message, but pending until the next flush: for batches whose flush fails as
-    a whole on a duplicate (and are then redone mail by mail with add_message)."""
+                **fields: Any) -> None:
+    """Like add_message, but written at the end of the caller's deferred batch
+    (store/deferred.py), whose write then fails as a whole on a duplicate (and the batch
+    is redone mail by mail with add_message)."""
+    buffer = deferred_rows(session)
+    if buffer is None:
+        raise RuntimeError("new_message needs a deferred batch; use add_message")
     ticket = fields.pop("ticket", None)
-    row = Message(direction=direction, message_id=message_id,
-                  ticket_id=ticket.id if ticket is not None else None,
-                  received_at=at if direction == "in" else None,
-                  sent_at=at if direction == "out" else None, **fields)
-    session.add(row)
-    return row
+    if unknown := fields.keys() - set(_MESSAGE_FIELDS):  # one executemany: same keys each row
+        raise TypeError(f"not a message column: {', '.join(sorted(unknown))}")
+    row = dict.fromkeys(_MESSAGE_FIELDS)
+    row.update(fields, direction=direction, message_id=message_id,
+               ticket_id=ticket.id if ticket is not None else None,
+               received_at=at if direction == "in" else None,
+               sent_at=at if direction == "out" else None)
+    buffer.messages.append(row)
+
+
+_MESSAGE_FIELDS = ("direction", "message_id", "ticket_id", "in_reply_to", "references",
+                   "sender", "recipients", "subject", "received_at", "sent_at", "raw", "kind",
+                   "reason")
 
 
 def refs_for_message_ids(session: Session, message_ids: Iterable[str]) -> dict[str, str]:
