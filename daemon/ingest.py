@@ -85,18 +85,21 @@ def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], i
     savepoint and an immediate write per mail: the failing one is quarantined, the rest kept.
     """
     try:
-        with session.begin_nested(), session.no_autoflush, deferred(session):
+        with session.begin_nested(), session.no_autoflush, deferred(session) as held:
             parsed = [(uid, raw, _parse(raw, inbox)) for uid, raw in mails]
             fast = _Pass(session, inbox, now, folder,
                          pending=_Pending.prefetch(session, inbox, parsed))
             results = [fast.mail(uid, raw, msg) for uid, raw, msg in parsed]
+        unsaved = held.outbox  # rendered first, then inserted once, body and all
     except Exception as exc:  # noqa: BLE001 - the careful pass sorts it out mail by mail
         log.info("batch falls back to one mail at a time: %s: %s", type(exc).__name__, exc)
         forget_parsed(session)
         careful = _Pass(session, inbox, now, folder, pending=None)
         results = [careful.guarded(uid, raw) for uid, raw in mails]
+        unsaved = []
     try:
         inbox.runtime.render(session, [row for _, rows in results for row in rows], now)
+        session.add_all(unsaved)
     finally:
         forget_parsed(session)  # the batch's parsed mail must not outlive it
     return [outcome for outcome, _ in results]
@@ -121,7 +124,7 @@ class _Pending:
     seen: set[str]
     known_refs: dict[str, str]
     existing_refs: set[str]
-    tickets: dict[str, Ticket] = field(default_factory=dict)
+    tickets: dict[str, Ticket] = field(default_factory=dict)  # stored ones locked, new ones
     message_refs: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
@@ -131,13 +134,13 @@ class _Pending:
         msgs = [msg for _, _, msg in parsed if isinstance(msg, InboundMessage)]
         keys = [thread_keys(msg, inbox.support_address, (inbox.domain,)) for msg in msgs]
         ids = {msg.message_id for msg in msgs}
+        known = repository.refs_for_message_ids(session, {m for k in keys for m in k.message_ids})
+        # Every ticket a mail may thread to, read and locked in one query (not one per reply).
         refs = {ref for key in keys for ref in refs_to_check(key)}
-        return cls(
-            repository.ticket_ids(session),
-            repository.seen_message_ids(session, "in", ids),
-            repository.refs_for_message_ids(session, {m for k in keys for m in k.message_ids}),
-            set(session.scalars(select(Ticket.ref).where(Ticket.ref.in_(refs)))) if refs
-            else set())
+        tickets = repository.tickets_by_ref(session, refs | set(known.values()), for_update=True)
+        return cls(repository.ticket_ids(session),
+                   repository.seen_message_ids(session, "in", ids), known,
+                   {ref for ref in tickets if ref in refs}, tickets)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Append-only rows (inbound messages, events, timers) held in memory for a batch and written
-at its end with one Core INSERT per table, instead of one ORM object each.
+at its end with one Core INSERT per table, instead of one ORM object each; and the batch's
+outbox rows, kept out of the session until they are rendered.
 
 Why: ingest's fast path writes ~7 such rows per mail. As ORM objects their construction,
 attribute instrumentation and unit of work cost more than parsing the mail; as plain dicts
@@ -8,6 +9,10 @@ sent in an executemany they cost a few microseconds. Nothing reads them back as 
 Rows keep the order they were added in, so event ids (a timeline's order) come out as the
 ORM would have numbered them. Readers inside the batch ask the buffer (`cancel_timers`);
 readers after it (the outbox's history, the clock) see ordinary rows.
+
+Outbox rows stay ORM objects (rendering fills them in), but are not added to the session:
+the caller renders them and then adds them, so each is inserted once with its mail instead
+of inserted empty and rewritten.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from daemon.store.models import Event, Message, Timer
+from daemon.store.models import Event, Message, Outbox, Timer
 
 KEY = "tierdesk.deferred"
 
@@ -28,12 +33,13 @@ KEY = "tierdesk.deferred"
 @dataclass
 class Deferred:
     """What a batch added and has not written yet; `tickets` are the ids it created (they
-    have no stored timers to cancel)."""
+    have no stored timers to cancel); `outbox` its outbox rows, for the caller to add."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     timers: list[dict[str, Any]] = field(default_factory=list)
     tickets: set[int] = field(default_factory=set)
+    outbox: list[Outbox] = field(default_factory=list)
 
     def write(self, session: Session) -> None:
         """Flush the ORM's rows (tickets first: these rows point at them), then ours."""
@@ -57,8 +63,9 @@ def current(session: Session) -> Deferred | None:
 @contextmanager
 def deferred(session: Session) -> Iterator[Deferred]:
     """Within the block, messages, events and timers wait in memory; on a clean exit they
-    are written (with a flush of everything else). On an error they are dropped: the caller
-    rolls back its savepoint and redoes the work without deferring."""
+    are written (with a flush of everything else) except the outbox rows, which the caller
+    adds to the session itself. On an error all are dropped: the caller rolls back its
+    savepoint and redoes the work without deferring."""
     if KEY in session.info:
         raise RuntimeError("deferred batches do not nest")
     buffer = session.info[KEY] = Deferred()

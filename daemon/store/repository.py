@@ -117,6 +117,19 @@ def get_ticket(session: Session, ref: str, *, for_update: bool = False) -> Ticke
     return session.scalars(stmt).one_or_none()
 
 
+def tickets_by_ref(session: Session, refs: Iterable[str], *,
+                   for_update: bool = False) -> dict[str, Ticket]:
+    """The stored tickets among `refs`, by ref, in one query; for_update as in get_ticket
+    (rows locked in id order, so two daemons locking overlapping sets cannot deadlock)."""
+    wanted = sorted(set(refs))
+    if not wanted:
+        return {}
+    stmt = select(Ticket).where(Ticket.ref.in_(wanted)).order_by(Ticket.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return {ticket.ref: ticket for ticket in session.scalars(stmt)}
+
+
 def list_tickets(session: Session, state: str | None = None) -> list[Ticket]:
     stmt = select(Ticket).order_by(Ticket.id)
     if state is not None:
@@ -375,7 +388,8 @@ def add_mail(
     domain: str,
     ticket: Ticket | None = None,
 ) -> Outbox:
-    """An outbox row for one MailOrder, pending and due at once; not rendered yet."""
+    """An outbox row for one MailOrder, pending and due at once; not rendered yet. In a
+    deferred batch it is not added to the session: the batch adds it once rendered."""
     row = Outbox(
         ticket_id=ticket.id if ticket is not None else None,
         template=order.template, to_role=order.to,
@@ -383,7 +397,11 @@ def add_mail(
         headers={}, context=jsonable(order.context), status="pending", attempts=0,
         next_attempt_at=now, created_at=now,
     )
-    session.add(row)
+    buffer = deferred_rows(session)
+    if buffer is not None:
+        buffer.outbox.append(row)
+    else:
+        session.add(row)
     return row
 
 
