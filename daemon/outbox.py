@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from daemon.config import Config
 from daemon.directory import Directory
@@ -122,12 +123,15 @@ def materialize(session: Session, rows: Iterable[Outbox], writer: MailWriter,
     if _must_flush(session, todo, writer):
         session.flush()
     with session.no_autoflush:
-        plans = [_plan(session, row, writer) for row in todo]
+        tickets = _tickets(session, {row.ticket_id for row in todo})
+        plans = [_plan(row, tickets, writer) for row in todo]
         found = [p.recipient for p in plans if p.recipient is not None]
         guard = LoopGuard.load(session, found, writer, now)
         threads = Threads.load(session, [p.ticket for p in plans if _answers_requester(p)])
+        records = Records.load(session, [p.ticket for p in plans if p.recipient is not None
+                                         and _wants_history(writer, p.row.template)])
         for plan in plans:
-            _fill(session, plan, writer, guard, threads, now)
+            _fill(session, plan, writer, guard, threads, records, now)
     return todo
 
 
@@ -159,8 +163,23 @@ class _Plan:
     reason: str
 
 
-def _plan(session: Session, row: Outbox, writer: MailWriter) -> _Plan:
-    ticket = session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+def _tickets(session: Session, ids: set[int | None]) -> dict[int, Ticket]:
+    """The rows' tickets: those the session holds already (a batch's new and locked ones)
+    without a query each, the rest in one query."""
+    found: dict[int, Ticket] = {}
+    for ticket_id in ids - {None}:
+        held = session.identity_map.get(identity_key(Ticket, ticket_id))
+        if isinstance(held, Ticket):
+            found[held.id] = held
+    missing = sorted(i for i in ids if i is not None and i not in found)
+    if missing:
+        found.update((t.id, t) for t in session.scalars(
+            select(Ticket).where(Ticket.id.in_(missing))))
+    return found
+
+
+def _plan(row: Outbox, tickets: dict[int, Ticket], writer: MailWriter) -> _Plan:
+    ticket = tickets.get(row.ticket_id) if row.ticket_id is not None else None
     facts = _facts(row, ticket)
     resolved = resolve(row.to_role, facts, writer.directory)
     return _Plan(row, ticket, facts, resolved.recipient, resolved.reason)
@@ -171,7 +190,7 @@ def _answers_requester(plan: _Plan) -> bool:
 
 
 def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
-          threads: Threads, now: datetime) -> None:
+          threads: Threads, records: Records, now: datetime) -> None:
     row, ticket, recipient = plan.row, plan.ticket, plan.recipient
     if recipient is None:
         return skip(session, row, ticket, plan.reason, now)
@@ -179,7 +198,7 @@ def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
     if reason:
         return skip(session, row, ticket, reason, now)
     try:
-        mail = compose(session, plan, recipient, writer, threads, now)
+        mail = compose(session, plan, recipient, writer, threads, records, now)
         body = build(mail)
     except (RenderError, HeaderError) as exc:
         return park(session, row, ticket, f"cannot build the mail: {exc}", now)
@@ -211,11 +230,11 @@ def _store(row: Outbox, mail: Mail, body: bytes, recipient: Recipient) -> None:
 
 
 def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWriter,
-            threads: Threads, now: datetime) -> Mail:
+            threads: Threads, records: Records, now: datetime) -> Mail:
     """The mail for one row: rendered parts plus every header."""
     row, ticket, facts = plan.row, plan.ticket, plan.facts
     wanted = writer.renderer.variables(row.template)
-    history = (_history(session, ticket, recipient, writer.attach_limit)
+    history = (_history(session, records, ticket, recipient, writer.attach_limit)
                if wanted & HISTORY_KEYS else None)
     ref = str(facts.get("ref") or "")
     reply_to = writer.reply_to_for(ref, recipient) if ref else None
@@ -312,16 +331,40 @@ class History:
     attachments: tuple[Attachment, ...]
 
 
-def _history(session: Session, ticket: Ticket | None, recipient: Recipient,
+@dataclass(frozen=True)
+class Records:
+    """The timelines and inbound mail of the tickets whose mails quote their history, read
+    for the whole batch in two queries (ix_events_ticket_id_id, ix_messages_ticket_id)."""
+
+    events: dict[int, list[Event]]
+    inbound: dict[int, list[Message]]
+
+    @classmethod
+    def load(cls, session: Session, tickets: Iterable[Ticket | None]) -> Records:
+        ids = sorted({t.id for t in tickets if t is not None})
+        events: dict[int, list[Event]] = {i: [] for i in ids}
+        inbound: dict[int, list[Message]] = {i: [] for i in ids}
+        if ids:
+            for event in session.scalars(select(Event).where(Event.ticket_id.in_(ids))
+                                         .order_by(Event.id)):
+                events[event.ticket_id].append(event)
+            for message in session.scalars(
+                    select(Message).where(Message.ticket_id.in_(ids), Message.direction == "in")
+                    .order_by(Message.id)):
+                inbound[message.ticket_id or 0].append(message)
+        return cls(events, inbound)
+
+
+def _history(session: Session, records: Records, ticket: Ticket | None, recipient: Recipient,
              attach_limit: int) -> History:
     """Original report, timeline and attachments; outsiders get no notes and no mails."""
     if ticket is None:
         return History({"original": None, "timeline": [], "attachments": []}, ())
-    events = [_event_entry(e) for e in repository.timeline(session, ticket)]
+    events = [_event_entry(e) for e in records.events[ticket.id]]
     if recipient.external:
         events = [e for e in events if not e["internal"]]
         return History({"original": None, "timeline": events, "attachments": []}, ())
-    mails = [_parsed(session, m) for m in _inbound(session, ticket)]
+    mails = [_parsed(session, m) for m in records.inbound[ticket.id]]
     entries = [_mail_entry(m, ticket) for m in mails]
     # The first mail is quoted as the original report; a long ticket quotes its latest mails.
     for entry in entries[:1] + entries[1:-QUOTED_MAILS]:
@@ -330,12 +373,6 @@ def _history(session: Session, ticket: Ticket | None, recipient: Recipient,
     listed, files = _attachments(mails, attach_limit)
     original = _original(mails[0]) if mails else None
     return History({"original": original, "timeline": timeline, "attachments": listed}, files)
-
-
-def _inbound(session: Session, ticket: Ticket) -> list[Message]:
-    stmt = (select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in")
-            .order_by(Message.id))
-    return list(session.scalars(stmt))
 
 
 @dataclass(frozen=True)

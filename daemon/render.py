@@ -31,6 +31,7 @@ from jinja2 import (
     nodes,
     select_autoescape,
 )
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
@@ -111,9 +112,12 @@ class Renderer:
     def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
         text = self._template(name + TEXT)
         html = self._template(name + HTML)
-        subject = one_line(_block(text, "subject", context))
-        body = tidy_text(_block(text, "body", context))
-        page = _HTML_PAGE.format(title=escape(subject), body=_block(html, "body", context).strip())
+        # One Jinja context per template: its two blocks read the same names.
+        text_ctx = _context(text, context)
+        subject = one_line(_block(text, "subject", text_ctx))
+        body = tidy_text(_block(text, "body", text_ctx))
+        html_body = _block(html, "body", _context(html, context)).strip()
+        page = _HTML_PAGE.format(title=escape(subject), body=html_body)
         return Rendered(subject, body, page)
 
     def variables(self, name: str) -> frozenset[str]:
@@ -139,10 +143,16 @@ class Renderer:
             raise RenderError(f"{filename}: {exc}") from None
 
 
-def _block(template: Template, block: str, context: Mapping[str, Any]) -> str:
+def _context(template: Template, context: Mapping[str, Any]) -> Context:
+    try:
+        return template.new_context(dict(context))
+    except Exception as exc:  # as in _block: one readable error
+        raise RenderError(f"{where(template, exc)}: {type(exc).__name__}: {exc}") from None
+
+
+def _block(template: Template, block: str, ctx: Context) -> str:
     """One block of a template, or the whole template when it has no such block."""
     try:
-        ctx = template.new_context(dict(context))
         if block in template.blocks:
             return "".join(template.blocks[block](ctx))
         return "".join(template.root_render_func(ctx))
