@@ -24,7 +24,7 @@ from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_mess
 from daemon.outbox import forget_parsed, record_auto_sender, remember_parsed
 from daemon.runtime import Runtime
 from daemon.store import repository
-from daemon.store.deferred import deferred
+from daemon.store.deferred import deferred, insert_outbox
 from daemon.store.models import Outbox, Ticket
 from daemon.thread_keys import base_subject, thread_keys
 from daemon.workflow.facts import EventRecord, RequesterReplied
@@ -99,7 +99,7 @@ def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], i
         unsaved = []
     try:
         inbox.runtime.render(session, [row for _, rows in results for row in rows], now)
-        session.add_all(unsaved)
+        insert_outbox(session, unsaved)
     finally:
         forget_parsed(session)  # the batch's parsed mail must not outlive it
     return [outcome for outcome, _ in results]

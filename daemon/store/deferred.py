@@ -11,8 +11,8 @@ ORM would have numbered them. Readers inside the batch ask the buffer (`cancel_t
 readers after it (the outbox's history, the clock) see ordinary rows.
 
 Outbox rows stay ORM objects (rendering fills them in), but are not added to the session:
-the caller renders them and then adds them, so each is inserted once with its mail instead
-of inserted empty and rewritten.
+the caller renders them and then inserts them (`insert_outbox`), so each is written once
+with its mail instead of inserted empty and rewritten.
 """
 
 from __future__ import annotations
@@ -54,6 +54,19 @@ class Deferred:
         self.messages, self.events, self.timers = [], [], []
 
 
+def insert_outbox(session: Session, rows: list[Outbox]) -> None:
+    """Insert outbox rows a deferred batch held back (and has rendered since) in one
+    executemany. They stay plain objects outside the session: nothing reads them after."""
+    if not rows:
+        return
+    table = Outbox.__table__
+    assert isinstance(table, Table)
+    # repository.add_mail sets every column that has a default; the rest default to NULL.
+    columns = [column.key for column in table.columns if column.key != "id"]
+    session.connection().execute(insert(table), [
+        {key: getattr(row, key) for key in columns} for row in rows])
+
+
 def current(session: Session) -> Deferred | None:
     """The buffer of the batch running in `session`, or None outside a deferred batch."""
     found: Deferred | None = session.info.get(KEY)
@@ -64,7 +77,7 @@ def current(session: Session) -> Deferred | None:
 def deferred(session: Session) -> Iterator[Deferred]:
     """Within the block, messages, events and timers wait in memory; on a clean exit they
     are written (with a flush of everything else) except the outbox rows, which the caller
-    adds to the session itself. On an error all are dropped: the caller rolls back its
+    inserts once rendered (`insert_outbox`). On an error all are dropped: the caller rolls back its
     savepoint and redoes the work without deferring."""
     if KEY in session.info:
         raise RuntimeError("deferred batches do not nest")
