@@ -348,10 +348,11 @@ class Records:
             for event in session.scalars(select(Event).where(Event.ticket_id.in_(ids))
                                          .order_by(Event.id)):
                 events[event.ticket_id].append(event)
+            # Direction checked here, not in SQL: see Threads.load.
             for message in session.scalars(
-                    select(Message).where(Message.ticket_id.in_(ids), Message.direction == "in")
-                    .order_by(Message.id)):
-                inbound[message.ticket_id or 0].append(message)
+                    select(Message).where(Message.ticket_id.in_(ids)).order_by(Message.id)):
+                if message.direction == "in":
+                    inbound[message.ticket_id or 0].append(message)
         return cls(events, inbound)
 
 
@@ -473,10 +474,13 @@ class Threads:
         if not ids:
             return cls({})
         # Two indexed queries for the whole batch (ix_messages_ticket_id, then primary keys).
-        ends = session.execute(
-            select(Message.ticket_id, func.min(Message.id), func.max(Message.id))
-            .where(Message.ticket_id.in_(ids), Message.direction == "in")
-            .group_by(Message.ticket_id)).all()
+        # The direction is picked here, not in SQL: given `direction = 'in'`, SQLite walked
+        # every inbound mail by the unique (direction, message_id) index instead.
+        ends = [(tid, first, last) for tid, direction, first, last in session.execute(
+            select(Message.ticket_id, Message.direction, func.min(Message.id),
+                   func.max(Message.id))
+            .where(Message.ticket_id.in_(ids))
+            .group_by(Message.ticket_id, Message.direction)) if direction == "in"]
         wanted = {i for _, first, last in ends for i in (first, last)}
         found = {i: mid for i, mid in session.execute(
             select(Message.id, Message.message_id).where(Message.id.in_(wanted)))}
@@ -544,12 +548,16 @@ class LoopGuard:
 
 def recent_mails(session: Session, addresses: Sequence[str], now: datetime) -> dict[str, int]:
     """Automatic mails to each address created in the past hour, one grouped query over
-    ix_outbox_recipients_created_at."""
-    stmt = (select(Outbox.recipients, func.count())
-            .where(Outbox.recipients.in_(addresses), Outbox.created_at > now - RATE_WINDOW,
-                   Outbox.status.in_(COUNTED))
-            .group_by(Outbox.recipients))
-    return {str(address): int(count) for address, count in session.execute(stmt)}
+    ix_outbox_recipients_created_at. The status is checked here, not in SQL: given
+    `status IN (...)`, SQLite walked every pending row by the status index instead."""
+    stmt = (select(Outbox.recipients, Outbox.status, func.count())
+            .where(Outbox.recipients.in_(addresses), Outbox.created_at > now - RATE_WINDOW)
+            .group_by(Outbox.recipients, Outbox.status))
+    counts: dict[str, int] = {}
+    for address, status, count in session.execute(stmt):
+        if status in COUNTED:
+            counts[str(address)] = counts.get(str(address), 0) + int(count)
+    return counts
 
 
 def record_auto_sender(session: Session, address: str, now: datetime, reason: str) -> None:
