@@ -108,6 +108,7 @@ class Renderer:
         self.folder = folder
         self._env = environment(folder)
         self._variables: dict[str, frozenset[str]] = {}
+        self._templates: dict[str, Template] = {}  # skips Jinja's loader cache on each mail
 
     def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
         text = self._template(name + TEXT)
@@ -137,15 +138,20 @@ class Renderer:
             raise RenderError(f"{filename}: {type(exc).__name__}: {exc}") from None
 
     def _template(self, filename: str) -> Template:
+        found = self._templates.get(filename)
+        if found is not None:
+            return found
         try:
-            return self._env.get_template(filename)
+            found = self._templates[filename] = self._env.get_template(filename)
         except TemplateError as exc:
             raise RenderError(f"{filename}: {exc}") from None
+        return found
 
 
 def _context(template: Template, context: Mapping[str, Any]) -> Context:
     try:
-        return template.new_context(dict(context))
+        # new_context copies the dict (over the globals): no copy of our own.
+        return template.new_context(context if isinstance(context, dict) else dict(context))
     except Exception as exc:  # as in _block: one readable error
         raise RenderError(f"{where(template, exc)}: {type(exc).__name__}: {exc}") from None
 

@@ -39,8 +39,13 @@ _FACT_FIELDS = (
 
 # ---------------------------------------------------------------- JSON
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """`value` with datetimes as ISO 8601 strings and tuples as lists, ready for a JSON column."""
+    if type(value) in _PLAIN:  # the common case first: a batch converts ~50,000 values
+        return value
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, datetime | date | time):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from daemon import ingest
 from daemon.ingest import Inbox, process_batch
 from daemon.store.database import Database
-from daemon.store.models import Event, Outbox
+from daemon.store.models import STATE_TIMER_KINDS, Event, Outbox, Timer
 from tests.commands.desk import MORGAN, REQUESTER, T0, mail, signed, tech, ticket
 
 BATCH = [
@@ -31,6 +31,12 @@ def run(database: Database, inbox: Inbox) -> tuple[list[str], list[str], list[tu
         rows = [(r.template, r.recipients or "") for r in
                 session.scalars(select(Outbox).order_by(Outbox.id))]
         assert all(r.body for r in session.scalars(select(Outbox)))
+        timers = [(t.kind, t.state) for t in session.scalars(select(Timer))]
+    # The ticket moved twice within the batch: each move cancelled the timers of the state
+    # it left, also those the batch itself set and had not written yet.
+    assert {state for kind, state in timers if kind in STATE_TIMER_KINDS} == {"tier3"}
+    assert sorted(kind for kind, _ in timers if kind not in STATE_TIMER_KINDS) == [
+        "resolve", "respond"]
     return [o.action for o in outcomes], kinds, rows
 
 
