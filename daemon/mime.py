@@ -20,8 +20,9 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 
 CRLF = "\r\n"
 MAX_LINE = 998  # RFC 5322: a line is at most 998 characters plus CRLF
@@ -100,7 +101,12 @@ class Address:
 
     def header(self) -> str:
         """`Name <addr>`, the name RFC 2047-encoded when not ASCII, quoted when needed."""
-        return formataddr((clean(self.name, 200), self.address), charset="utf-8")
+        return _mailbox_header(self.name, self.address)
+
+
+@lru_cache(maxsize=4096)  # the same sender, teams and requesters in mail after mail
+def _mailbox_header(name: str, address: str) -> str:
+    return formataddr((clean(name, 200), address), charset="utf-8")
 
 
 def encode_header(name: str, value: str) -> str:
@@ -207,7 +213,7 @@ def headers(mail: Mail) -> list[str]:
         f"From: {mail.sender.header()}",
         "To: " + f",{CRLF} ".join(a.header() for a in mail.to),
         encode_header("Subject", clean(mail.subject, SUBJECT_LIMIT)),
-        f"Date: {format_datetime(mail.date)}",
+        f"Date: {_date(mail.date, mail.date.utcoffset())}",
         f"Message-ID: {check_message_id(mail.message_id)}",
     ]
     if mail.reply_to is not None:
@@ -221,6 +227,12 @@ def headers(mail: Mail) -> list[str]:
     lines += [encode_header(name, value) for name, value in mail.extra_headers]
     lines.append("MIME-Version: 1.0")
     return lines
+
+
+@lru_cache(maxsize=64)  # one `now` for a whole batch
+def _date(moment: datetime, offset: timedelta | None) -> str:
+    # `offset` in the key: equal instants in two zones are equal datetimes, not equal text.
+    return format_datetime(moment)
 
 
 def _boundary(message_id: str, kind: str) -> str:

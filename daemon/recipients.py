@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any
 
 from daemon.directory import Directory
@@ -141,7 +142,11 @@ def _member(who: str, role: str, directory: Directory) -> Resolved:
 
 
 def _address(role: str, value: object, *, external: bool) -> Resolved:
-    text = str(value or "")
+    return _parsed(role, str(value or ""), external)
+
+
+@lru_cache(maxsize=4096)  # a batch acknowledges the same requesters over and over
+def _parsed(role: str, text: str, external: bool) -> Resolved:
     if _CONTROL.search(text):  # parseaddr would quietly drop what follows a line break
         return Resolved(None, f"{role}: {text!r} contains a line break or control character")
     name, address = parseaddr(text)
