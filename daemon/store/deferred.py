@@ -23,26 +23,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
-from daemon.store.models import Event, Message, Outbox, Timer
+from daemon.store.models import Base, Event, Message, Outbox, Ticket, Timer
 
 KEY = "tierdesk.deferred"
 
 
 @dataclass
 class Deferred:
-    """What a batch added and has not written yet; `tickets` are the ids it created (they
-    have no stored timers to cancel); `outbox` its outbox rows, for the caller to add."""
+    """What a batch added and has not written yet: `tickets` it created by id (they have no
+    stored timers to cancel), and `outbox` its outbox rows, for the caller to insert."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     timers: list[dict[str, Any]] = field(default_factory=list)
-    tickets: set[int] = field(default_factory=set)
+    tickets: dict[int, Ticket] = field(default_factory=dict)
     outbox: list[Outbox] = field(default_factory=list)
 
     def write(self, session: Session) -> None:
-        """Flush the ORM's rows (tickets first: these rows point at them), then ours."""
+        """The new tickets first (the other rows point at them), then the ORM's changes
+        (replies' tickets, auto senders), then ours."""
+        tickets = list(self.tickets.values())
+        _insert(session, tickets)
+        for ticket in tickets:  # stored now: the session holds them as loaded rows
+            _loaded(ticket)
+        session.add_all(tickets)
         session.flush()
         connection = session.connection()
         for model, rows in ((Message, self.messages), (Event, self.events),
@@ -57,14 +64,32 @@ class Deferred:
 def insert_outbox(session: Session, rows: list[Outbox]) -> None:
     """Insert outbox rows a deferred batch held back (and has rendered since) in one
     executemany. They stay plain objects outside the session: nothing reads them after."""
-    if not rows:
+    _insert(session, rows)
+
+
+def _insert(session: Session, objects: list[Any]) -> None:
+    """ORM objects never added to the session, as rows of one executemany. Their creators
+    (repository.create_ticket, add_mail) set every column that has a default; the rest are
+    NULL. An id left None is the database's to choose."""
+    if not objects:
         return
-    table = Outbox.__table__
+    model: type[Base] = type(objects[0])
+    table = model.__table__
     assert isinstance(table, Table)
-    # repository.add_mail sets every column that has a default; the rest default to NULL.
-    columns = [column.key for column in table.columns if column.key != "id"]
+    keys = [c.key for c in table.columns if c.key != "id" or objects[0].id is not None]
     session.connection().execute(insert(table), [
-        {key: getattr(row, key) for key in columns} for row in rows])
+        {key: getattr(obj, key) for key in keys} for obj in objects])
+
+
+def _loaded(obj: Base) -> None:
+    """A just-inserted object as if loaded from its row. Columns it never set are NULL in
+    the row; without them here, reading one (ticket.assignee) would SELECT it again."""
+    table = type(obj).__table__
+    assert isinstance(table, Table)
+    for column in table.columns:
+        if column.key not in obj.__dict__:
+            set_committed_value(obj, column.key, None)
+    make_transient_to_detached(obj)
 
 
 def current(session: Session) -> Deferred | None:

@@ -87,9 +87,10 @@ def create_ticket(
         tiers_visited=[], bounces=0, flagged=False, workflow_name=workflow_name,
         workflow_version=workflow_version, linked_ref=linked_ref,
     )
-    session.add(ticket)
     if ticket_id is not None and (buffer := deferred_rows(session)) is not None:
-        buffer.tickets.add(ticket_id)
+        buffer.tickets[ticket_id] = ticket  # inserted at the batch's end, in one statement
+        return ticket
+    session.add(ticket)
     if ticket_id is None:
         session.flush()  # the id, for the ref
         ticket.ref = format_ref(ticket.id)  # written by the caller's next flush
