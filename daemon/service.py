@@ -202,11 +202,11 @@ class Service:
         finally:
             if sender is not None:
                 await asyncio.shield(sender.close())
+            await asyncio.shield(asyncio.to_thread(pulse.flush))
 
     async def _beat(self, pulse: Pulse, ok: bool, error: str | None,
                     detail: dict[str, int] | None = None, busy: bool = False) -> None:
-        if pulse.due(ok, busy):
-            await asyncio.to_thread(pulse.write, ok, error, detail)
+        await asyncio.to_thread(pulse.record, ok, error, detail, busy)
 
     async def _until_due(self, database: Database) -> float:
         try:

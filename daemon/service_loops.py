@@ -61,21 +61,32 @@ def database_trouble(exc: BaseException) -> str | None:
 
 class Pulse:
     """Writes one loop's heartbeat when it is worth it: the outcome changed, or a second
-    (busy) or IDLE_BEAT_S (quiet) went by."""
+    (busy) or IDLE_BEAT_S (quiet) went by; `flush()` writes the last one held back."""
 
     def __init__(self, loop: str, context: Context) -> None:
         self.loop, self.context = loop, context
         self._last: float | None = None
         self._ok: bool | None = None
+        self._held: tuple[bool, str | None, Mapping[str, Any] | None] | None = None
 
     def due(self, ok: bool, busy: bool) -> bool:
         if self._last is None or ok != self._ok:
             return True
         return time.monotonic() - self._last >= (BUSY_BEAT_S if busy else IDLE_BEAT_S)
 
-    def write(self, ok: bool, error: str | None = None,
-              detail: Mapping[str, Any] | None = None) -> None:
-        self._last, self._ok = time.monotonic(), ok
+    def record(self, ok: bool, error: str | None = None,
+               detail: Mapping[str, Any] | None = None, busy: bool = False) -> None:
+        if self.due(ok, busy):
+            self._write(ok, error, detail)
+        else:
+            self._held = (ok, error, detail)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            self._write(*self._held)
+
+    def _write(self, ok: bool, error: str | None, detail: Mapping[str, Any] | None) -> None:
+        self._last, self._ok, self._held = time.monotonic(), ok, None
         beat(self.context.parts.database, self.loop, self.context.daemon, self.context.clock(),
              ok=ok, error=error, detail=detail)
 
@@ -113,6 +124,7 @@ class IngestLoop:
         self.pulse = Pulse("ingest", context)
         self.mailbox: Mailbox | None = None
         self.processed = 0
+        self.waiting = 0
 
     def wake(self) -> None:
         """From any thread: end the current wait (stop, reload)."""
@@ -127,6 +139,7 @@ class IngestLoop:
         finally:
             if self.mailbox is not None:
                 self.mailbox.close()
+            self.pulse.flush()
 
     def _step(self) -> None:
         parts = self.context.parts
@@ -140,17 +153,18 @@ class IngestLoop:
                 self.context.outbox_changed()
             self.failures.ok()
             self.processed += report.total
-            if self.pulse.due(True, busy=bool(report.total)):
-                waiting = mailbox.count_waiting(report.last_uid)  # one UID SEARCH
-                self.pulse.write(True, detail={"folder": mailbox.settings.folder,
-                                               "waiting": waiting, "processed": self.processed})
+            busy = bool(report.total)
+            if self.pulse.due(True, busy):
+                self.waiting = mailbox.count_waiting(report.last_uid)  # one UID SEARCH
+            self.pulse.record(True, busy=busy, detail={
+                "folder": mailbox.settings.folder, "waiting": self.waiting,
+                "processed": self.processed})
             if not self.context.stop.is_set():
                 mailbox.wait(IDLE_BEAT_S)
         except Exception as exc:  # noqa: BLE001 - every failure is an outage with a backoff
             mailbox.close()
             reason, delay = self.failures.handle(exc)
-            if self.pulse.due(False, busy=False):
-                self.pulse.write(False, error=reason, detail={"folder": mailbox.settings.folder})
+            self.pulse.record(False, error=reason, detail={"folder": mailbox.settings.folder})
             self.context.stop.wait(delay)
 
     def _mailbox(self, settings: ImapSettings) -> Mailbox:
@@ -181,8 +195,10 @@ class ClockLoop:
         self.fired = 0
 
     def run(self) -> None:
-        while not self.context.stop.wait(self._tick_s()):
+        while not self.context.stop.is_set():  # at once first: catch up after downtime
             self._step()
+            self.context.stop.wait(self._tick_s())
+        self.pulse.flush()
 
     def _tick_s(self) -> float:
         return self.context.parts.config.settings.daemon.clock_tick.total_seconds()
@@ -203,11 +219,9 @@ class ClockLoop:
                     break
         except Exception as exc:  # noqa: BLE001 - every failure is an outage with a backoff
             reason, delay = self.failures.handle(exc)
-            if self.pulse.due(False, busy=False):
-                self.pulse.write(False, error=reason)
+            self.pulse.record(False, error=reason)
             self.context.stop.wait(delay)
             return
         self.failures.ok()
         self.fired += fired
-        if self.pulse.due(True, busy=bool(fired)):
-            self.pulse.write(True, detail={"fired": self.fired})
+        self.pulse.record(True, detail={"fired": self.fired}, busy=bool(fired))
