@@ -123,13 +123,15 @@ def _run_service(args: argparse.Namespace) -> int:
     """The daemon: logs on stderr, until SIGTERM or SIGINT (daemon/service.py)."""
     from daemon.cli_store import open_and_migrate
     from daemon.logs import setup_logging
+    from daemon.reload import snapshot
     from daemon.service import run_service
 
     setup_logging(args.log_format)
+    files = snapshot(args.config)  # before loading: an edit made meanwhile still reloads
     config = load_root(args.config)
     database = open_and_migrate(config.settings.database.url)
     try:
-        return run_service(args.config, config, database)
+        return run_service(args.config, config, database, files)
     finally:
         database.close()
 

@@ -34,7 +34,7 @@ from daemon.outage import Outage
 from daemon.outbox import next_due
 from daemon.problems import ConfigError
 from daemon.pulse import stopped
-from daemon.reload import changed_files, changes, snapshot, stranded
+from daemon.reload import Snapshot, changed_files, changes, snapshot, stranded
 from daemon.sender import Sender, SenderSettings
 from daemon.service_loops import ClockLoop, Context, Failures, IngestLoop, Pulse
 from daemon.smtp import describe
@@ -59,8 +59,11 @@ def startup_line(parts: Parts, daemon: str) -> str:
 class Service:
     def __init__(self, root: Path, config: Config, database: Database,
                  environ: Mapping[str, str] = os.environ,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, files: Snapshot | None = None) -> None:
+        """`files`: the watched files as they were before `config` was loaded, so a change
+        made while starting up is not missed."""
         self.root, self.environ = root, environ
+        self.files = files
         self.outbox_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self.reload_wanted = asyncio.Event()
@@ -233,7 +236,8 @@ class Service:
     async def _watch(self) -> None:
         """Reload on SIGHUP, or when the watched files changed (checked every
         daemon.reload_check)."""
-        files = await asyncio.to_thread(snapshot, self.root)
+        files = self.files if self.files is not None else await asyncio.to_thread(
+            snapshot, self.root)
         while True:
             interval = self.parts.config.settings.daemon.reload_check.total_seconds()
             with_signal = await self._wait_reload(interval)
@@ -310,10 +314,11 @@ def _next_due(database: Database) -> datetime | None:
         return next_due(session)
 
 
-def run_service(root: Path, config: Config, database: Database) -> int:
+def run_service(root: Path, config: Config, database: Database,
+                files: Snapshot | None = None) -> int:
     """`run.py run`: until SIGTERM or SIGINT; the exit status."""
 
     async def main() -> int:
-        return await Service(root, config, database).run()
+        return await Service(root, config, database, files=files).run()
 
     return asyncio.run(main())
