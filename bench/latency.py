@@ -112,8 +112,8 @@ def latency(site: Site, account: Account, timing: Timing, count: int,
         for n in range(count):
             time.sleep(rng.uniform(0, gap_ms) / 1000)
             message_id = f"latency-{n}-{gap_ms:.0f}-{os.getpid()}@example.org"
-            raw = mail(subject=f"Laptop {n} will not boot", sender=f"person{n}.{gap_ms:.0f}@example.org",
-                       message_id=f"<{message_id}>",
+            raw = mail(subject=f"Laptop {n} will not boot",
+                       sender=f"person{n}.{gap_ms:.0f}@example.org", message_id=f"<{message_id}>",
                        body="It shows a black screen after the logo.\n" * 5)
             imap.append("INBOX", raw)
             appended = time.perf_counter()
