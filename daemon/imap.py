@@ -323,6 +323,7 @@ class Mailbox:
         client = self._session()
         with self._errors(f"SELECT {self.settings.folder}"):
             response = client.select_folder(self.settings.folder)
+        _forget_notices(client)  # the folder's size as selected is no news (see wait())
         self.uidvalidity = int(response[b"UIDVALIDITY"])
         self._last_poll = self._clock()
         return self.uidvalidity
