@@ -101,6 +101,8 @@ def _pick_workflow(config: Config, name: str | None) -> Workflow:
 # ------------------------------------------------------------------ run
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.once:
+        return _run_service(args)
     from daemon.app import Parts, run_once
     from daemon.cli_store import open_and_migrate
 
@@ -112,11 +114,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         workflows = ", ".join(f"{wf.name} v{wf.version}" for wf in config.workflows.values())
         print(f"tierdesk: database {database.safe_url}, workflow {workflows}", flush=True)
-        if not args.once:
-            print("tierdesk: the long-running service arrives in a later release; "
-                  "use --once for one pass", flush=True)
-            return 0
         return 0 if run_once(Parts.build(config, database)) else 1
+    finally:
+        database.close()
+
+
+def _run_service(args: argparse.Namespace) -> int:
+    """The daemon: logs on stderr, until SIGTERM or SIGINT (daemon/service.py)."""
+    from daemon.cli_store import open_and_migrate
+    from daemon.logs import setup_logging
+    from daemon.reload import snapshot
+    from daemon.service import run_service
+
+    setup_logging(args.log_format)
+    files = snapshot(args.config)  # before loading: an edit made meanwhile still reloads
+    config = load_root(args.config)
+    database = open_and_migrate(config.settings.database.url)
+    try:
+        return run_service(args.config, config, database, files)
     finally:
         database.close()
 
@@ -293,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "run the daemon")
     run.add_argument("--once", action="store_true",
                      help="process all pending work, then exit")
+    run.add_argument("--log-format", choices=("human", "json"), default="human",
+                     help="log lines for a person (default) or one JSON object per line")
     return parser
 
 

@@ -28,9 +28,25 @@ LATE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
+class Fired:
+    """One timer that fired, for the daemon's log: the ticket, the kind, and its move."""
+
+    ref: str
+    kind: str
+    from_state: str
+    to_state: str
+
+    def describe(self) -> str:
+        moved = f", {self.from_state} -> {self.to_state}" if self.to_state != self.from_state \
+            else f" in {self.to_state}"
+        return f"{self.ref}: {self.kind} timer fired{moved}"
+
+
+@dataclass(frozen=True)
 class TickResult:
     fired: int = 0
     superseded: int = 0
+    timers: tuple[Fired, ...] = ()
 
     @property
     def seen(self) -> int:
@@ -48,13 +64,17 @@ def tick(database: Database, runtime: Runtime, now: datetime, batch: int = 500) 
         repository.delete_timers(session, timers)
         fired = superseded = 0
         mails: list[Outbox] = []
+        done: list[Fired] = []
         for ticket_id, group in _by_ticket(timers).items():
             keep = _worth_firing(group)
+            ticket = tickets[ticket_id]
             for timer in keep:
-                mails += _fire(session, runtime, tickets[ticket_id], timer, now)
+                before = ticket.state
+                mails += _fire(session, runtime, ticket, timer, now)
+                done.append(Fired(ticket.ref, timer.kind, before, ticket.state))
             fired, superseded = fired + len(keep), superseded + len(group) - len(keep)
         runtime.render(session, mails, now)  # the whole batch's mail at once
-        return TickResult(fired, superseded)
+        return TickResult(fired, superseded, tuple(done))
 
 
 def run_due(database: Database, runtime: Runtime, now: datetime, batch: int = 500) -> TickResult:
@@ -66,7 +86,8 @@ def run_due(database: Database, runtime: Runtime, now: datetime, batch: int = 50
     total = TickResult()
     while True:
         result = tick(database, runtime, now, batch)
-        total = TickResult(total.fired + result.fired, total.superseded + result.superseded)
+        total = TickResult(total.fired + result.fired, total.superseded + result.superseded,
+                           total.timers + result.timers)
         if result.seen == 0:
             return total
 

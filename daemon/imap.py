@@ -323,6 +323,7 @@ class Mailbox:
         client = self._session()
         with self._errors(f"SELECT {self.settings.folder}"):
             response = client.select_folder(self.settings.folder)
+        _forget_notices(client)  # the folder's size as selected is no news (see wait())
         self.uidvalidity = int(response[b"UIDVALIDITY"])
         self._last_poll = self._clock()
         return self.uidvalidity
@@ -463,6 +464,11 @@ class Mailbox:
         if self._woken.is_set():
             self._woken.clear()
             return False
+        if self._client is not None and _heard_of_mail(self._client):
+            # Announced with the answer to an earlier command (after the last search): the
+            # server will not say it again in IDLE, so waiting would miss it.
+            _forget_notices(self._client)
+            return True
         if self.supports_idle:
             return self._idle_wait(timeout_s)
         return self._poll_wait(timeout_s)
@@ -567,6 +573,11 @@ def _at_eof(sock: socket.socket) -> bool:
         return False
     except OSError:
         return True
+
+
+def _heard_of_mail(client: IMAPClient) -> bool:
+    responses = client._imap.untagged_responses
+    return bool(responses.get("EXISTS") or responses.get("RECENT"))
 
 
 def _forget_notices(client: IMAPClient) -> None:

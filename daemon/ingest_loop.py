@@ -7,6 +7,7 @@ leaves mails unmarked on the server but never processes them again.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class IngestReport:
     counts: Counter[str] = field(default_factory=Counter)
     outcomes: list[Outcome] = field(default_factory=list)
     uidvalidity_reset: bool = False
+    last_uid: int = 0  # the cursor after the drain
 
     @property
     def total(self) -> int:
@@ -42,8 +44,11 @@ class IngestReport:
 
 
 def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
-          clock: Callable[[], datetime] = utc_now) -> IngestReport:
-    """Process every mail after the cursor; the mailbox must be connected."""
+          clock: Callable[[], datetime] = utc_now, *, stop: threading.Event | None = None,
+          on_outcome: Callable[[Outcome], None] | None = None) -> IngestReport:
+    """Process every mail after the cursor; the mailbox must be connected. `stop` ends the
+    drain between batches (a stopping daemon); `on_outcome` hears of each mail once its
+    batch is committed."""
     folder = mailbox.settings.folder
     uidvalidity = mailbox.select()
     with database.reading() as session:
@@ -53,7 +58,7 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
     if resume.reset:  # else an empty folder keeps the stale cursor and "resets" every drain
         with database.transaction() as session:
             repository.set_cursor(session, folder, uidvalidity, 0)
-    report = IngestReport(uidvalidity_reset=resume.reset)
+    report = IngestReport(uidvalidity_reset=resume.reset, last_uid=resume.last_uid)
     # Finish what a crash between commit and marking left undone (the cursor is past them,
     # so they are never processed again; they only need their \Seen flag or their move).
     leftovers = mailbox.unmarked_upto(resume.last_uid)
@@ -61,15 +66,24 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
         mailbox.mark_processed(leftovers)
     for batch in mailbox.fetch(mailbox.uids_after(resume.last_uid)):
         if batch:
-            _commit_batch(database, inbox, batch, folder, uidvalidity, clock(), report)
+            outcomes = _commit_batch(database, inbox, batch, folder, uidvalidity, clock(),
+                                     report)
+            report.last_uid = max(report.last_uid, *(mail.uid for mail in batch))
             mailbox.mark_processed([mail.uid for mail in batch])
+            if on_outcome is not None:
+                for outcome in outcomes:
+                    on_outcome(outcome)
+        if stop is not None and stop.is_set():
+            break  # the rest waits for the next start, after the committed cursor
     return report
 
 
 def _commit_batch(database: Database, inbox: Inbox, batch: list[Fetched], folder: str,
-                  uidvalidity: int, now: datetime, report: IngestReport) -> None:
+                  uidvalidity: int, now: datetime, report: IngestReport) -> list[Outcome]:
     with database.transaction() as session:
         mails = [(mail.uid, mail.raw) for mail in batch]
-        for outcome in process_batch(session, mails, inbox, now, folder=folder):
-            report.add(outcome)
+        outcomes = process_batch(session, mails, inbox, now, folder=folder)
         repository.set_cursor(session, folder, uidvalidity, max(m.uid for m in batch))
+    for outcome in outcomes:  # counted once committed
+        report.add(outcome)
+    return outcomes

@@ -57,6 +57,11 @@ class SenderSettings:
     # A claimed row is re-taken by another pass after this; longer than any batch can take.
     lease: timedelta = timedelta(minutes=15)
     idle_poll: timedelta = timedelta(seconds=30)
+    # When the server is unreachable: None backs each row off on its own (the `--once` mode,
+    # which nothing retries sooner); the daemon passes zero, so the rows stay due and no try
+    # is counted, and backs off the server as a whole (daemon/outage.py) instead.
+    outage_retry: timedelta | None = None
+    log_outages: bool = True  # the daemon says an outage once, not on every pass
 
 
 @dataclass
@@ -88,6 +93,11 @@ class _Pass:
     outcomes: list[Outcome] = field(default_factory=list)
     outage: str | None = None
     retry_at: datetime | None = None
+    stop: asyncio.Event | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def take(self) -> list[Outcome]:
         taken, self.outcomes = self.outcomes, []
@@ -123,24 +133,33 @@ class Sender:
 
     # ------------------------------------------------------------ loops
 
-    async def run_once(self) -> PassReport:
-        """One pass over the rows due now; returns what happened to them."""
+    async def run_once(self, stop: asyncio.Event | None = None) -> PassReport:
+        """One pass over the rows due now; returns what happened to them. Once `stop` is
+        set, no more rows are claimed and those claimed but not yet tried go back to the
+        queue, due at once; mails being sent are finished. Cancelling the pass abandons
+        those too: they stay claimed and are sent again when their lease runs out."""
         cutoff = self.clock()
         if self.writer is not None:
             await asyncio.to_thread(self._render_leftovers, cutoff)
-        state = _Pass()
+        state = _Pass(stop=stop)
         queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=self.settings.batch)
         workers = [asyncio.create_task(self._work(queue, state)) for _ in range(self.pool.size)]
         try:
             await self._feed(queue, state, cutoff)
-        finally:
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
-            await asyncio.to_thread(self._record, state.take())
+        except asyncio.CancelledError:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        finally:  # what was sent is recorded, also when cancelled or failing
+            await asyncio.shield(asyncio.to_thread(self._record, state.take()))
         if state.outage:
             state.report.outage = state.outage
-            self._log_outage(state)
+            if self.settings.log_outages:
+                self._log_outage(state)
         return state.report
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -166,7 +185,7 @@ class Sender:
                     cutoff: datetime) -> None:
         """Claim batch after batch (recording the last batch's outcomes in the same
         transaction) until nothing is due or SMTP is down."""
-        while state.outage is None:
+        while state.outage is None and not state.stopping:
             rows = await asyncio.to_thread(self._record_and_claim, state.take(), cutoff)
             if not rows:
                 return
@@ -175,7 +194,7 @@ class Sender:
 
     async def _work(self, queue: asyncio.Queue[Claimed | None], state: _Pass) -> None:
         while (row := await queue.get()) is not None:
-            if state.outage is not None:
+            if state.outage is not None or state.stopping:
                 state.outcomes.append(self._release(row, state))
                 continue
             outcome = await self._deliver(row, state)
@@ -206,6 +225,9 @@ class Sender:
         if accepted.refused:
             note = "some recipients refused: " + "; ".join(
                 f"{rcpt}: {why}" for rcpt, why in accepted.refused.items())
+        log.info("sent <%s> to %s%s", row.message_id, ", ".join(row.recipients),
+                 f" ({note})" if note else "",
+                 extra={"loop": "sender", "outbox_id": row.id, "message_id": row.message_id})
         return Outcome(row.id, "sent", row.attempts + 1, note)
 
     def _retry(self, row: Claimed, state: _Pass, reason: str) -> Outcome:
@@ -214,24 +236,36 @@ class Sender:
             return self._park(row, state, f"gave up after {attempts} attempts: {reason}")
         state.report.retried += 1
         retry_at = self.clock() + backoff(attempts, self.settings, self.rng)
+        log.info("not sent yet <%s>: %s; try %d at %s", row.message_id, reason, attempts + 1,
+                 f"{retry_at:%H:%M:%S} UTC",
+                 extra={"loop": "sender", "outbox_id": row.id, "message_id": row.message_id})
         return Outcome(row.id, "pending", attempts, reason, retry_at)
 
     def _park(self, row: Claimed, state: _Pass, reason: str) -> Outcome:
         state.report.parked += 1
+        log.warning("parked <%s>: %s", row.message_id, reason,
+                    extra={"loop": "sender", "outbox_id": row.id, "message_id": row.message_id})
         return Outcome(row.id, "parked", row.attempts + 1, reason, self.clock())
 
     def _down(self, row: Claimed, state: _Pass, reason: str) -> Outcome:
-        """The server is unusable: this row counts a try (never parked for it); the pass ends."""
-        attempts = row.attempts + 1
-        retry_at = self.clock() + backoff(attempts, self.settings, self.rng)
+        """The server is unusable: this row counts a try (never parked for it); the pass ends.
+        With `outage_retry` the daemon backs off the server, so no try is counted."""
+        if self.settings.outage_retry is not None:
+            attempts, retry_at = row.attempts, self.clock() + self.settings.outage_retry
+        else:
+            attempts = row.attempts + 1
+            retry_at = self.clock() + backoff(attempts, self.settings, self.rng)
         if state.outage is None:
             state.outage, state.retry_at = reason, retry_at
         state.report.retried += 1
         return Outcome(row.id, "pending", attempts, reason, retry_at)
 
     def _release(self, row: Claimed, state: _Pass) -> Outcome:
-        """Claimed but not tried because the server is down: back to the queue, no try counted."""
+        """Claimed but not tried because the server is down or the daemon stops: back to the
+        queue, no try counted."""
         state.report.released += 1
+        if state.outage is None:  # stopping: due at once for whoever runs next
+            return Outcome(row.id, "pending", row.attempts, None, self.clock())
         return Outcome(row.id, "pending", row.attempts, state.outage, state.retry_at)
 
     # ------------------------------------------------------------ database (worker threads)

@@ -1,6 +1,6 @@
 """Site settings (config/settings.yaml) as typed, frozen objects, with TIERDESK_* overrides.
 
-Every key of the sections site, mail, imap, smtp, database and auth can be overridden by an
+Every key of the sections site, mail, imap, smtp, database, auth and daemon can be overridden by an
 environment variable TIERDESK_<SECTION>_<KEY> (TIERDESK_IMAP_PASSWORD, TIERDESK_DATABASE_URL),
 so secrets need not sit in files. Overrides are applied before validation, so a bad value is
 reported naming the variable. Calendars are nested and can only be set in the file.
@@ -381,6 +381,16 @@ def auth_warnings(settings: Settings, config_dir: Path) -> list[Problem]:
     return []
 
 
+class DaemonSettings(Frozen):
+    """The long-running service (`run.py run`)."""
+
+    # How often the clock loop asks the store for due timers.
+    clock_tick: Duration = timedelta(seconds=1)
+    # How often the files under config/, workflows/ and mail_templates/ are checked for
+    # changes, which reload the configuration (SIGHUP reloads at once).
+    reload_check: Duration = timedelta(seconds=2)
+
+
 class Settings(Frozen):
     site: SiteSettings = SiteSettings()
     mail: MailSettings = MailSettings()
@@ -388,6 +398,7 @@ class Settings(Frozen):
     smtp: SmtpSettings = SmtpSettings()
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
+    daemon: DaemonSettings = DaemonSettings()
     calendars: dict[Name, Calendar] = Field(default_factory=_default_calendars)
 
     @field_validator("calendars")
@@ -403,6 +414,7 @@ class Settings(Frozen):
 ENV_SECTIONS: dict[str, type[Frozen]] = {
     "site": SiteSettings, "mail": MailSettings, "imap": ImapSettings,
     "smtp": SmtpSettings, "database": DatabaseSettings, "auth": AuthSettings,
+    "daemon": DaemonSettings,
 }
 
 

@@ -201,9 +201,12 @@ def test_run_once_migrates_and_names_the_database(
     assert code == 0 and out.strip() == "no tickets"
 
 
-def test_run_without_once_says_the_loops_come_later(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "run", "--config", str(ROOT))
-    assert code == 0 and "later" in out
+def test_run_rejects_an_unknown_log_format_in_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The daemon itself runs in tests/service/ (a subprocess against real servers).
+    code, _, err = run(capsys, "run", "--log-format", "xml", "--config", str(ROOT))
+    assert code == 2
+    assert_one_line_error(code, err, "--log-format", "human", "json")
 
 
 def test_unreachable_database_hides_the_password(

@@ -20,9 +20,10 @@ from daemon.store.models import LoopHeartbeat
 LOOPS = ("ingest", "clock", "sender")
 
 
-def daemon_name() -> str:
-    """This process as status shows it: host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def daemon_name(burst: bool = False) -> str:
+    """This process as status shows it: host:pid; `run --once` bursts are host:once, so
+    cron-style runs share their rows instead of adding three every run."""
+    return f"{socket.gethostname()}:{'once' if burst else os.getpid()}"
 
 
 def beat(session: Session, loop: str, daemon: str, now: datetime, *, ok: bool,
