@@ -1,0 +1,125 @@
+"""The demo's story (daemon/demo_story.py) played through real mail against `run.py run`.
+
+Each scene's mail is written by the demo's own `compose`, from what the SMTP server received
+(so technicians answer their own signed Reply-To), and APPENDed to the daemon's INBOX, as an
+MTA would deliver it. After each scene the player waits, with a deadline, for what that scene
+must lead to: a mail received by SMTP or a ticket state in the store. Never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parseaddr
+
+from sqlalchemy import select
+
+from daemon.demo_story import STORY, ZONE, Scene, compose
+from daemon.smtp_sink import Delivered
+from daemon.store.models import Event, Ticket
+from tests.outbound.smtp_server import Received
+from tests.service.conftest import Site
+
+DANA = "dana.sales@example.org"
+MORGAN = "morgan.lee@example.com"
+ROBIN = "robin.okafor@example.com"
+VPNCO = "support@vpnco.example"
+SECRET = "acceptance-secret-" + "x" * 32  # TIERDESK_AUTH_SECRET: signs reply addresses
+
+# What each scene of STORY must lead to: (recipient, subject start) of a mail the daemon sends.
+OUTCOMES: tuple[tuple[str, str], ...] = (
+    (MORGAN, "[TD-1] P1 handed to Tier 2 Systems: VPN down"),
+    (ROBIN, "[TD-1] P1 handed to Tier 3 Engineering: VPN down"),
+    (VPNCO, "[TD-1] Support request: VPN down"),
+    (ROBIN, "[TD-1] VPNCo Support replied: VPN down"),
+    ("", ""),  # the resolution notice: see resolution_notice()
+    ("", ""),  # the thank-you: a reply event, no mail
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tickets: list[tuple[str, str, str]]  # ref, state, priority
+    events: list[tuple[str, str | None, str | None, str]]  # kind, from, to, actor
+
+
+def delivered(received: list[Received]) -> list[Delivered]:
+    return [Delivered(r.mail_from, r.rcpt_tos, r.data) for r in received]
+
+
+def subjects(site: Site) -> list[tuple[str, str]]:
+    return [(rcpt, str(r.message["Subject"])) for r in site.smtp.received for rcpt in r.rcpt_tos]
+
+
+def got(site: Site, rcpt: str, subject: str) -> bool:
+    return any(r == rcpt and s.startswith(subject) for r, s in subjects(site))
+
+
+def resolution_notice(site: Site) -> list[Received]:
+    """Mails to the requester that tell them their request was resolved."""
+    return [r for r in site.smtp.received if DANA in r.rcpt_tos
+            and "we believe your request TD-1" in _text(r)]
+
+
+def _text(r: Received) -> str:
+    body = r.message.get_body(("plain",))
+    return body.get_content() if body is not None else ""  # type: ignore[union-attr]
+
+
+def wait(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+def snapshot(site: Site) -> Snapshot:
+    database = site.store()
+    try:
+        with database.reading() as session:
+            tickets = [(t.ref, t.state, t.priority)
+                       for t in session.scalars(select(Ticket).order_by(Ticket.id))]
+            events = [(e.kind, e.from_state, e.to_state, e.actor)
+                      for e in session.scalars(select(Event).order_by(Event.id))]
+    finally:
+        database.close()
+    return Snapshot(tickets, events)
+
+
+def state(site: Site) -> str | None:
+    tickets = snapshot(site).tickets
+    return tickets[0][1] if tickets else None
+
+
+def done(site: Site, index: int) -> bool:
+    """Has scene `index` had its effect?"""
+    if index == 4:
+        return state(site) == "resolved" and bool(resolution_notice(site))
+    if index == 5:
+        return any(e[0] == "reply" for e in snapshot(site).events)
+    rcpt, subject = OUTCOMES[index]
+    done_mail = got(site, rcpt, subject)
+    if index == 0:
+        return done_mail and got(site, DANA, "[TD-1] VPN down for the whole sales team")
+    return done_mail
+
+
+def mail_for(scene: Scene, site: Site) -> bytes:
+    return compose(scene, delivered(site.smtp.received), datetime.now(ZONE))
+
+
+def play_scene(site: Site, index: int, timeout: float = 20.0) -> None:
+    site.append(mail_for(STORY[index], site))
+    wait(lambda: done(site, index), f"scene {index}: {STORY[index].title}", timeout)
+
+
+def play(site: Site, scenes: range = range(len(STORY))) -> None:
+    for index in scenes:
+        play_scene(site, index)
+
+
+def address(raw: str) -> str:
+    return parseaddr(raw)[1]
