@@ -38,6 +38,44 @@ OUTCOMES: tuple[tuple[str, str], ...] = (
     ("", ""),  # the thank-you: a reply event, no mail
 )
 
+TEAM = ("tier2", "tier3", "vendor")
+# The store's trail after the whole story (kind, from state, to state, actor), as an
+# uninterrupted `run.py run` writes it.
+EVENTS = [
+    ("mail_in", "triage", "triage", DANA),
+    ("created", None, "triage", "requester"),
+    ("transition", "triage", "tier2", "triage"),
+    ("mail_in", "tier2", "tier2", MORGAN),
+    ("transition", "tier2", "tier3", MORGAN),
+    ("mail_in", "tier3", "tier3", ROBIN),
+    ("transition", "tier3", "vendor", ROBIN),
+    ("mail_in", "vendor", "vendor", VPNCO),
+    ("vendor_reply", "vendor", "vendor", VPNCO),
+    ("transition", "vendor", "tier3", "vendor"),
+    ("mail_in", "tier3", "tier3", ROBIN),
+    ("transition", "tier3", "resolved", ROBIN),
+    ("mail_in", "resolved", "resolved", DANA),
+    ("reply", "resolved", "resolved", "requester"),
+]
+SUBJECT = "VPN down for the whole sales team"
+# Every mail the daemon sends in the story: (recipient, subject), in the order sent.
+MAILS = [
+    (DANA, f"[TD-1] {SUBJECT}"),  # the acknowledgement
+    (MORGAN, f"[TD-1] P1 handed to Tier 2 Systems: {SUBJECT}"),
+    ("taylor.brooks@example.com", f"[TD-1] P1 handed to Tier 2 Systems: {SUBJECT}"),
+    (DANA, f"[TD-1] {SUBJECT}"),  # told: now with tier 3
+    (ROBIN, f"[TD-1] P1 handed to Tier 3 Engineering: {SUBJECT}"),
+    (MORGAN, f"[TD-1] Done: #escalate: {SUBJECT}"),
+    (VPNCO, f"[TD-1] Support request: {SUBJECT}"),  # the vendor handoff
+    (DANA, f"[TD-1] {SUBJECT}"),  # told: waiting for the vendor
+    (ROBIN, f"[TD-1] Done: #vendor: {SUBJECT}"),
+    (ROBIN, f"[TD-1] VPNCo Support replied: {SUBJECT}"),
+    (DANA, f"[TD-1] {SUBJECT}"),  # the resolution notice
+    (ROBIN, f"[TD-1] Done: #resolve: {SUBJECT}"),
+    ("sam.rivera@example.com", f"[TD-1] The requester wrote: {SUBJECT}"),
+    ("priya.natarajan@example.com", f"[TD-1] The requester wrote: {SUBJECT}"),
+]
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -51,6 +89,13 @@ def delivered(received: list[Received]) -> list[Delivered]:
 
 def subjects(site: Site) -> list[tuple[str, str]]:
     return [(rcpt, str(r.message["Subject"])) for r in site.smtp.received for rcpt in r.rcpt_tos]
+
+
+def outbox_drained(site: Site) -> bool:
+    """Every queued mail sent, and received by the SMTP server."""
+    rows = site.outbox()
+    ids = {r.message_id for r in site.smtp.received}
+    return bool(rows) and all(r.status == "sent" for r in rows) and len(ids) >= len(rows)
 
 
 def got(site: Site, rcpt: str, subject: str) -> bool:
