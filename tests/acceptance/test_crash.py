@@ -5,6 +5,7 @@ Message-ID, and at most once per kill."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
@@ -25,8 +26,13 @@ from tests.acceptance.story import (
 )
 from tests.service.conftest import Site
 
+# One seed for each scene to die in (scene, kill delay): 2 (0, 0.14s), 1 (1, 0.85s),
+# 7 (2, 1.42s), 0 (3, 1.14s), 5 (4, 0.38s), 19 (5, 0.06s). TIERDESK_ACCEPT_SEEDS="20 21 ..."
+# plays others instead, for a longer soak.
+SEEDS = [int(s) for s in os.environ.get("TIERDESK_ACCEPT_SEEDS", "2 1 7 0 5 19").split()]
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_sigkill_at_a_random_point_then_restart_finishes_the_story(site: Site,
                                                                    seed: int) -> None:
     started = time.monotonic()
@@ -53,10 +59,10 @@ def test_sigkill_at_a_random_point_then_restart_finishes_the_story(site: Site,
     assert sorted(mails) == sorted(MAILS)  # every requester and team mail, none new
     copies = Counter(r.message_id for r in received)
     twice = {mid: n for mid, n in copies.items() if n > 1}
+    print(f"seed {seed}: killed in scene {scene} after {delay:.2f}s; sent twice: {twice}")
     assert sum(n - 1 for n in twice.values()) <= 1, twice  # one kill: one duplicate at most
-    for mid in twice:  # a duplicate is the same mail again, byte for byte apart from transit
-        versions = {r.data for r in received if r.message_id == mid}
-        assert len({(r.rcpt_tos, r.message["Subject"]) for r in received
-                    if r.message_id == mid}) == 1, versions
+    for mid in twice:  # a duplicate is the same mail again: same recipients, same subject
+        assert len({(r.rcpt_tos, str(r.message["Subject"])) for r in received
+                    if r.message_id == mid}) == 1, mid
     again.no_traceback()
     assert time.monotonic() - started < 30, f"seed {seed}: scene {scene}, kill after {delay:.2f}s"
