@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from daemon.store.bulk import insert_rows
 from daemon.store.models import Base, Event, Message, Outbox, Ticket, Timer
 
 KEY = "tierdesk.deferred"
@@ -54,10 +55,7 @@ class Deferred:
         connection = session.connection()
         for model, rows in ((Message, self.messages), (Event, self.events),
                             (Timer, self.timers)):
-            if rows:
-                table = model.__table__
-                assert isinstance(table, Table)
-                connection.execute(insert(table), rows)
+            insert_rows(connection, _table(model), rows)
         self.messages, self.events, self.timers = [], [], []
 
 
@@ -73,20 +71,22 @@ def _insert(session: Session, objects: list[Any]) -> None:
     NULL. An id left None is the database's to choose."""
     if not objects:
         return
-    model: type[Base] = type(objects[0])
+    table = _table(type(objects[0]))
+    keys = [c.key for c in table.columns if c.key != "id" or objects[0].id is not None]
+    insert_rows(session.connection(), table, [
+        {key: getattr(obj, key) for key in keys} for obj in objects])
+
+
+def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
-    keys = [c.key for c in table.columns if c.key != "id" or objects[0].id is not None]
-    session.connection().execute(insert(table), [
-        {key: getattr(obj, key) for key in keys} for obj in objects])
+    return table
 
 
 def _loaded(obj: Base) -> None:
     """A just-inserted object as if loaded from its row. Columns it never set are NULL in
     the row; without them here, reading one (ticket.assignee) would SELECT it again."""
-    table = type(obj).__table__
-    assert isinstance(table, Table)
-    for column in table.columns:
+    for column in _table(type(obj)).columns:
         if column.key not in obj.__dict__:
             set_committed_value(obj, column.key, None)
     make_transient_to_detached(obj)
