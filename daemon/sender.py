@@ -50,7 +50,7 @@ log = logging.getLogger("tierdesk.sender")
 class SenderSettings:
     # Rows per claim (and per recorded batch). Bigger batches cost the database thread less
     # per mail; a crash resends at most the mails of about two batches, once each.
-    batch: int = 500
+    batch: int = 100
     max_attempts: int = 8
     backoff: timedelta = timedelta(minutes=1)  # first retry; doubles each time
     backoff_cap: timedelta = timedelta(hours=1)

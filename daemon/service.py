@@ -29,6 +29,7 @@ from pathlib import Path
 from daemon.app import Parts
 from daemon.cli_store import open_and_migrate
 from daemon.config import Config, load_config
+from daemon.malloc import limit_arenas, release_free_memory
 from daemon.now import utc_now
 from daemon.outage import Outage
 from daemon.outbox import next_due
@@ -200,6 +201,7 @@ class Service:
                     continue
                 if report.handled:
                     self.smtp.ok("sender")
+                    release_free_memory()
                 await self._beat(pulse, True, None, detail, busy=bool(report.handled))
                 await self._sleep(await self._until_due(built_for.database), wake=True)
         finally:
@@ -320,5 +322,7 @@ def run_service(root: Path, config: Config, database: Database,
 
     async def main() -> int:
         return await Service(root, config, database, files=files).run()
+
+    limit_arenas()  # before any thread starts
 
     return asyncio.run(main())

@@ -23,6 +23,7 @@ from daemon.clock import tick
 from daemon.imap import ImapError, Mailbox
 from daemon.ingest import Outcome
 from daemon.ingest_loop import drain
+from daemon.malloc import release_free_memory
 from daemon.outage import Outage
 from daemon.pulse import beat
 from daemon.settings import ImapSettings
@@ -151,6 +152,7 @@ class IngestLoop:
                            stop=self.context.stop, on_outcome=_log_outcome)
             if report.total:
                 self.context.outbox_changed()
+                release_free_memory()  # before waiting: the batch's pages are free now
             self.failures.ok()
             self.processed += report.total
             busy = bool(report.total)

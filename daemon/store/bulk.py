@@ -48,10 +48,12 @@ def _statement(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Statem
     cache_key = (table, keys, dialect.name, dialect.driver)
     found = _statements.get(cache_key)
     if found is None:
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        # inline: no RETURNING of the new ids (an executemany has no use for them)
+        compiled = insert(table).inline().compile(dialect=dialect, column_keys=list(keys))
+        if set(compiled.binds) != set(keys):  # a Python-side default would be left out
+            raise ValueError(f"cannot bulk-insert {table.name} with keys {keys}: every "
+                             f"column but the id needs a value ({', '.join(compiled.binds)})")
         order = tuple(compiled.positiontup or ()) if compiled.positional else keys
-        if set(order) != set(keys):  # a column default or a renamed bind: not for this path
-            raise ValueError(f"cannot bulk-insert {table.name} with keys {keys}")
         processors = tuple(
             table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in order)
         found = _statements[cache_key] = _Statement(str(compiled), order, processors,
