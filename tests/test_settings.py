@@ -6,9 +6,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from daemon.problems import ConfigError, Problem
+from daemon.records import ValidationError
 from daemon.settings import (
     DEFAULT_DATABASE_URL,
     Settings,
@@ -52,8 +52,16 @@ def test_shipped_settings_load_with_parsed_calendars() -> None:
 
 def test_settings_are_frozen() -> None:
     settings = load_settings(ROOT / "config", {})
-    with pytest.raises(ValidationError):
+    with pytest.raises(AttributeError, match="frozen"):
         settings.imap.host = "elsewhere"  # type: ignore[misc]
+    assert settings.imap.host == "localhost"
+
+
+def test_settings_validated_directly_raise_validation_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings.model_validate({"imap": {"port": "imap", "colour": "red"}})
+    assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
+        ("int_parsing", ("imap", "port")), ("extra_forbidden", ("imap", "colour"))]
 
 
 def test_missing_file_means_all_defaults(tmp_path: Path) -> None:
