@@ -152,11 +152,11 @@ def parse_hours(value: object) -> object:
 def _zone(value: object) -> ZoneInfo:
     if isinstance(value, ZoneInfo):
         return value
-    try:
-        if isinstance(value, str):
+    if isinstance(value, str):
+        try:
             return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
     raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin, "
                      "America/New_York or UTC")
 
