@@ -8,26 +8,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from daemon.problems import ConfigError, Problem
+from daemon.records import Field, Record, ValidationError
 from daemon.settings import Duration, EmailAddress, Name
-from daemon.validation import pydantic_problems
+from daemon.validation import validation_problems
 from daemon.yamlsource import Source, load_yaml
 
 CommandName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Person(Frozen):
+class Person(Record):
     name: str
     address: EmailAddress
 
 
-class Member(Frozen):
+class Member(Record):
     name: str
     # Every address the member writes from; commands are accepted from these only.
     addresses: tuple[EmailAddress, ...] = ()
@@ -38,13 +33,13 @@ class Member(Frozen):
         return self.commands is None or command in self.commands
 
 
-class Team(Frozen):
+class Team(Record):
     name: str
     address: EmailAddress
     members: tuple[Member, ...] = ()
 
 
-class Vendor(Frozen):
+class Vendor(Record):
     name: str
     address: EmailAddress
     # The vendor's own response-time clock, counted on `calendar` (config/settings.yaml).
@@ -52,7 +47,7 @@ class Vendor(Frozen):
     calendar: Name = "default"
 
 
-class Directory(Frozen):
+class Directory(Record):
     teams: Annotated[dict[Name, Team], Field(min_length=1)]
     vendors: dict[Name, Vendor] = {}
     escalation_manager: Person | None = None
@@ -80,7 +75,7 @@ def load_directory(path: Path) -> Directory:
     try:
         directory = Directory.model_validate(source.data)
     except ValidationError as exc:
-        raise ConfigError(pydantic_problems(exc, source, Directory)) from None
+        raise ConfigError(validation_problems(exc.errors(), source)) from None
     problems = list(lint_directory(directory, source))
     if problems:
         raise ConfigError(problems)

@@ -16,24 +16,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
+from daemon.business_hours import Holidays, read_ics_holidays
+from daemon.durations import parse_duration
+from daemon.problems import ConfigError, Problem
+from daemon.records import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
+    ErrorDict,
     Field,
-    InstanceOf,
-    SecretStr,
+    Record,
+    Secret,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-
-from daemon.business_hours import Holidays, read_ics_holidays
-from daemon.durations import parse_duration
-from daemon.problems import ConfigError, Problem
-from daemon.validation import pydantic_problems
+from daemon.validation import describe, validation_problems
 from daemon.yamlsource import Source, load_yaml
 
 ENV_PREFIX = "TIERDESK_"
@@ -78,16 +76,12 @@ Security = Literal["tls", "starttls", "none"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 # ------------------------------------------------------------------ calendars
 
 DAY = timedelta(days=1)
 
 
-class Span(Frozen):
+class Span(Record):
     """Working time that starts on one day, as offsets from that day's local midnight.
 
     `end` is after `start`; past 24:00 it runs into the next day (an overnight shift:
@@ -144,7 +138,7 @@ def parse_hours(value: object) -> object:
     """Parse "HH:MM-HH:MM[, HH:MM-HH:MM]" into ordered, non-overlapping spans; only the last
     may run overnight."""
     if not isinstance(value, str):
-        return value  # already parsed spans, or a wrong type pydantic will report
+        return value  # already parsed spans, or a wrong type the tuple check reports
     spans: list[Span] = []
     for part in value.split(","):
         span = _span(part)
@@ -155,16 +149,16 @@ def parse_hours(value: object) -> object:
     return tuple(spans)
 
 
-def _zone(value: object) -> object:
-    if not isinstance(value, str):
+def _zone(value: object) -> ZoneInfo:
+    if isinstance(value, ZoneInfo):
         return value
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin, "
-            "America/New_York or UTC"
-        ) from None
+    if isinstance(value, str):
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin, "
+                     "America/New_York or UTC")
 
 
 def _holidays_file(value: object, info: ValidationInfo) -> object:
@@ -196,7 +190,7 @@ def _overnight_clash(hours: Mapping[Weekday, tuple[Span, ...]], day: Weekday,
 Hours = Annotated[tuple[Span, ...], BeforeValidator(parse_hours)]
 
 
-class Calendar(Frozen):
+class Calendar(Record):
     """Business hours in one time zone; days not listed and holidays are closed.
 
     A holiday closes its whole local date; an overnight shift belongs to the day it starts on
@@ -206,7 +200,7 @@ class Calendar(Frozen):
     hours: dict[Weekday, Hours]
     holidays: tuple[date, ...] = ()
     # An iCalendar file of all-day events (and fixed-date yearly ones), read at load.
-    holidays_file: Annotated[InstanceOf[Holidays] | None, BeforeValidator(_holidays_file)] = None
+    holidays_file: Annotated[Holidays | None, BeforeValidator(_holidays_file)] = None
 
     @field_validator("hours")
     @classmethod
@@ -235,7 +229,7 @@ def _default_calendars() -> dict[str, Calendar]:
 
 # ------------------------------------------------------------------ sections
 
-class SiteSettings(Frozen):
+class SiteSettings(Record):
     # The domain our Message-IDs and plus-addresses use.
     domain: HostName = "localhost"
 
@@ -257,7 +251,7 @@ def parse_size(value: object) -> object:
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
 
 
-class MailSettings(Frozen):
+class MailSettings(Record):
     address: EmailAddress = "support@localhost"
     name: str = "IT Support"
     # Loop protection: an outside address gets at most this many automatic mails an hour.
@@ -276,12 +270,12 @@ def _fill_port(data: object, ports: Mapping[str, int]) -> object:
     return data
 
 
-class ImapSettings(Frozen):
+class ImapSettings(Record):
     host: HostName = "localhost"
     port: Port = 993
     security: Security = "tls"
     username: str = ""
-    password: SecretStr = SecretStr("")
+    password: Secret = Secret("")
     folder: str = "INBOX"
     processed_folder: str = ""
     poll_interval: Duration = timedelta(seconds=60)
@@ -296,12 +290,12 @@ class ImapSettings(Frozen):
         return _fill_port(data, {"tls": 993, "starttls": 143, "none": 143})
 
 
-class SmtpSettings(Frozen):
+class SmtpSettings(Record):
     host: HostName = "localhost"
     port: Port = 465
     security: Security = "tls"
     username: str = ""
-    password: SecretStr = SecretStr("")
+    password: Secret = Secret("")
     timeout: Duration = timedelta(seconds=30)
 
     @model_validator(mode="before")
@@ -313,7 +307,7 @@ class SmtpSettings(Frozen):
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class DatabaseSettings(Frozen):
+class DatabaseSettings(Record):
     # A relative SQLite path (sqlite:///tierdesk.db) is relative to the working directory.
     url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
 
@@ -342,7 +336,7 @@ def _names(value: object) -> object:
         if isinstance(value, str) else value
 
 
-class AuthSettings(Frozen):
+class AuthSettings(Record):
     """Who may run command tags (daemon/sender_auth.py has the rules)."""
 
     # strict: the From address must be a directory member AND the mail authenticated by our
@@ -353,11 +347,11 @@ class AuthSettings(Frozen):
     # How many Authentication-Results headers from the top may be ours (see sender_auth).
     trusted_headers: int = Field(default=1, ge=1, le=10)
     # Signs reply addresses; from TIERDESK_AUTH_SECRET, never from this file.
-    secret: SecretStr = Field(default=SecretStr(""), repr=False)
+    secret: Secret = Field(default=Secret(""), repr=False)
 
     @field_validator("secret")
     @classmethod
-    def _long_enough(cls, secret: SecretStr) -> SecretStr:
+    def _long_enough(cls, secret: Secret) -> Secret:
         length = len(secret.get_secret_value())
         if 0 < length < MIN_SECRET:
             raise ValueError(f"the secret has {length} characters, fewer than {MIN_SECRET}; "
@@ -381,7 +375,7 @@ def auth_warnings(settings: Settings, config_dir: Path) -> list[Problem]:
     return []
 
 
-class DaemonSettings(Frozen):
+class DaemonSettings(Record):
     """The long-running service (`run.py run`)."""
 
     # How often the clock loop asks the store for due timers.
@@ -391,7 +385,7 @@ class DaemonSettings(Frozen):
     reload_check: Duration = timedelta(seconds=2)
 
 
-class Settings(Frozen):
+class Settings(Record):
     site: SiteSettings = SiteSettings()
     mail: MailSettings = MailSettings()
     imap: ImapSettings = ImapSettings()
@@ -411,7 +405,7 @@ class Settings(Frozen):
 
 
 # Sections whose keys TIERDESK_<SECTION>_<KEY> may override.
-ENV_SECTIONS: dict[str, type[Frozen]] = {
+ENV_SECTIONS: dict[str, type[Record]] = {
     "site": SiteSettings, "mail": MailSettings, "imap": ImapSettings,
     "smtp": SmtpSettings, "database": DatabaseSettings, "auth": AuthSettings,
     "daemon": DaemonSettings,
@@ -479,28 +473,19 @@ def _unknown_variable(name: str, known: Mapping[str, object]) -> Problem:
 
 
 
-_ERROR_KEYS = ("type", "loc", "input", "ctx")
-
-
 def _problems(source: Source, exc: ValidationError,
               overridden: Mapping[tuple[str, str], str]) -> list[Problem]:
     """File errors get file:line from the YAML; errors in overridden values name the variable."""
     from_env, from_file = [], []
-    for error in exc.errors(include_url=False):
-        variable = overridden.get(tuple(error["loc"][:2]))  # type: ignore[call-overload]
+    for error in exc.errors():
+        variable = overridden.get(tuple(error["loc"][:2]))  # type: ignore[arg-type]
         if variable:
             from_env.append(_env_problem(variable, error))
         else:
-            from_file.append({k: v for k, v in error.items() if k in _ERROR_KEYS})
-    if from_file:
-        rest = ValidationError.from_exception_data(exc.title, from_file)  # type: ignore[arg-type]
-        from_env += pydantic_problems(rest, source, Settings)
-    return from_env
+            from_file.append(error)
+    return from_env + validation_problems(from_file, source)
 
 
-def _env_problem(variable: str, error: Any) -> Problem:
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] != "value_error":
-        message = f"{message}, not {error['input']!r}"
-    problem, _, fix = message.partition("; ")
+def _env_problem(variable: str, error: ErrorDict) -> Problem:
+    problem, _, fix = describe(error).partition("; ")
     return Problem(variable, 0, problem, fix or "correct or unset the variable")

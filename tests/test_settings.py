@@ -6,9 +6,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from daemon.problems import ConfigError, Problem
+from daemon.records import ValidationError
 from daemon.settings import (
     DEFAULT_DATABASE_URL,
     Settings,
@@ -52,8 +52,16 @@ def test_shipped_settings_load_with_parsed_calendars() -> None:
 
 def test_settings_are_frozen() -> None:
     settings = load_settings(ROOT / "config", {})
-    with pytest.raises(ValidationError):
+    with pytest.raises(AttributeError, match="frozen"):
         settings.imap.host = "elsewhere"  # type: ignore[misc]
+    assert settings.imap.host == "localhost"
+
+
+def test_settings_validated_directly_raise_validation_error() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings.model_validate({"imap": {"port": "imap", "colour": "red"}})
+    assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [
+        ("int_parsing", ("imap", "port")), ("extra_forbidden", ("imap", "colour"))]
 
 
 def test_missing_file_means_all_defaults(tmp_path: Path) -> None:
@@ -144,6 +152,8 @@ BAD_VALUES = [
     # (yaml, line, words in the problem)
     ("imap:\n  port: high\n", 2, ("imap.port", "'high'")),
     ("imap:\n  port: 70000\n", 2, ("imap.port", "65535")),
+    # YAML true is no port (a bool is an int to Python, not to us).
+    ("imap:\n  port: true\n", 2, ("imap.port", "valid integer", "True")),
     ("smtp:\n  security: ssl\n", 2, ("smtp.security", "starttls")),
     ("imap:\n  poll_interval: 5\n", 2, ("poll_interval", "no unit")),
     ("mail:\n  address: IT Support <support@example.com>\n", 2, ("not a valid e-mail",)),
@@ -175,6 +185,7 @@ calendars:
 
 @pytest.mark.parametrize(("field", "value", "line", "words"), [
     ("tz", "Europe/Berln", 3, ("unknown time zone", "IANA")),
+    ("tz", "5", 3, ("unknown time zone 5", "IANA")),
     ("day", "monday", 5, ("monday",)),
     ("hours", "9-17", 5, ("not a time of day",)),
     ("hours", "09:00-09:00", 5, ("is empty", "00:00-24:00")),
@@ -189,6 +200,12 @@ def test_calendar_errors(
     values[field] = value
     found = problems(write(tmp_path, CALENDAR.format(**values)))
     assert any(p.line == line and all(w in str(p) for w in words) for p in found), found
+
+
+def test_a_bad_password_is_not_echoed(tmp_path: Path) -> None:
+    [problem] = problems(write(tmp_path, "imap:\n  password: 12345678\n"))
+    assert problem.line == 2 and "imap.password: Input should be a valid string, not a number" \
+        in str(problem) and "12345678" not in str(problem)
 
 
 def test_calendars_need_a_default(tmp_path: Path) -> None:

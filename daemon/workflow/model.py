@@ -6,9 +6,8 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-
 from daemon.durations import format_duration, parse_duration
+from daemon.records import BeforeValidator, Field, Record, field_validator, model_validator
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
@@ -31,16 +30,12 @@ ALL_SOURCES = "*"
 PREVIOUS = "previous"
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Reminders(Frozen):
+class Reminders(Record):
     times: Annotated[int, Field(ge=1, le=100)]
     every: Duration
 
 
-class Timeout(Frozen):
+class Timeout(Record):
     after: Duration
     per_priority: dict[str, Duration] = {}
     clock: Literal["business", "wall"] = "business"
@@ -70,7 +65,7 @@ class Timeout(Frozen):
         return f"{format_duration(timedelta(minutes=minutes), hours_only=True)} of business time"
 
 
-class State(Frozen):
+class State(Record):
     team: Name | None = None
     tier: Annotated[int, Field(ge=1)] | None = None
     clock: Literal["running", "paused", "stopped"] = "running"
@@ -82,14 +77,14 @@ def _one_or_many(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
-class Transition(Frozen):
+class Transition(Record):
     trigger: Name
     source: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
     dest: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
     condition: str | None = None
 
 
-class Command(Frozen):
+class Command(Record):
     trigger: Name | None = None
     action: Literal["take", "assign", "note", "priority", "status", "help"] | None = None
     teams: Literal["all"] | tuple[Name, ...] = "all"
@@ -110,7 +105,7 @@ def _regex(value: str | None) -> str | None:
     return value
 
 
-class TriageMatch(Frozen):
+class TriageMatch(Record):
     subject: str | None = None
     body: str | None = None
     sender: str | None = None
@@ -124,7 +119,7 @@ class TriageMatch(Frozen):
         return self
 
 
-class TriageOutcome(Frozen):
+class TriageOutcome(Record):
     priority: str | None = None
     route: str | None = None
 
@@ -134,12 +129,12 @@ class TriageRule(TriageOutcome):
     match: TriageMatch
 
 
-class Triage(Frozen):
+class Triage(Record):
     default: TriageOutcome = TriageOutcome()
     rules: tuple[TriageRule, ...] = ()
 
 
-class SlaTargets(Frozen):
+class SlaTargets(Record):
     """Whole-ticket targets per priority; each state's own target is its timeout."""
 
     first_response: dict[str, Duration] = {}
@@ -148,17 +143,17 @@ class SlaTargets(Frozen):
     calendar: Name | None = None
 
 
-class BounceGuard(Frozen):
+class BounceGuard(Record):
     max_bounces: Annotated[int, Field(ge=0)]
 
 
-class MailSpec(Frozen):
+class MailSpec(Record):
     template: Name
     to: Literal["requester", "team", "previous_team", "assignee", "vendor",
                 "escalation_manager", "actor"]
 
 
-class Workflow(Frozen):
+class Workflow(Record):
     name: Name
     version: Annotated[int, Field(ge=1)]
     initial: str

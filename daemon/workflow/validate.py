@@ -6,10 +6,9 @@ import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from daemon.problems import Problem
-from daemon.validation import pydantic_problems
+from daemon.records import ValidationError
+from daemon.validation import validation_problems
 from daemon.workflow.model import (
     ALL_SOURCES,
     CONDITIONS,
@@ -40,7 +39,7 @@ def validate_workflow(
     try:
         workflow = Workflow.model_validate(source.data)
     except ValidationError as exc:
-        return None, pydantic_problems(exc, source, Workflow)
+        return None, validation_problems(exc.errors(), source)
     problems = list(_lint(workflow, source, context))
     return (None if problems else workflow), problems
 

@@ -30,8 +30,7 @@ def config() -> Config:
 def without_state(config: Config, state: str, version: int) -> Config:
     workflow = config.workflows["it-support"]
     states = {k: v for k, v in workflow.states.items() if k != state}
-    changed = workflow.model_construct(**{**dict(workflow), "states": states,
-                                          "version": version})
+    changed = workflow.model_copy(update={"states": states, "version": version})
     return replace(config, workflows={"it-support": changed})
 
 
