@@ -104,7 +104,7 @@ class Address:
         return _mailbox_header(self.name, self.address)
 
 
-@lru_cache(maxsize=4096)  # the same sender, teams and requesters in mail after mail
+@lru_cache(maxsize=1024)  # the same sender, teams and requesters in mail after mail
 def _mailbox_header(name: str, address: str) -> str:
     return formataddr((clean(name, 200), address), charset="utf-8")
 

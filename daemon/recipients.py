@@ -145,7 +145,7 @@ def _address(role: str, value: object, *, external: bool) -> Resolved:
     return _parsed(role, str(value or ""), external)
 
 
-@lru_cache(maxsize=4096)  # a batch acknowledges the same requesters over and over
+@lru_cache(maxsize=1024)  # a batch acknowledges the same requesters over and over
 def _parsed(role: str, text: str, external: bool) -> Resolved:
     if _CONTROL.search(text):  # parseaddr would quietly drop what follows a line break
         return Resolved(None, f"{role}: {text!r} contains a line break or control character")
