@@ -49,8 +49,10 @@ log = logging.getLogger("tierdesk.sender")
 @dataclass(frozen=True)
 class SenderSettings:
     # Rows per claim (and per recorded batch). Bigger batches cost the database thread less
-    # per mail; a crash resends at most the mails of about two batches, once each.
-    batch: int = 100
+    # per mail; a crash resends at most the mails of about two batches, once each. Each row
+    # holds its whole mail, and two batches are in memory at once: 500 cost the daemon
+    # ~4 MB more RSS than 250, and 100 fell below 80% of the raw SMTP rate (bench/send.py).
+    batch: int = 250
     max_attempts: int = 8
     backoff: timedelta = timedelta(minutes=1)  # first retry; doubles each time
     backoff_cap: timedelta = timedelta(hours=1)
