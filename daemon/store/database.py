@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "sqlite:///tierdesk.db"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# Each connection's own page cache (SQLite's default is 2 MB). The OS caches the file too;
+# 512 KiB kept the ingest bench's peak RSS 3.5 MB lower at the same rate.
+SQLITE_CACHE_KIB = 512
 PG_CONNECT_TIMEOUT_S = 10
 # pg_advisory_lock key held while migrating: ASCII "tdmigr", any constant shared by all daemons.
 MIGRATE_LOCK_KEY = 0x7464_6D69_6772
@@ -170,6 +173,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     finally:
         cursor.close()
 

@@ -143,13 +143,15 @@ def test_concurrent_migrations_are_safe(empty_database: Database) -> None:
     assert schema_diff(empty_database) == []
 
 
-def test_sqlite_file_uses_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+def test_sqlite_file_uses_wal_foreign_keys_busy_timeout_and_a_small_cache(
+        tmp_path: Path) -> None:
     database = open_database(f"sqlite:///{tmp_path / 'wal.db'}")
     try:
         with database.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() > 0
+            assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -512
     finally:
         database.close()
 
