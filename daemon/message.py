@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from types import MappingProxyType
 
+from daemon.header_fields import addresses, filename, find_param, header_params
 from daemon.html_text import html_to_text
 from daemon.mime_tree import split_tree
 from daemon.reply import ReplyParts, split_reply
@@ -280,13 +281,17 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
     """(decoded display name, address) pairs; entries without an @ are dropped."""
     if not values:
         return []
-    pairs = email.utils.getaddresses([_unfold(v) for v in values])
+    pairs = addresses(", ".join(_unfold(v) for v in values))  # as getaddresses joins them
     return [(decode_header(name), addr.strip()) for name, addr in pairs if "@" in addr]
 
 
 def _address_list(headers: Mapping[str, list[str]], *names: str) -> tuple[str, ...]:
     values = [v for name in names for v in headers.get(name, [])]
-    return tuple(dict.fromkeys(addr for _, addr in _addresses(values)))
+    if not values:
+        return ()
+    # Only the addresses: the names need no decoding (decode_header cannot fail on text).
+    pairs = addresses(", ".join(_unfold(v) for v in values))
+    return tuple(dict.fromkeys(addr.strip() for _, addr in pairs if "@" in addr))
 
 
 def _date(value: str) -> datetime | None:
@@ -466,7 +471,7 @@ def _parts(root: Message, defects: list[str]) -> Iterator[tuple[str, Message, st
 def _params(part: Message) -> dict[str, str]:
     """Content-Type parameters, lower-cased, parsed once (get_param parses on every call)."""
     params: dict[str, str] = {}
-    for key, value in (part.get_params() or [])[1:]:
+    for key, value in (header_params(part) or [])[1:]:
         text = email.utils.collapse_rfc2231_value(value) if isinstance(value, tuple) else value
         params[key.strip().lower()] = str(text).strip().lower()
     return params
@@ -489,7 +494,7 @@ def _payload(part: Message) -> bytes:
 
 
 def _filename(part: Message, path: str, ctype: str) -> str:
-    name = part.get_filename() or part.get_param("name")
+    name = filename(part) or find_param(header_params(part), "name")
     if isinstance(name, tuple):  # an RFC 2231 value get_param did not collapse
         name = email.utils.collapse_rfc2231_value(name)
     if isinstance(name, str) and name.strip():
