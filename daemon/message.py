@@ -33,7 +33,7 @@ from types import MappingProxyType
 
 from daemon.header_fields import addresses, filename, find_param, header_params
 from daemon.html_text import html_to_text
-from daemon.mime_tree import split_tree
+from daemon.mime_tree import Part, split_tree
 from daemon.reply import ReplyParts, split_reply
 
 MB = 1_000_000
@@ -203,6 +203,8 @@ def _size(n: int) -> str:
 
 def _header_table(msg: Message) -> dict[str, list[str]]:
     """Raw header values by lower-case name, in order, without compat32's Header objects."""
+    if isinstance(msg, Part):
+        return msg.table  # the same table, built while splitting
     table: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
         table.setdefault(name.lower(), []).append(value)
@@ -484,7 +486,7 @@ def _is_attachment(part: Message, params: dict[str, str]) -> bool:
 
 def _payload(part: Message) -> bytes:
     """Decoded content; parsed sub-messages (message/*) are written back as bytes."""
-    data = part.get_payload(decode=True)
+    data = part.decoded() if isinstance(part, Part) else part.get_payload(decode=True)
     if isinstance(data, bytes):
         return data
     raw = part.get_payload()
