@@ -135,6 +135,12 @@ def find_history(lines: list[str]) -> tuple[int, str | None]:
     return len(lines), None
 
 
+# How a stripped line that is a hard marker starts, unless it ends in a colon (a "Begin
+# forwarded message:" separator) or has one in its first 40 characters (a header block's
+# From line): the history mark, a line of underscores, a "-----" or "===" separator.
+_HARD_MARKER_FIRST = frozenset({HISTORY_MARK[0], "_", "-", "="})
+
+
 def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | None:
     stripped = line.strip()
     if not stripped:
@@ -145,7 +151,15 @@ def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | Non
         start = _attribution_start(lines, index)
         if start is not None:
             return start, f"attribution line {_show(_joined(lines, start, index))}"
+    elif not _could_be_hard_marker(line, stripped):
+        return None  # most lines: the regular expressions need not look at them
     return _hard_marker(lines, index, stripped)
+
+
+def _could_be_hard_marker(line: str, stripped: str) -> bool:
+    """False only for lines that _hard_marker certainly rejects (and which do not end in a
+    colon, as a "Begin forwarded message:" separator does)."""
+    return stripped[0] in _HARD_MARKER_FIRST or ":" in line[:40] or "：" in line[:40]
 
 
 def _hard_marker(lines: list[str], index: int, stripped: str) -> tuple[int, str] | None:
