@@ -129,16 +129,24 @@ def split_reply(text: str) -> ReplyParts:
 def find_history(lines: list[str]) -> tuple[int, str | None]:
     """Index of the first line of quoted history and what it is; (len, None) if none."""
     for index, line in enumerate(lines[:MAX_SCAN_LINES]):
-        found = _marker_at(lines, index, line)
-        if found is not None:
-            return found
+        if _could_be_marker(line):  # most lines are not: no regular expression for them
+            found = _marker_at(lines, index, line)
+            if found is not None:
+                return found
     return len(lines), None
 
 
-# How a stripped line that is a hard marker starts, unless it ends in a colon (a "Begin
-# forwarded message:" separator) or has one in its first 40 characters (a header block's
-# From line): the history mark, a line of underscores, a "-----" or "===" separator.
-_HARD_MARKER_FIRST = frozenset({HISTORY_MARK[0], "_", "-", "="})
+# How a stripped line that is a marker starts, unless it ends in a colon (an attribution, a
+# "Begin forwarded message:" separator) or has one in its first 40 characters (a header
+# block's From line): a quote, the history mark, underscores, a "-----" or "===" separator.
+_MARKER_FIRST = frozenset({">", HISTORY_MARK[0], "_", "-", "="})
+
+
+def _could_be_marker(line: str) -> bool:
+    """False only for lines that _marker_at certainly passes over."""
+    stripped = line.strip()
+    return bool(stripped) and (stripped[0] in _MARKER_FIRST or stripped.endswith((":", "："))
+                               or ":" in line[:40] or "：" in line[:40])
 
 
 def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | None:
@@ -151,15 +159,7 @@ def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | Non
         start = _attribution_start(lines, index)
         if start is not None:
             return start, f"attribution line {_show(_joined(lines, start, index))}"
-    elif not _could_be_hard_marker(line, stripped):
-        return None  # most lines: the regular expressions need not look at them
     return _hard_marker(lines, index, stripped)
-
-
-def _could_be_hard_marker(line: str, stripped: str) -> bool:
-    """False only for lines that _hard_marker certainly rejects (and which do not end in a
-    colon, as a "Begin forwarded message:" separator does)."""
-    return stripped[0] in _HARD_MARKER_FIRST or ":" in line[:40] or "：" in line[:40]
 
 
 def _hard_marker(lines: list[str], index: int, stripped: str) -> tuple[int, str] | None:

@@ -364,19 +364,19 @@ def _corpus_lines() -> list[list[str]]:
     return [text.split("\n") for text in texts]
 
 
-def test_lines_the_quick_filter_skips_are_no_hard_markers() -> None:
-    """_marker_at skips _hard_marker for most lines; for none of them could it have matched.
-    Each line is checked with the lines of a header block below it, as they stand in mail."""
-    from daemon.reply import _could_be_hard_marker, _hard_marker
+def test_lines_the_quick_filter_skips_are_no_markers() -> None:
+    """find_history skips _marker_at for most lines; for none of them could it have found a
+    marker. Each line is checked with a header block below and an attribution-like line
+    above it, as they stand in mail."""
+    from daemon.reply import _could_be_marker, _marker_at
 
-    block = ["Sent: Tuesday", "To: Alice", "Subject: x"]
+    above = ["On Tue, 2 Jun 2026 at 16:40, X <x@y.z>"]
+    below = ["Sent: Tuesday", "To: Alice", "Subject: x", "> quoted"]
     skipped = 0
     for lines in _corpus_lines():
         for line in lines:
-            stripped = line.strip()
-            if not stripped or stripped.endswith((":", "：")):
-                continue  # these never skip _hard_marker
-            if not _could_be_hard_marker(line, stripped):
+            if not _could_be_marker(line):
                 skipped += 1
-                assert _hard_marker([line, *block], 0, stripped) is None, line
+                assert _marker_at([*above, line, *below], 1, line) is None, line
+                assert _marker_at([line, *below], 0, line) is None, line
     assert skipped > 500
