@@ -27,7 +27,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
 from types import MappingProxyType
 
@@ -237,7 +237,7 @@ def decode_header(raw: str) -> str:
 
 
 def _unfold(raw: str) -> str:
-    text = _FOLD.sub("", raw)
+    text = _FOLD.sub("", raw) if "\n" in raw else raw  # most values are one line
     if not text.isascii():
         data = text.encode("utf-8", "surrogateescape")  # the parser's escaped raw bytes
         text = decode_bytes(data, "utf-8")[0]
@@ -264,8 +264,9 @@ def message_ids(value: str) -> list[str]:
     """Message-IDs in a messy Message-ID, In-Reply-To or References value, lower-cased,
     brackets stripped, in order, each once. Unbracketed ids with an @ are accepted."""
     text = _unfold(value)
-    for _ in range(3):
-        text = _COMMENT.sub(" ", text)
+    if "(" in text:  # comments, nested up to three deep
+        for _ in range(3):
+            text = _COMMENT.sub(" ", text)
     found = _IDS_IN_BRACKETS.findall(text)
     if not found:
         found = [t.strip("<>,;\"'") for t in re.split(r"[\s,;]+", text) if "@" in t]
@@ -299,11 +300,37 @@ def _address_list(headers: Mapping[str, list[str]], *names: str) -> tuple[str, .
 def _date(value: str) -> datetime | None:
     if not value.strip():
         return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(_unfold(value))
-    except (ValueError, TypeError, IndexError, OverflowError):
-        return None
+    text = _unfold(value)
+    parsed = _rfc5322_date(text)
+    if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(text)
+        except (ValueError, TypeError, IndexError, OverflowError):
+            return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_MONTHS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_RFC5322_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
+    r"Oct|Nov|Dec) (\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
+
+
+def _rfc5322_date(text: str) -> datetime | None:
+    """What parsedate_to_datetime gives for the date format every client writes
+    ("Mon, 02 Mar 2026 07:30:58 +0100"); None for anything else, -0000 (no known offset),
+    a year below 100 (which the stdlib moves to 19xx/20xx) or an impossible date."""
+    match = _RFC5322_DATE.fullmatch(text.strip())
+    if match is None or match[7] + match[8] + match[9] == "-0000" or int(match[3]) < 100:
+        return None
+    offset = int(match[8]) * 3600 + int(match[9]) * 60
+    try:
+        return datetime(int(match[3]), _MONTHS[match[2]], int(match[1]), int(match[4]),
+                        int(match[5]), int(match[6]),
+                        tzinfo=timezone(timedelta(seconds=-offset if match[7] == "-" else offset)))
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------ charsets
