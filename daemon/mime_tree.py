@@ -41,7 +41,9 @@ _PLAIN_CTE = frozenset({"", "7bit", "8bit", "binary"})
 class Part(Message):
     """A compat32 Message as the stdlib parser builds it, plus what makes reading it cheap:
     headers indexed by lower-case name (Message.get compares every name on each call), the
-    content type worked out once, and a leaf's body kept as the bytes it was cut from."""
+    content type worked out once, and a leaf's body kept as the bytes it was cut from.
+    Read it, don't change it: the index and the content type are not kept up to date
+    (Tierdesk never changes a parsed mail)."""
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
         super().__init__()
