@@ -29,10 +29,12 @@ from daemon.header_fields import boundary as get_boundary
 MAX_DEPTH = 20
 # A header block as the stdlib reads it without a defect: fields of a name (printable ASCII
 # other than space and colon: feedparser.headerRE) and a colon, each followed by its
-# continuation lines (starting with a space or tab). _FIELD captures a field's name and its
-# value with the line ends inside, less leading blanks: Compat32.header_source_parse.
-_BLOCK = re.compile(r"(?:[\x21-\x39\x3b-\x7e]+:[^\n]*+\n(?:[ \t][^\n]*+\n)*+)*+")
-_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)\n")
+# continuation lines (starting with a space or tab), lines ending in LF or CRLF. _FIELD
+# captures a field's name and its value as Compat32.header_source_parse gives it: the line
+# ends inside kept, the blanks after the colon and the last line end dropped.
+_BLOCK = re.compile(r"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*+\r?\n(?:[ \t][^\r\n]*+\r?\n)*+)*+")
+_FIELD = re.compile(
+    r"([\x21-\x39\x3b-\x7e]+):[ \t]*+([^\r\n]*+(?:\r?\n[ \t][^\r\n]*+)*+)\r?\n")
 _BARE_CR = re.compile(rb"\r(?!\n)")
 # Multiparts whose transfer encoding the stdlib flags as a defect.
 _PLAIN_CTE = frozenset({"", "7bit", "8bit", "binary"})
@@ -161,7 +163,7 @@ def _headers(head: bytes) -> Part | None:
     text = head.decode("ascii", "surrogateescape")
     if not _BLOCK.fullmatch(text):
         return None
-    return Part([(name, value.rstrip("\r\n")) for name, value in _FIELD.findall(text)])
+    return Part(_FIELD.findall(text))
 
 
 def _between_boundaries(body: bytes, boundary: bytes) -> list[bytes] | None:

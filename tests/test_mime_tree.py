@@ -203,3 +203,11 @@ def test_parts_answer_as_the_stdlib_messages_do(raw: bytes) -> None:
     assert tree is not None, "expected the quick path"
     same_parts(tree, email.message_from_bytes(raw))
     same(quick(raw), stdlib(raw))
+
+
+@pytest.mark.parametrize("head", [b"A: b\rc\r\n", b"A: b\r\n\tc\rd\r\n", b"A: b\r\r\n",
+                                  b" A: b\r\n", b"A b\r\n", b"A: b\r\nno colon\r\n"])
+def test_header_blocks_it_cannot_read_as_compat32_does(head: bytes) -> None:
+    from daemon.mime_tree import _headers
+
+    assert _headers(head) is None
