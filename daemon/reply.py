@@ -284,9 +284,12 @@ def _cut_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     return lines, []
 
 
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
 def _tidy(lines: list[str]) -> str:
     text = "\n".join(line.rstrip() for line in lines).strip("\n")
-    return re.sub(r"\n{3,}", "\n\n", text)
+    return _BLANK_LINES.sub("\n\n", text)
 
 
 def _joined(lines: list[str], start: int, end: int) -> str:
