@@ -48,6 +48,7 @@ _SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature"})
 MAX_QUOTE_LEVELS = 30  # deeper quote containers are not tracked: bounded work per tag
 _SPACES = re.compile(r"[ \t\r\n\f\v\xa0]+")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\xad]")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 # A tag, comment, declaration or processing instruction. Possessive quantifiers (*+) keep
@@ -227,4 +228,4 @@ class _Converter:
     def text(self) -> str:
         self._break()
         text = _INVISIBLE.sub("", "\n".join(self.lines)).replace("\xa0", " ")
-        return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+        return _BLANK_LINES.sub("\n\n", text).strip("\n")

@@ -2,7 +2,11 @@
 
 Speed: the stdlib parser runs with the compat32 policy (about four times faster than
 policy=default) and we decode only the headers Tierdesk uses, ourselves: RFC 2047 words,
-raw 8-bit bytes (UTF-8, else cp1252) and bad or unknown charsets never raise.
+raw 8-bit bytes (UTF-8, else cp1252) and bad or unknown charsets never raise. Well-formed
+mail is split by daemon.mime_tree, and the common shapes of addresses, MIME parameters and
+dates are read by quick paths (daemon.header_fields, _rfc5322_date) that give what the
+stdlib gives and hand everything else to it; bench/parse_check.py compares the whole result
+with an earlier commit's mail by mail.
 
 Robustness: `parse_message` raises MailRejected, and nothing else, for any byte input.
 A limit (size, number or size of attachments) rejects with a reason the ingest loop
@@ -27,12 +31,13 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
 from types import MappingProxyType
 
+from daemon.header_fields import addresses, filename, find_param, header_params
 from daemon.html_text import html_to_text
-from daemon.mime_tree import split_tree
+from daemon.mime_tree import Part, split_tree
 from daemon.reply import ReplyParts, split_reply
 
 MB = 1_000_000
@@ -202,6 +207,8 @@ def _size(n: int) -> str:
 
 def _header_table(msg: Message) -> dict[str, list[str]]:
     """Raw header values by lower-case name, in order, without compat32's Header objects."""
+    if isinstance(msg, Part):
+        return msg.table  # the same table, built while splitting
     table: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
         table.setdefault(name.lower(), []).append(value)
@@ -234,7 +241,7 @@ def decode_header(raw: str) -> str:
 
 
 def _unfold(raw: str) -> str:
-    text = _FOLD.sub("", raw)
+    text = _FOLD.sub("", raw) if "\n" in raw else raw  # most values are one line
     if not text.isascii():
         data = text.encode("utf-8", "surrogateescape")  # the parser's escaped raw bytes
         text = decode_bytes(data, "utf-8")[0]
@@ -261,8 +268,9 @@ def message_ids(value: str) -> list[str]:
     """Message-IDs in a messy Message-ID, In-Reply-To or References value, lower-cased,
     brackets stripped, in order, each once. Unbracketed ids with an @ are accepted."""
     text = _unfold(value)
-    for _ in range(3):
-        text = _COMMENT.sub(" ", text)
+    if "(" in text:  # comments, nested up to three deep
+        for _ in range(3):
+            text = _COMMENT.sub(" ", text)
     found = _IDS_IN_BRACKETS.findall(text)
     if not found:
         found = [t.strip("<>,;\"'") for t in re.split(r"[\s,;]+", text) if "@" in t]
@@ -280,23 +288,53 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
     """(decoded display name, address) pairs; entries without an @ are dropped."""
     if not values:
         return []
-    pairs = email.utils.getaddresses([_unfold(v) for v in values])
+    pairs = addresses(", ".join(_unfold(v) for v in values))  # as getaddresses joins them
     return [(decode_header(name), addr.strip()) for name, addr in pairs if "@" in addr]
 
 
 def _address_list(headers: Mapping[str, list[str]], *names: str) -> tuple[str, ...]:
     values = [v for name in names for v in headers.get(name, [])]
-    return tuple(dict.fromkeys(addr for _, addr in _addresses(values)))
+    if not values:
+        return ()
+    # Only the addresses: the names need no decoding (decode_header cannot fail on text).
+    pairs = addresses(", ".join(_unfold(v) for v in values))
+    return tuple(dict.fromkeys(addr.strip() for _, addr in pairs if "@" in addr))
 
 
 def _date(value: str) -> datetime | None:
     if not value.strip():
         return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(_unfold(value))
-    except (ValueError, TypeError, IndexError, OverflowError):
-        return None
+    text = _unfold(value)
+    parsed = _rfc5322_date(text)
+    if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(text)
+        except (ValueError, TypeError, IndexError, OverflowError):
+            return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_MONTHS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_RFC5322_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
+    r"Oct|Nov|Dec) (\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
+
+
+def _rfc5322_date(text: str) -> datetime | None:
+    """What parsedate_to_datetime gives for the date format every client writes
+    ("Mon, 02 Mar 2026 07:30:58 +0100"); None for anything else, -0000 (no known offset),
+    a year below 100 (which the stdlib moves to 19xx/20xx) or an impossible date."""
+    match = _RFC5322_DATE.fullmatch(text.strip())
+    if match is None or match[7] + match[8] + match[9] == "-0000" or int(match[3]) < 100:
+        return None
+    offset = int(match[8]) * 3600 + int(match[9]) * 60
+    try:
+        return datetime(int(match[3]), _MONTHS[match[2]], int(match[1]), int(match[4]),
+                        int(match[5]), int(match[6]),
+                        tzinfo=timezone(timedelta(seconds=-offset if match[7] == "-" else offset)))
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------ charsets
@@ -466,7 +504,7 @@ def _parts(root: Message, defects: list[str]) -> Iterator[tuple[str, Message, st
 def _params(part: Message) -> dict[str, str]:
     """Content-Type parameters, lower-cased, parsed once (get_param parses on every call)."""
     params: dict[str, str] = {}
-    for key, value in (part.get_params() or [])[1:]:
+    for key, value in (header_params(part) or [])[1:]:
         text = email.utils.collapse_rfc2231_value(value) if isinstance(value, tuple) else value
         params[key.strip().lower()] = str(text).strip().lower()
     return params
@@ -479,7 +517,7 @@ def _is_attachment(part: Message, params: dict[str, str]) -> bool:
 
 def _payload(part: Message) -> bytes:
     """Decoded content; parsed sub-messages (message/*) are written back as bytes."""
-    data = part.get_payload(decode=True)
+    data = part.decoded() if isinstance(part, Part) else part.get_payload(decode=True)
     if isinstance(data, bytes):
         return data
     raw = part.get_payload()
@@ -489,7 +527,7 @@ def _payload(part: Message) -> bytes:
 
 
 def _filename(part: Message, path: str, ctype: str) -> str:
-    name = part.get_filename() or part.get_param("name")
+    name = filename(part) or find_param(header_params(part), "name")
     if isinstance(name, tuple):  # an RFC 2231 value get_param did not collapse
         name = email.utils.collapse_rfc2231_value(name)
     if isinstance(name, str) and name.strip():

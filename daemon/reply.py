@@ -129,10 +129,24 @@ def split_reply(text: str) -> ReplyParts:
 def find_history(lines: list[str]) -> tuple[int, str | None]:
     """Index of the first line of quoted history and what it is; (len, None) if none."""
     for index, line in enumerate(lines[:MAX_SCAN_LINES]):
-        found = _marker_at(lines, index, line)
-        if found is not None:
-            return found
+        if _could_be_marker(line):  # most lines are not: no regular expression for them
+            found = _marker_at(lines, index, line)
+            if found is not None:
+                return found
     return len(lines), None
+
+
+# How a stripped line that is a marker starts, unless it ends in a colon (an attribution, a
+# "Begin forwarded message:" separator) or has one in its first 40 characters (a header
+# block's From line): a quote, the history mark, underscores, a "-----" or "===" separator.
+_MARKER_FIRST = frozenset({">", HISTORY_MARK[0], "_", "-", "="})
+
+
+def _could_be_marker(line: str) -> bool:
+    """False only for lines that _marker_at certainly passes over."""
+    stripped = line.strip()
+    return bool(stripped) and (stripped[0] in _MARKER_FIRST or stripped.endswith((":", "："))
+                               or ":" in line[:40] or "：" in line[:40])
 
 
 def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | None:
@@ -270,9 +284,12 @@ def _cut_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     return lines, []
 
 
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
 def _tidy(lines: list[str]) -> str:
     text = "\n".join(line.rstrip() for line in lines).strip("\n")
-    return re.sub(r"\n{3,}", "\n\n", text)
+    return _BLANK_LINES.sub("\n\n", text)
 
 
 def _joined(lines: list[str], start: int, end: int) -> str:

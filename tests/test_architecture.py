@@ -11,8 +11,8 @@ import pytest
 DAEMON = Path(__file__).resolve().parent.parent / "daemon"
 DOMAIN = ["workflow", "sla.py", "message.py", "classify.py", "correlate.py", "thread_keys.py",
           "tags.py", "business_hours.py", "reply.py", "html_text.py", "durations.py",
-          "mime_tree.py", "simulate.py", "render.py", "mime.py", "problems.py", "yamlsource.py",
-          "commands.py", "sender_auth.py", "backoff.py", "health.py", "records.py",
+          "mime_tree.py", "header_fields.py", "simulate.py", "render.py", "mime.py", "problems.py",
+          "yamlsource.py", "commands.py", "sender_auth.py", "backoff.py", "health.py", "records.py",
           "validation.py"]
 FORBIDDEN = ("sqlalchemy", "alembic", "imapclient", "aiosmtplib", "aiosmtpd", "psycopg",
              "daemon.store", "daemon.imap", "daemon.smtp", "daemon.cli", "daemon.app")

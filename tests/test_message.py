@@ -4,6 +4,7 @@ limits, and that no byte input raises anything but MailRejected."""
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import hashlib
 import random
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,6 +17,9 @@ from daemon.message import (
     InboundMessage,
     MailRejected,
     ParseLimits,
+    _date,
+    _rfc5322_date,
+    _unfold,
     decode_header,
     message_ids,
     normalise_message_id,
@@ -151,6 +155,60 @@ def test_dates() -> None:
     assert date_of("not a date") is None
     assert date_of("Wed, 3 Jun 99999 10:00:00 +0000") is None
     assert parse_message(b"Subject: x\n\nbody\n").date is None
+
+
+def general_date(value: str) -> datetime | None:
+    """_date by parsedate_to_datetime alone (no quick path)."""
+    if not value.strip():
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(_unfold(value))
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def same_date(got: datetime | None, expected: datetime | None) -> None:
+    assert got == expected
+    assert repr(got) == repr(expected)  # the same offset, the same tzinfo
+
+
+QUICK_DATES = ["Mon, 02 Mar 2026 07:30:58 +0000", "2 Mar 2026 07:30:58 +0100",
+               "Wed, 03 Jun 2026 10:13:52 +0200", "Mon, 02 Mar 2026 07:30:58 -0530",
+               "  Mon, 02 Mar 2026 07:30:58 +0000\t", "Sun, 31 Dec 9999 23:59:59 +0000",
+               "Mon, 02 Mar 0100 07:30:58 +0000", "Mon, 02 Mar 2026 07:30:58 +0099",
+               "Fri, 02 Mar 2026 07:30:58 +0000"]  # the wrong weekday is ignored
+GENERAL_DATES = ["Mon, 02 Mar 2026 07:30:58 -0000", "Tue, 31 Feb 2026 10:00:00 +0000",
+                 "Mon, 02 Mar 2026 24:00:00 +0000", "Mon, 02 Mar 2026 23:59:60 +0000",
+                 "Mon, 02 Mar 0099 07:30:58 +0000", "Mon, 02 Mar 99 07:30:58 +0000",
+                 "Mon, 02 mar 2026 07:30:58 +0000", "Mon, 02 Mar 2026 07:30:58 +9959",
+                 "Mon, 02 Mar 2026 07:30:58 +0000 (UTC)", "Mon, 02 Mar 2026 07:30:58 GMT",
+                 "Mon,  02 Mar 2026 07:30:58 +0000", "Mon, 02 Mar 2026 07:30 +0000",
+                 "Xyz, 02 Mar 2026 07:30:58 +0000", "Mon, 00 Mar 2026 07:30:58 +0000",
+                 "Mon,\r\n 02 Mar 2026 07:30:58 +0000", "Mon, 2 Mar 2026 7:30:58 +0000",
+                 "02-Mar-2026 07:30:58 +0000", "Mon, 02 Mar 2026 07:30:58 +01:00", "", " ",
+                 "Mon, 02 Mar 2026 07:30:58 +0000\x00", "Mon, 02 Mar 2026 07:30:58 EST"]
+
+
+@pytest.mark.parametrize("value", QUICK_DATES + GENERAL_DATES)
+def test_quick_dates_are_the_general_ones(value: str) -> None:
+    if value in QUICK_DATES:
+        assert _rfc5322_date(value) is not None
+    else:
+        assert _rfc5322_date(value) is None
+    same_date(_date(value), general_date(value))
+
+
+def test_random_dates() -> None:
+    rng = random.Random(3)
+    for _ in range(3000):
+        moment = datetime(rng.randint(1, 9999), rng.randint(1, 12), rng.randint(1, 28),
+                          rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59),
+                          tzinfo=timezone(timedelta(minutes=rng.randint(-1439, 1439))))
+        value = email.utils.format_datetime(moment)
+        if rng.random() < 0.3:
+            value = value.replace("Mar", "mar").replace(" +", " -").replace(", 0", ", ")
+        same_date(_date(value), general_date(value))
 
 
 # ------------------------------------------------------------------ bodies and charsets

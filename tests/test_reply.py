@@ -342,3 +342,41 @@ def test_crafted_text_is_split_in_linear_time(text: str) -> None:
     started = time.perf_counter()
     split_reply(text)
     assert time.perf_counter() - started < 2
+
+
+# ------------------------------------------------------------------ the quick line filter
+
+ODD_LINES = ["  -----Original Message-----  ", "\u3000-----Original Message-----", "\xa0___",
+             "_" * 30, "\u2003" + "_" * 30, "===", "= = =", "--", "-- ", "\ufeffFrom: x",
+             "From：x", " " * 39 + ":", " " * 40 + ":", "x" * 39 + "：", "x" * 40 + ":",
+             "Begin forwarded message:", "begin forwarded message :  ", "ſent: x",
+             "\u2028From: x", "\x1cFrom: x", HISTORY_MARK, " " + HISTORY_MARK + "\t", "\ue000"]
+
+
+def _corpus_lines() -> list[list[str]]:
+    texts = [f"{NEW}\n\n{history}" for _, history in HISTORIES] + NOT_MARKERS + SIGNATURES
+    for path in sorted(MAILS.glob("*.eml")):
+        message = parse_message(path.read_bytes())
+        texts.append(message.body_text)
+        if message.html is not None:
+            texts.append(html_to_text(message.html, mark_quotes=True))
+    texts.append("\n".join(ODD_LINES))
+    return [text.split("\n") for text in texts]
+
+
+def test_lines_the_quick_filter_skips_are_no_markers() -> None:
+    """find_history skips _marker_at for most lines; for none of them could it have found a
+    marker. Each line is checked with a header block below and an attribution-like line
+    above it, as they stand in mail."""
+    from daemon.reply import _could_be_marker, _marker_at
+
+    above = ["On Tue, 2 Jun 2026 at 16:40, X <x@y.z>"]
+    below = ["Sent: Tuesday", "To: Alice", "Subject: x", "> quoted"]
+    skipped = 0
+    for lines in _corpus_lines():
+        for line in lines:
+            if not _could_be_marker(line):
+                skipped += 1
+                assert _marker_at([*above, line, *below], 1, line) is None, line
+                assert _marker_at([line, *below], 0, line) is None, line
+    assert skipped > 500
