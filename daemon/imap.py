@@ -30,6 +30,7 @@ from types import TracebackType
 from imapclient import IMAPClient, SocketTimeout
 from imapclient import exceptions as imapclient_errors
 
+from daemon.imap_fetch import fetch_bodies
 from daemon.settings import ImapSettings
 
 # RFC 2177: re-issue IDLE at least every 29 minutes; we stay well inside that.
@@ -105,7 +106,6 @@ class Fetched:
 
     uid: int
     raw: bytes
-    internaldate: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,11 +397,8 @@ class Mailbox:
     def _fetch_batch(self, uids: list[int]) -> list[Fetched]:
         client = self._session()
         with self._errors("UID FETCH"):
-            response = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
-        return [
-            Fetched(uid, response[uid][b"BODY[]"], response[uid].get(b"INTERNALDATE"))
-            for uid in uids if uid in response and b"BODY[]" in response[uid]
-        ]
+            bodies = fetch_bodies(client, uids)
+        return [Fetched(uid, bodies[uid]) for uid in uids if uid in bodies]
 
     # ------------------------------------------------------------ after commit
 
