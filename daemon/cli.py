@@ -105,6 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_service(args)
     from daemon.app import Parts, run_once
     from daemon.cli_store import open_and_migrate
+    from daemon.gc_tuning import settle_after_startup
 
     # --once reports each part in one line of its own; the loops' logs would say it twice.
     logging.basicConfig(level=logging.ERROR, format=f"{PROG}: %(name)s: %(message)s")
@@ -114,7 +115,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         workflows = ", ".join(f"{wf.name} v{wf.version}" for wf in config.workflows.values())
         print(f"tierdesk: database {database.safe_url}, workflow {workflows}", flush=True)
-        return 0 if run_once(Parts.build(config, database)) else 1
+        parts = Parts.build(config, database)
+        settle_after_startup()
+        return 0 if run_once(parts) else 1
     finally:
         database.close()
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from daemon.app import Parts
 from daemon.cli_store import open_and_migrate
 from daemon.config import Config, load_config
+from daemon.gc_tuning import settle_after_startup, thaw
 from daemon.malloc import limit_arenas, release_free_memory
 from daemon.now import utc_now
 from daemon.outage import Outage
@@ -77,6 +78,7 @@ class Service:
         self.smtp = Outage("smtp")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sender_task: asyncio.Task[None] | None = None
+        settle_after_startup()
 
     @property
     def parts(self) -> Parts:
@@ -276,6 +278,7 @@ class Service:
         self.context.parts = parts
         if parts.database is not old.database:
             old.database.close()
+        thaw()
         if found.touches("imap"):
             self.ingest.wake()  # it reconnects with the new settings
         self.outbox_ready.set()  # the sender rebuilds on the new parts
