@@ -23,8 +23,8 @@ Processor = Callable[[Any], Any] | None
 @dataclass(frozen=True)
 class _Statement:
     sql: str
-    keys: tuple[str, ...]  # the rows' keys, in the statement's parameter order
-    processors: tuple[Processor, ...]
+    # The rows' keys in the statement's parameter order, each with its bind processor.
+    columns: tuple[tuple[str, Processor], ...]
     positional: bool
 
 
@@ -36,7 +36,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if not rows:
         return
     statement = _statement(table, tuple(rows[0]), connection.dialect)
-    pairs = tuple(zip(statement.keys, statement.processors, strict=True))
+    pairs = statement.columns
     if statement.positional:
         params: list[Any] = [tuple(p(row[k]) if p else row[k] for k, p in pairs) for row in rows]
     else:
@@ -54,8 +54,8 @@ def _statement(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Statem
             raise ValueError(f"cannot bulk-insert {table.name} with keys {keys}: every "
                              f"column but the id needs a value ({', '.join(compiled.binds)})")
         order = tuple(compiled.positiontup or ()) if compiled.positional else keys
-        processors = tuple(
-            table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in order)
-        found = _statements[cache_key] = _Statement(str(compiled), order, processors,
-                                                    compiled.positional)
+        columns = tuple(
+            (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
+            for key in order)
+        found = _statements[cache_key] = _Statement(str(compiled), columns, compiled.positional)
     return found

@@ -52,24 +52,21 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: the store needs aware (UTC) times")
-        value = value.astimezone(UTC)
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
+        convert = self.process_bind_param
 
         # SQLite's text form written in one step: SQLAlchemy's would convert, then format
         # with a %-dict, a tenth of a batch's insert time. The same string comes out
         # ("2026-03-02 09:00:00.000000", which its DATETIME reads back and sorts by).
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r}: the store needs aware (UTC) times")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            naive = convert(value, dialect)
+            return None if naive is None else naive.isoformat(" ", "microseconds")
         return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
