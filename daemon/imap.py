@@ -30,7 +30,7 @@ from types import TracebackType
 from imapclient import IMAPClient, SocketTimeout
 from imapclient import exceptions as imapclient_errors
 
-from daemon.imap_fetch import fetch_bodies
+from daemon.imap_fetch import fetch_bodies, uid_set
 from daemon.settings import ImapSettings
 
 # RFC 2177: re-issue IDLE at least every 29 minutes; we stay well inside that.
@@ -133,21 +133,6 @@ def resume_point(stored: tuple[int, int] | None, uidvalidity: int) -> Resume:
     if stored_validity == uidvalidity:
         return Resume(uidvalidity, last_uid, reset=False)
     return Resume(uidvalidity, 0, reset=True)
-
-
-def uid_set(uids: Iterable[int]) -> str:
-    """An IMAP sequence set for UIDs with runs collapsed: [1, 2, 3, 7] -> "1:3,7"."""
-    ordered = sorted(set(uids))
-    if not ordered:
-        raise ValueError("an IMAP UID set needs at least one UID")
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for uid in ordered[1:] + [0]:
-        if uid != prev + 1:
-            parts.append(str(start) if start == prev else f"{start}:{prev}")
-            start = uid
-        prev = uid
-    return ",".join(parts)
 
 
 def plan_batches(sizes: Sequence[tuple[int, int]], max_count: int,

@@ -4,13 +4,14 @@ Why: imapclient runs every FETCH response through its general lexer and parser, 
 what fetching a batch costs us. Servers answer this one fetch in one shape: `n (UID u
 BODY[] {size}` with the literal, then `)`. That shape is read by a regular expression;
 any other (items in another order, an unsolicited FLAGS update among them, ...) goes to
-imapclient's parser, so nothing a server may send is misread.
+imapclient's parser, so nothing a server may send is misread. `uid_set` writes the UID sets
+of this and the adapter's other commands (daemon/imap.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from imapclient import IMAPClient
@@ -24,9 +25,8 @@ def fetch_bodies(client: IMAPClient, uids: Sequence[int]) -> dict[int, bytes]:
     """The raw mails of `uids` still in the folder, by UID (never sets \\Seen)."""
     if not uids:
         return {}
-    uid_set = ",".join(str(uid) for uid in uids)
     # imaplib's own UID command: the same request imapclient's fetch sends.
-    typ, data = client._imap.uid("FETCH", uid_set, "(BODY.PEEK[])")
+    typ, data = client._imap.uid("FETCH", uid_set(uids), "(BODY.PEEK[])")
     if typ != "OK":
         raise IMAPClientError(f"fetch failed: {data!r}")
     found = read_bodies(data)
@@ -36,6 +36,21 @@ def fetch_bodies(client: IMAPClient, uids: Sequence[int]) -> dict[int, bytes]:
                  if isinstance(uid, int) and b"BODY[]" in items}
     wanted = set(uids)
     return {uid: raw for uid, raw in found.items() if uid in wanted}
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """An IMAP sequence set for UIDs with runs collapsed: [1, 2, 3, 7] -> "1:3,7"."""
+    ordered = sorted(set(uids))
+    if not ordered:
+        raise ValueError("an IMAP UID set needs at least one UID")
+    parts: list[str] = []
+    start = prev = ordered[0]
+    for uid in ordered[1:] + [0]:
+        if uid != prev + 1:
+            parts.append(str(start) if start == prev else f"{start}:{prev}")
+            start = uid
+        prev = uid
+    return ",".join(parts)
 
 
 def read_bodies(data: Sequence[Any]) -> dict[int, bytes] | None:
