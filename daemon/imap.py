@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
 import selectors
 import socket
 import ssl
@@ -231,11 +232,13 @@ class Mailbox:
     def _open(self) -> IMAPClient:
         seconds = self.settings.timeout.total_seconds()
         with self._errors("connect", connecting=True):
-            return IMAPClient(
+            client = IMAPClient(
                 self.settings.host, self.settings.port,
                 ssl=self.settings.security == "tls", ssl_context=self.ssl_context,
                 timeout=SocketTimeout(connect=seconds, read=seconds),
             )
+        quiet_imaplib(client)
+        return client
 
     def _starttls(self, client: IMAPClient) -> None:
         """Upgrade or fail: whatever goes wrong here is a TLS error, never a plain login."""
@@ -573,3 +576,15 @@ def _forget_notices(client: IMAPClient) -> None:
 def _shutdown(client: IMAPClient) -> None:
     with contextlib.suppress(Exception):
         client.shutdown()
+
+
+def quiet_imaplib(client: IMAPClient) -> None:
+    """Turn off imaplib's trace unless someone reads it.
+
+    imapclient sets imaplib's debug level to 5 and sends its trace to the
+    `imapclient.imaplib` logger, so every response, mail bodies included, is formatted with
+    repr() before the logger throws it away: an eighth of the CPU of a fetched batch, and a
+    transient copy several times the size of a large attachment. Debug logging of that
+    logger keeps the trace."""
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -119,6 +120,23 @@ def test_fetch_does_not_set_seen(imap_server: ImapTestServer, imap_account: Acco
     box = open_mailbox()
     assert [m.raw for batch in box.fetch(box.uids_after(0)) for m in batch] == [mail(1)]
     assert flags_of(imap_server, imap_account) == [()]
+
+
+def test_imaplib_traces_only_when_its_logger_shows_debug(
+        imap_server: ImapTestServer, imap_account: Account, open_mailbox: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """imapclient turns imaplib's trace on, which formats every mail body with repr()."""
+    append(imap_server, imap_account, mail(1))
+    quiet = open_mailbox()
+    traced: list[str] = []
+    quiet._client._imap._mesg = traced.append
+    assert [m.raw for batch in quiet.fetch(quiet.uids_after(0)) for m in batch] == [mail(1)]
+    assert traced == []
+    caplog.set_level(logging.DEBUG, logger="imapclient.imaplib")
+    loud = open_mailbox()
+    list(loud.fetch(loud.uids_after(0)))
+    assert any("Body 1" in record.getMessage() for record in caplog.records
+               if record.name == "imapclient.imaplib")
 
 
 def test_batches_never_exceed_the_batch_size(imap_server: ImapTestServer, imap_account: Account,
