@@ -13,6 +13,7 @@ checks every template against that contract for `run.py check`.
 
 from __future__ import annotations
 
+import functools
 import re
 import traceback
 from collections.abc import Iterator, Mapping
@@ -31,7 +32,7 @@ from jinja2 import (
     nodes,
     select_autoescape,
 )
-from jinja2.runtime import Context
+from jinja2.runtime import Context, new_context
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
@@ -65,9 +66,15 @@ def when(value: object) -> str:
     """An ISO 8601 time (as stored in a JSON context) as `2026-03-02 09:00 UTC`."""
     if value is None or value == "":
         return ""
+    if isinstance(value, str | datetime):
+        return _when(value)
+    return str(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _when(value: str | datetime) -> str:
+    # Memoised: a batch's mails share a few deadlines and times (they all start at its now).
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if not isinstance(moment, datetime):
-        return str(value)
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
@@ -108,16 +115,16 @@ class Renderer:
         self.folder = folder
         self._env = environment(folder)
         self._variables: dict[str, frozenset[str]] = {}
-        self._templates: dict[str, Template] = {}  # skips Jinja's loader cache on each mail
+        self._templates: dict[str, _Loaded] = {}  # skips Jinja's loader cache on each mail
 
     def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
         text = self._template(name + TEXT)
         html = self._template(name + HTML)
         # One Jinja context per template: its two blocks read the same names.
         text_ctx = _context(text, context)
-        subject = one_line(_block(text, "subject", text_ctx))
-        body = tidy_text(_block(text, "body", text_ctx))
-        html_body = _block(html, "body", _context(html, context)).strip()
+        subject = one_line(_block(text[0], "subject", text_ctx))
+        body = tidy_text(_block(text[0], "body", text_ctx))
+        html_body = _block(html[0], "body", _context(html, context)).strip()
         page = _HTML_PAGE.format(title=escape(subject), body=html_body)
         return Rendered(subject, body, page)
 
@@ -137,21 +144,29 @@ class Renderer:
         except TemplateError as exc:
             raise RenderError(f"{filename}: {type(exc).__name__}: {exc}") from None
 
-    def _template(self, filename: str) -> Template:
+    def _template(self, filename: str) -> _Loaded:
         found = self._templates.get(filename)
         if found is not None:
             return found
         try:
-            found = self._templates[filename] = self._env.get_template(filename)
+            template = self._env.get_template(filename)
         except TemplateError as exc:
             raise RenderError(f"{filename}: {exc}") from None
+        found = self._templates[filename] = (template, dict(template.globals))
         return found
 
 
-def _context(template: Template, context: Mapping[str, Any]) -> Context:
+_Loaded = tuple[Template, dict[str, Any]]  # a compiled template and a copy of its globals
+
+
+def _context(loaded: _Loaded, context: Mapping[str, Any]) -> Context:
+    template, scope = loaded
     try:
-        # new_context copies the dict (over the globals): no copy of our own.
-        return template.new_context(context if isinstance(context, dict) else dict(context))
+        # Template.new_context walks the template's globals, a ChainMap, twice per mail (to
+        # merge them under our names, then to list their keys): a plain copy made once
+        # does both.
+        return new_context(template.environment, template.name, template.blocks,
+                           {**scope, **context}, True, scope)
     except Exception as exc:  # as in _block: one readable error
         raise RenderError(f"{where(template, exc)}: {type(exc).__name__}: {exc}") from None
 
@@ -186,8 +201,12 @@ def one_line(text: str) -> str:
 
 def tidy_text(text: str) -> str:
     """Plain text without trailing spaces, leading blank lines or runs of blank lines."""
-    text = _TRAILING_SPACE.sub("\n", text.replace("\r\n", "\n"))
-    return _BLANK_RUNS.sub("\n\n", text.strip("\n")) + "\n"
+    # The substring tests are far cheaper than a regex scan, and most mail needs neither.
+    text = text.replace("\r\n", "\n")
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    text = text.strip("\n")
+    return (_BLANK_RUNS.sub("\n\n", text) if "\n\n\n" in text else text) + "\n"
 
 
 # ------------------------------------------------------------------ the template contract

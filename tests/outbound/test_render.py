@@ -3,7 +3,10 @@ errors, and `run.py check` reports template mistakes with file and line."""
 
 from __future__ import annotations
 
+import random
+import re
 import shutil
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,14 @@ import pytest
 from daemon.cli import main
 from daemon.config import load_config
 from daemon.problems import ConfigError, Problem
-from daemon.render import Renderer, RenderError, sample_contexts, template_problems
+from daemon.render import (
+    Renderer,
+    RenderError,
+    sample_contexts,
+    template_problems,
+    tidy_text,
+    when,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "mail_templates"
@@ -149,3 +159,39 @@ def test_check_reports_syntax_errors_and_missing_blocks(tree: Path) -> None:
     text = "\n".join(str(p) for p in problems(tree))
     assert "reminder.html.j2:" in text and "template syntax error" in text
     assert "command_error.txt.j2:1: template has no {% block subject %}" in text
+
+
+def test_jinja_globals_work_and_no_render_leaks_into_the_next(tmp_path: Path) -> None:
+    (tmp_path / "t.txt.j2").write_text(
+        "{% block subject %}S{% endblock %}{% block body %}"
+        "{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
+        "{% endfor %}{{ ns.n }} {{ who }}{% endblock %}")
+    (tmp_path / "t.html.j2").write_text("{% block body %}{{ who }}{% endblock %}")
+    renderer = Renderer(tmp_path)
+    context = {"who": "ann"}
+    assert renderer.render("t", context).text == "3 ann\n"
+    assert context == {"who": "ann"}  # the caller's dict is not the template's scope
+    with pytest.raises(RenderError, match="who"):  # the last render's names are gone
+        renderer.render("t", {})
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("2026-03-02T10:00:00+01:00", "2026-03-02 09:00 UTC"),
+    (datetime(2026, 3, 2, 10, 0, tzinfo=timezone(timedelta(hours=1))), "2026-03-02 09:00 UTC"),
+    (datetime(2026, 3, 2, 9, 0, tzinfo=UTC), "2026-03-02 09:00 UTC"),
+    ("2026-03-02T09:00:00", "2026-03-02 09:00 UTC"),  # naive: taken as UTC, as stored
+    (None, ""), ("", ""), (42, "42"),
+])
+def test_when_shows_utc_minutes(value: object, shown: str) -> None:
+    assert when(value) == shown
+    assert when(value) == shown  # memoised answers are the same answers
+
+
+def test_tidy_text_follows_its_rules_on_any_text() -> None:
+    rng = random.Random(7)
+    pieces = ["a", "b c", " ", "\t", "\n", "\r\n", "\n\n\n", "  \n", "\t\n"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        expected = re.sub(r"[ \t]+\n", "\n", text.replace("\r\n", "\n")).strip("\n")
+        expected = re.sub(r"\n{3,}", "\n\n", expected) + "\n"
+        assert tidy_text(text) == expected, repr(text)
