@@ -48,7 +48,10 @@ class HeaderError(ValueError):
 
 def clean(text: str, limit: int | None = None) -> str:
     """One line of header-safe text: control characters (CR, LF, ...) become spaces."""
-    text = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    if text.isprintable() and "  " not in text:  # no control character, no space but " "
+        text = text.strip()
+    else:
+        text = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
     if limit is not None and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text

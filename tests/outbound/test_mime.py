@@ -3,6 +3,8 @@ user text can add a header."""
 
 from __future__ import annotations
 
+import random
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -157,6 +159,17 @@ def test_clean_and_encode_header() -> None:
     assert encode_header("Subject", "a\r\nb") == "Subject: a b"
     with pytest.raises(HeaderError):
         encode_header("Bad Name", "x")
+
+
+def test_clean_follows_its_rules_on_any_text() -> None:
+    """Control characters become spaces, runs of white space one space, ends stripped."""
+    rng = random.Random(3)
+    pieces = ["a", "é", "✓", " ", "  ", "\t", "\r\n", "\x00", "\x7f", "\x85", "\xa0", "\u2028",
+              "\u3000", "\u200b", "\x1c", "\U0001f600"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        no_control = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", text)
+        assert clean(text) == re.sub(r"\s+", " ", no_control).strip(), repr(text)
 
 
 def test_bare_message_ids_from_the_store_get_their_brackets() -> None:
