@@ -76,10 +76,15 @@ class Attachment:
     filename: str
     content_type: str
     size: int
-    sha256: str
     content: bytes = field(repr=False)
     content_id: str | None = None
     inline: bool = False
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the content, when asked (`explain`): ingest never reads it, and
+        hashing every attachment was 2-3% of ingest."""
+        return hashlib.sha256(self.content).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -469,7 +474,7 @@ class _Body:
             self._embedded_ids(content)
         self.attachments.append(Attachment(
             filename=_filename(part, path, ctype), content_type=ctype, size=len(content),
-            sha256=hashlib.sha256(content).hexdigest(), content=content,
+            content=content,
             content_id=str(part.get("content-id", "")).strip().strip("<>") or None,
             inline=str(part.get("content-disposition", "")).lower().startswith("inline")))
 
