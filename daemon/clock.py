@@ -19,7 +19,8 @@ from daemon.runtime import Runtime
 from daemon.sla_ticket import sla_of
 from daemon.store import repository
 from daemon.store.database import Database
-from daemon.store.models import STATE_TIMER_KINDS, Outbox, Ticket, Timer
+from daemon.store.deferred import OutboxRow
+from daemon.store.models import STATE_TIMER_KINDS, Ticket, Timer
 from daemon.workflow.facts import EventRecord, TimerFired
 from daemon.workflow.timers import TicketTargets
 
@@ -63,7 +64,7 @@ def tick(database: Database, runtime: Runtime, now: datetime, batch: int = 500) 
         # Deleted first: a move's cancel_timers must not see them, nor a second clock.
         repository.delete_timers(session, timers)
         fired = superseded = 0
-        mails: list[Outbox] = []
+        mails: list[OutboxRow] = []
         done: list[Fired] = []
         for ticket_id, group in _by_ticket(timers).items():
             keep = _worth_firing(group)
@@ -133,7 +134,7 @@ def _worth_firing(group: list[Timer]) -> list[Timer]:
 
 
 def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
-          now: datetime) -> list[Outbox]:
+          now: datetime) -> list[OutboxRow]:
     if timer.kind == "resolve" and _rearmed(session, runtime, ticket, timer, now):
         return []
     engine = runtime.engine_for(ticket)

@@ -24,8 +24,8 @@ from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_mess
 from daemon.outbox import forget_parsed, record_auto_sender, remember_parsed
 from daemon.runtime import Runtime
 from daemon.store import repository
-from daemon.store.deferred import deferred, insert_outbox
-from daemon.store.models import Outbox, Ticket
+from daemon.store.deferred import OutboxRow, deferred, insert_outbox
+from daemon.store.models import Ticket
 from daemon.thread_keys import base_subject, thread_keys
 from daemon.workflow.facts import EventRecord, RequesterReplied
 
@@ -105,7 +105,7 @@ def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], i
     return [outcome for outcome, _ in results]
 
 
-Result = tuple[Outcome, list[Outbox]]
+Result = tuple[Outcome, list[OutboxRow]]
 
 
 def _parse(raw: bytes, inbox: Inbox) -> InboundMessage | MailRejected:

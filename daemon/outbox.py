@@ -38,6 +38,7 @@ from daemon.render import Renderer, RenderError, when
 from daemon.sender_auth import sign, signed_address
 from daemon.settings import MailSettings, SiteSettings
 from daemon.store import repository
+from daemon.store.deferred import OutboxRow
 from daemon.store.models import AutoSender, Event, Message, Outbox, Ticket
 from daemon.workflow.facts import EventRecord
 
@@ -72,7 +73,7 @@ class MailWriter:
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
                    config.settings.site, secret=config.settings.auth.secret.get_secret_value())
 
-    def __call__(self, session: Session, rows: list[Outbox], now: datetime) -> None:
+    def __call__(self, session: Session, rows: list[OutboxRow], now: datetime) -> None:
         materialize(session, rows, self, now)
 
     @property
@@ -110,8 +111,8 @@ class MailWriter:
 
 # ------------------------------------------------------------------ materialize
 
-def materialize(session: Session, rows: Iterable[Outbox], writer: MailWriter,
-                now: datetime) -> list[Outbox]:
+def materialize(session: Session, rows: Iterable[OutboxRow], writer: MailWriter,
+                now: datetime) -> list[OutboxRow]:
     """Render every pending, unrendered row in `rows` (in the caller's transaction).
 
     A handful of queries per call, whatever the number of rows: loop protection and
@@ -135,7 +136,7 @@ def materialize(session: Session, rows: Iterable[Outbox], writer: MailWriter,
     return todo
 
 
-def _must_flush(session: Session, todo: Sequence[Outbox], writer: MailWriter) -> bool:
+def _must_flush(session: Session, todo: Sequence[OutboxRow], writer: MailWriter) -> bool:
     """Flush only when a query below must see this transaction's rows: a template quoting
     the ticket's history (its newest events), or mail rendered earlier in the transaction
     (it counts towards the hourly limit). Otherwise each row is inserted once, with its
@@ -156,7 +157,7 @@ def _wants_history(writer: MailWriter, template: str) -> bool:
 
 @dataclass(frozen=True)
 class _Plan:
-    row: Outbox
+    row: OutboxRow
     ticket: Ticket | None
     facts: dict[str, Any]
     recipient: Recipient | None
@@ -178,7 +179,7 @@ def _tickets(session: Session, ids: set[int | None]) -> dict[int, Ticket]:
     return found
 
 
-def _plan(row: Outbox, tickets: dict[int, Ticket], writer: MailWriter) -> _Plan:
+def _plan(row: OutboxRow, tickets: dict[int, Ticket], writer: MailWriter) -> _Plan:
     ticket = tickets.get(row.ticket_id) if row.ticket_id is not None else None
     facts = _facts(row, ticket)
     resolved = resolve(row.to_role, facts, writer.directory)
@@ -206,7 +207,7 @@ def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
     _store(row, mail, body, recipient)
 
 
-def _facts(row: Outbox, ticket: Ticket | None) -> dict[str, Any]:
+def _facts(row: OutboxRow, ticket: Ticket | None) -> dict[str, Any]:
     """The engine's context, with the ticket's current facts for anything it left out."""
     if ticket is None:
         return dict(row.context)
@@ -216,7 +217,7 @@ def _facts(row: Outbox, ticket: Ticket | None) -> dict[str, Any]:
     return {**base, **row.context}
 
 
-def _store(row: Outbox, mail: Mail, body: bytes, recipient: Recipient) -> None:
+def _store(row: OutboxRow, mail: Mail, body: bytes, recipient: Recipient) -> None:
     row.recipients = recipient.address
     row.subject = mail.subject
     row.body = body
@@ -578,19 +579,19 @@ def record_auto_sender(session: Session, address: str, now: datetime, reason: st
 
 # ------------------------------------------------------------------ skipping and parking
 
-def skip(session: Session, row: Outbox, ticket: Ticket | None, reason: str,
+def skip(session: Session, row: OutboxRow, ticket: Ticket | None, reason: str,
          now: datetime) -> None:
     row.status, row.last_error = "skipped", reason
     _note(session, ticket, row, "mail_skipped", reason, now)
 
 
-def park(session: Session, row: Outbox, ticket: Ticket | None, reason: str,
+def park(session: Session, row: OutboxRow, ticket: Ticket | None, reason: str,
          now: datetime) -> None:
     row.status, row.last_error = "parked", reason
     _note(session, ticket, row, "mail_parked", reason, now)
 
 
-def _note(session: Session, ticket: Ticket | None, row: Outbox, kind: str, reason: str,
+def _note(session: Session, ticket: Ticket | None, row: OutboxRow, kind: str, reason: str,
           now: datetime) -> None:
     if ticket is None:
         return

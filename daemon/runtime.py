@@ -13,15 +13,16 @@ from daemon.business_hours import calendar_clock
 from daemon.config import Config
 from daemon.recipients import per_member
 from daemon.store import repository
-from daemon.store.models import Outbox, Ticket
+from daemon.store.deferred import OutboxRow
+from daemon.store.models import Ticket
 from daemon.workflow.engine import AddTime, Engine, VendorClock, wall_clock
 from daemon.workflow.facts import Decision, EventRecord, NewTicket
 
 # Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
-MailHook = Callable[[Session, list[Outbox], datetime], None]
+MailHook = Callable[[Session, list[OutboxRow], datetime], None]
 
 
-def _no_mail(session: Session, rows: list[Outbox], now: datetime) -> None:
+def _no_mail(session: Session, rows: list[OutboxRow], now: datetime) -> None:
     """Leaves rows as the store wrote them (tests of the pure loop logic)."""
 
 
@@ -52,7 +53,7 @@ class Runtime:
         return self.engines.get(ticket.workflow_name) or self.engines[self.default_workflow]
 
     def apply(self, session: Session, ticket: Ticket, decision: Decision, now: datetime,
-              *, flush: bool = True, mail: bool = True) -> list[Outbox]:
+              *, flush: bool = True, mail: bool = True) -> list[OutboxRow]:
         """Write a decision in the caller's transaction and return its outbox rows; with
         mail=False the caller renders them later, many at once (`render`)."""
         workflow = self.config.workflows.get(ticket.workflow_name)
@@ -65,7 +66,7 @@ class Runtime:
             self.render(session, rows, now)
         return rows
 
-    def render(self, session: Session, rows: list[Outbox], now: datetime) -> None:
+    def render(self, session: Session, rows: list[OutboxRow], now: datetime) -> None:
         """Fill outbox rows (recipients, templates, MIME) in the caller's transaction."""
         if rows:
             self.mail_hook(session, rows, now)
@@ -82,7 +83,7 @@ class Runtime:
     def open_ticket(self, session: Session, *, requester: str, subject: str, body: str,
                     now: datetime, linked_ref: str | None = None,
                     first: Sequence[EventRecord] = (), mail: bool = True,
-                    ticket_id: int | None = None) -> tuple[Ticket, list[Outbox]]:
+                    ticket_id: int | None = None) -> tuple[Ticket, list[OutboxRow]]:
         """Create a ticket in the default workflow and run its triage, in one transaction;
         `first` are events to record before the engine's (the mail that opened it). With a
         reserved `ticket_id` nothing is flushed (see repository.ticket_ids)."""

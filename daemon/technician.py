@@ -35,7 +35,8 @@ from daemon.message import InboundMessage
 from daemon.runtime import Runtime
 from daemon.sender_auth import AuthPolicy, Claim, Verdict, authenticate
 from daemon.store import repository
-from daemon.store.models import Outbox, Ticket
+from daemon.store.deferred import OutboxRow
+from daemon.store.models import Ticket
 from daemon.tags import TagScan, find_tags
 from daemon.thread_keys import plus_refs
 from daemon.workflow.explain import may_use
@@ -84,7 +85,7 @@ def identify(address: str, directory: Directory) -> Sender | None:
 
 
 def handle(session: Session, ticket: Ticket, msg: InboundMessage, sender: Sender,
-           runtime: Runtime, now: datetime, *, flush: bool) -> tuple[str, list[Outbox]]:
+           runtime: Runtime, now: datetime, *, flush: bool) -> tuple[str, list[OutboxRow]]:
     """The mail's effect on `ticket` (already stored); returns a detail line and the outbox
     rows to render."""
     desk = _Desk(session, ticket, msg, runtime, now, flush)
@@ -123,7 +124,7 @@ class _Desk:
     def facts(self) -> TicketFacts:
         return repository.facts(self.ticket)
 
-    def apply(self, decision: Decision) -> list[Outbox]:
+    def apply(self, decision: Decision) -> list[OutboxRow]:
         return self.runtime.apply(self.session, self.ticket, decision, self.now, mail=False,
                                   flush=self.flush)
 
@@ -146,7 +147,7 @@ class _Desk:
 
     # ------------------------------------------------------------ a vendor
 
-    def vendor_reply(self, sender: VendorSender) -> tuple[str, list[Outbox]]:
+    def vendor_reply(self, sender: VendorSender) -> tuple[str, list[OutboxRow]]:
         """Forwarded to the owning team only; the vendor's tags are just text."""
         text = self.msg.new_text or self.msg.body_text
         record = self.event("vendor_reply", f"{sender.vendor.name} replied", vendor=sender.key)
@@ -163,7 +164,7 @@ class _Desk:
 
     # ------------------------------------------------------------ a member
 
-    def member_mail(self, sender: MemberSender) -> tuple[str, list[Outbox]]:
+    def member_mail(self, sender: MemberSender) -> tuple[str, list[OutboxRow]]:
         verdict = authenticate(self._claim(sender), _policy(self.runtime))
         scan = find_tags(self.msg.new_text)
         if not verdict.ok:
@@ -186,7 +187,7 @@ class _Desk:
                      tokens, self.ticket.ref, sender.home)
 
     def _refuse(self, sender: MemberSender, scan: TagScan,
-                verdict: Verdict) -> tuple[str, list[Outbox]]:
+                verdict: Verdict) -> tuple[str, list[OutboxRow]]:
         """Nothing runs, nothing is passed on; the event and the member's real address say
         why. The notice names the tags only, never the (possibly forged) text."""
         tags = [f"#{c.name}" for c in scan.commands]
@@ -209,16 +210,16 @@ class _Desk:
     # ------------------------------------------------------------ commands, in order
 
     def _run_all(self, sender: MemberSender,
-                 parsed: Sequence[Parsed]) -> tuple[list[Result], list[Outbox]]:
+                 parsed: Sequence[Parsed]) -> tuple[list[Result], list[OutboxRow]]:
         results: list[Result] = []
-        rows: list[Outbox] = []
+        rows: list[OutboxRow] = []
         for item in parsed:
             result, written = self._run(sender, item)
             results.append(result)
             rows += written
         return results, rows
 
-    def _run(self, sender: MemberSender, item: Parsed) -> tuple[Result, list[Outbox]]:
+    def _run(self, sender: MemberSender, item: Parsed) -> tuple[Result, list[OutboxRow]]:
         if isinstance(item, Mistake):
             return self._refused(item.written, item.name, item.reason, item.syntax)
         if not sender.member.may_use(item.name):
@@ -229,12 +230,12 @@ class _Desk:
         return self._issue(sender, item)
 
     def _refused(self, written: str, name: str, why: str,
-                 right: str) -> tuple[Result, list[Outbox]]:
+                 right: str) -> tuple[Result, list[OutboxRow]]:
         record = self.event("refused", why, command=written, internal=True)
         rows = self.apply(Decision(self.facts, events=(record,)))
         return Result(f"#{name}", written, False, why, right), rows
 
-    def _issue(self, sender: MemberSender, item: Request) -> tuple[Result, list[Outbox]]:
+    def _issue(self, sender: MemberSender, item: Request) -> tuple[Result, list[OutboxRow]]:
         before = self.facts
         issued = self._command(sender, item)
         if isinstance(issued, str):
@@ -284,7 +285,7 @@ class _Desk:
 
     # ------------------------------------------------------------ the text and the receipt
 
-    def _pass_on(self, scan: TagScan, parsed: Sequence[Parsed]) -> tuple[str, list[Outbox]]:
+    def _pass_on(self, scan: TagScan, parsed: Sequence[Parsed]) -> tuple[str, list[OutboxRow]]:
         """The text without tag lines to the requester, unless it may be internal."""
         if not scan.text.strip():
             return "", []

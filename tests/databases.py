@@ -84,7 +84,8 @@ def pg_migrated_url(pg_schemas: PgSchemas) -> str:
     return url
 
 
-def _truncate_all(database: Database) -> None:
+def truncate_all(database: Database) -> None:
+    """PostgreSQL: empty every table and restart its id sequences."""
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with database.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
@@ -102,7 +103,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         migrate(db)
     else:
         db = open_database(request.getfixturevalue("pg_migrated_url"))
-        _truncate_all(db)
+        truncate_all(db)
     try:
         yield db
     finally:

@@ -16,6 +16,7 @@ from sqlalchemy import Select, delete, exists, or_, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from daemon.store.deferred import HeldOutbox, OutboxRow
 from daemon.store.deferred import current as deferred_rows
 from daemon.store.models import (
     STATE_TIMER_KINDS,
@@ -191,7 +192,7 @@ def apply_decision(
     workflow_name: str | None = None,
     workflow_version: int | None = None,
     flush: bool = True,
-) -> list[Outbox]:
+) -> list[OutboxRow]:
     """Write a Decision: new facts, events, timers and outbox rows. A refusal writes nothing.
 
     Returns the new outbox rows, so the caller can render them in the same transaction.
@@ -394,21 +395,21 @@ def add_mail(
     *,
     domain: str,
     ticket: Ticket | None = None,
-) -> Outbox:
+) -> OutboxRow:
     """An outbox row for one MailOrder, pending and due at once; not rendered yet. In a
-    deferred batch it is not added to the session: the batch adds it once rendered."""
-    row = Outbox(
-        ticket_id=ticket.id if ticket is not None else None,
-        template=order.template, to_role=order.to,
-        message_id=new_message_id(domain, ticket.id if ticket is not None else None),
-        headers={}, context=jsonable(order.context), status="pending", attempts=0,
-        next_attempt_at=now, created_at=now,
-    )
+    deferred batch it is a HeldOutbox, not in the session: the batch inserts it once
+    rendered."""
+    ticket_id = ticket.id if ticket is not None else None
+    fields = {"ticket_id": ticket_id, "template": order.template, "to_role": order.to,
+              "message_id": new_message_id(domain, ticket_id),
+              "context": jsonable(order.context), "next_attempt_at": now, "created_at": now}
     buffer = deferred_rows(session)
     if buffer is not None:
-        buffer.outbox.append(row)
-    else:
-        session.add(row)
+        held = HeldOutbox(**fields)
+        buffer.outbox.append(held)
+        return held
+    row = Outbox(**fields, headers={}, status="pending", attempts=0)
+    session.add(row)
     return row
 
 
