@@ -26,7 +26,7 @@ from daemon.runtime import Runtime
 from daemon.store import repository
 from daemon.store.deferred import OutboxRow, deferred, insert_outbox
 from daemon.store.models import Ticket
-from daemon.thread_keys import base_subject, thread_keys
+from daemon.thread_keys import ThreadKeys, base_subject, thread_keys
 from daemon.workflow.facts import EventRecord, RequesterReplied
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,11 @@ class _Pending:
 
     ids: Iterator[int]
     seen: set[str]
+    # Message-ID -> ref: those stored before the batch, then those the batch stores.
     known_refs: dict[str, str]
-    existing_refs: set[str]
-    tickets: dict[str, Ticket] = field(default_factory=dict)  # stored ones locked, new ones
+    # Every ticket a mail may thread to (stored ones locked), then those the batch opens.
+    tickets: dict[str, Ticket]
+    keys: dict[int, ThreadKeys]  # by id() of the parsed mail: computed once per mail
     message_refs: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
@@ -132,15 +134,16 @@ class _Pending:
                  parsed: Sequence[tuple[int | None, bytes, InboundMessage | MailRejected]],
                  ) -> _Pending:
         msgs = [msg for _, _, msg in parsed if isinstance(msg, InboundMessage)]
-        keys = [thread_keys(msg, inbox.support_address, (inbox.domain,)) for msg in msgs]
+        keys = {id(msg): thread_keys(msg, inbox.support_address, (inbox.domain,))
+                for msg in msgs}
         ids = {msg.message_id for msg in msgs}
-        known = repository.refs_for_message_ids(session, {m for k in keys for m in k.message_ids})
+        known = repository.refs_for_message_ids(
+            session, {m for k in keys.values() for m in k.message_ids})
         # Every ticket a mail may thread to, read and locked in one query (not one per reply).
-        refs = {ref for key in keys for ref in refs_to_check(key)}
+        refs = {ref for key in keys.values() for ref in refs_to_check(key)}
         tickets = repository.tickets_by_ref(session, refs | set(known.values()), for_update=True)
         return cls(repository.ticket_ids(session),
-                   repository.seen_message_ids(session, "in", ids), known,
-                   {ref for ref in tickets if ref in refs}, tickets)
+                   repository.seen_message_ids(session, "in", ids), known, tickets, keys)
 
 
 @dataclass
@@ -203,17 +206,15 @@ class _Pass:
         return repository.message_seen(self.session, "in", message_id)
 
     def _thread(self, msg: InboundMessage) -> Match:
+        pending = self.pending
+        if pending is not None:
+            return correlate(pending.keys[id(msg)], pending.known_refs, pending.tickets)
         keys = thread_keys(msg, self.inbox.support_address, (self.inbox.domain,))
         wanted = refs_to_check(keys)
-        pending = self.pending
-        if pending is None:
-            known = repository.refs_for_message_ids(self.session, keys.message_ids)
-            existing = set(self.session.scalars(
-                select(Ticket.ref).where(Ticket.ref.in_(wanted)))) if wanted else set()
-            return correlate(keys, known, existing)
-        added = {m: r for m, r in pending.message_refs.items() if r is not None}
-        return correlate(keys, {**pending.known_refs, **added},
-                         pending.existing_refs | set(pending.tickets))
+        known = repository.refs_for_message_ids(self.session, keys.message_ids)
+        existing = set(self.session.scalars(
+            select(Ticket.ref).where(Ticket.ref.in_(wanted)))) if wanted else set()
+        return correlate(keys, known, existing)
 
     def _bounced(self, message_ids: Sequence[str]) -> Match | None:
         """A bounce belongs to the ticket of the mail of ours it returns."""
@@ -236,6 +237,8 @@ class _Pass:
             repository.new_message(self.session, direction="in", message_id=msg.message_id,
                                    at=self.now, **fields)
             self.pending.message_refs[msg.message_id] = ticket.ref if ticket else None
+            if ticket is not None:  # later mails of the batch may reply to this one
+                self.pending.known_refs[msg.message_id] = ticket.ref
         elif repository.add_message(self.session, direction="in", message_id=msg.message_id,
                                     at=self.now, **fields) is None:
             raise _Duplicate
