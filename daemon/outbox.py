@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from daemon.config import Config
 from daemon.directory import Directory
+from daemon.liveness import is_gone, this_process
 from daemon.message import InboundMessage, MailRejected, parse_message
 from daemon.mime import Address, Attachment, HeaderError, Mail, build, safe_message_ids
 from daemon.recipients import Recipient, resolve
@@ -615,12 +616,13 @@ class Claimed:
 
 
 def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
-          max_bytes: int = CLAIM_BYTES) -> list[Claimed]:
+          max_bytes: int = CLAIM_BYTES, *, claimer: str | None = None) -> list[Claimed]:
     """Take up to `limit` due rows, and no more than `max_bytes` of mail (at least one row):
-    `sending` ones whose lease ran out (their sender died) first, then pending ones. They
-    become `sending` until `lease_until`; on PostgreSQL rows another sender holds are
-    skipped, so no row is sent by two senders."""
-    due = _due(session, "sending", now, limit)
+    `sending` ones whose sender died (its lease ran out, or it is a process of this machine
+    that no longer exists) first, then pending ones. They become `sending` until
+    `lease_until`, claimed by `claimer` (this process by default); on PostgreSQL rows
+    another sender holds are skipped, so no row is sent by two senders."""
+    due = _due(session, "sending", now, limit, also=_gone_claimers(session, now))
     due += _due(session, "pending", now, limit - len(due))
     taken = _within(due, max_bytes)
     if not taken:
@@ -629,7 +631,8 @@ def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
     bodies = {i: body for i, body in session.execute(
         select(Outbox.id, Outbox.body).where(Outbox.id.in_(ids)))}
     session.execute(update(Outbox).where(Outbox.id.in_(ids))
-                    .values(status="sending", next_attempt_at=lease_until)
+                    .values(status="sending", next_attempt_at=lease_until,
+                            claimed_by=claimer or this_process())
                     .execution_options(synchronize_session=False))
     return [Claimed(r.id, r.message_id, r.recipients, bodies[r.id] or b"", r.attempts)
             for r in taken]
@@ -644,16 +647,27 @@ class _Due:
     size: int
 
 
-def _due(session: Session, status: str, now: datetime, limit: int) -> list[_Due]:
+def _gone_claimers(session: Session, now: datetime) -> list[str]:
+    """Holders of unexpired claims that are provably dead processes (daemon/liveness.py)."""
+    held = session.scalars(select(Outbox.claimed_by).distinct().where(
+        Outbox.status == "sending", Outbox.next_attempt_at > now))
+    return [claimer for claimer in held if is_gone(claimer)]
+
+
+def _due(session: Session, status: str, now: datetime, limit: int,
+         also: Sequence[str] = ()) -> list[_Due]:
+    """Rows of `status` due at `now`, and `also` those claimed by these claimers."""
     # One status at a time: ix_outbox_status_next_attempt_at then yields rows in order and
     # the LIMIT stops the walk. (status IN (...) made SQLite sort every due row, bodies and
     # all, on each claim: quadratic in the backlog.)
     if limit <= 0:
         return []
+    due = Outbox.next_attempt_at <= now
+    if also:
+        due = or_(due, Outbox.claimed_by.in_(also))
     stmt = (select(Outbox.id, Outbox.message_id, Outbox.recipients, Outbox.attempts,
                    func.length(Outbox.body))
-            .where(Outbox.status == status, Outbox.next_attempt_at <= now,
-                   Outbox.body.is_not(None))
+            .where(Outbox.status == status, due, Outbox.body.is_not(None))
             .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
             .with_for_update(skip_locked=True))
     return [_Due(i, mid, tuple(_split(rcpts)), attempts, int(size or 0))

@@ -3,8 +3,9 @@
 One pass claims due rows in batches (short transactions; rows become `sending` under a lease),
 hands them to one worker per connection, and records the outcomes together with the next
 claim. Mail is delivered at least once: a sender that dies after the server took a mail but
-before recording it leaves the row `sending`; when the lease runs out another pass sends it
-again, with the same Message-ID, so the duplicate is recognisable.
+before recording it leaves the row `sending`, claimed by its process; the next pass of a
+daemon on the same machine sees that process is gone and sends it again at once (any other
+sender when the lease runs out), with the same Message-ID, so the duplicate is recognisable.
 
 - accepted: `sent`.
 - 4xx: back to `pending`, due after an exponential backoff with jitter; parked after
@@ -139,7 +140,7 @@ class Sender:
         """One pass over the rows due now; returns what happened to them. Once `stop` is
         set, no more rows are claimed and those claimed but not yet tried go back to the
         queue, due at once; mails being sent are finished. Cancelling the pass abandons
-        those too: they stay claimed and are sent again when their lease runs out."""
+        those too: they stay claimed until this process is gone or their lease runs out."""
         cutoff = self.clock()
         if self.writer is not None:
             await asyncio.to_thread(self._render_leftovers, cutoff)

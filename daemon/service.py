@@ -8,8 +8,9 @@ outbox rows, so an acknowledgement leaves within milliseconds of its mail's comm
 - SIGTERM / SIGINT: stop gracefully. IDLE is woken, the batch in hand commits (or rolls back)
   whole, the sender claims nothing more and puts rows claimed but not tried back in the queue,
   mails being sent are finished; heartbeats are marked stopped; exit 0. A second signal
-  abandons the mails being sent (they stay claimed and go again when their lease runs out)
-  and does not wait for the threads (whatever they had not committed rolls back); exit 1.
+  abandons the mails being sent (they stay claimed and go again as soon as a daemon on this
+  machine runs again, or when their lease runs out) and does not wait for the threads
+  (whatever they had not committed rolls back); exit 1.
 - SIGHUP, or a changed file under config/, workflows/ or mail_templates/: reload. The whole
   configuration is loaded and validated first; an invalid one is refused with its
   file:line problems and the running one kept.
@@ -103,7 +104,7 @@ class Service:
         await asyncio.wait([work, forced], return_when=asyncio.FIRST_COMPLETED)
         if self.forced.is_set():
             log.warning("stopped at once (second signal): mails being sent go again when "
-                        "their lease runs out; uncommitted work rolls back")
+                        "the daemon runs again; uncommitted work rolls back")
             return 1
         forced.cancel()
         await asyncio.gather(forced, return_exceptions=True)

@@ -53,6 +53,7 @@ class HeldOutbox:
     body: bytes | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    claimed_by: str | None = None
     id: int | None = None
 
 

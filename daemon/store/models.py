@@ -219,6 +219,9 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # The process that took it for sending (daemon/liveness.py): a dead one's claims are
+    # re-taken at once rather than when their lease runs out.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class AutoSender(Base):

@@ -3,14 +3,18 @@ structure of every template, threading, handoff contents, loop protection, skips
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from daemon.liveness import is_gone, this_process
 from daemon.outbox import MailWriter, claim, materialize, record_auto_sender
 from daemon.runtime import Runtime
 from daemon.store import repository
@@ -245,6 +249,37 @@ def test_rows_from_the_store_are_rendered_once_per_call(database: Database, writ
         assert materialize(session, [first, second], writer, now) == [first, second]
     with database.reading() as session:
         assert session.scalar(select(Outbox.body).where(Outbox.id == first.id)) is not None
+
+
+def test_claims_of_a_process_that_is_gone_are_taken_again_at_once(
+        database: Database, writer: MailWriter, now: datetime) -> None:
+    """A sender killed mid-send: its rows go again when the daemon runs again, not after
+    the 15-minute lease; the claims of live or unknowable processes wait for their lease."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here, _, namespace = this_process().rsplit(":", 2)
+    claimers = {"gone": f"{here}:{gone.pid}:{namespace}",
+                "alive": f"{here}:{os.getppid()}:{namespace}",
+                "other host": f"elsewhere.example:{gone.pid}:{namespace}",
+                "other namespace": f"{here}:{gone.pid}:1", "unknown": None}
+    with database.transaction() as session:
+        ticket = new_ticket(session, now)
+        for _ in claimers:
+            queue(session, ticket, "reminder", "team", now, writer)
+    lease = now + timedelta(minutes=15)
+    for claimer, row in zip(claimers.values(), rows(database), strict=True):
+        with database.transaction() as session:
+            session.execute(update(Outbox).where(Outbox.id == row.id).values(
+                status="sending", next_attempt_at=lease, claimed_by=claimer))
+    later = now + timedelta(minutes=1)
+    with database.transaction() as session:
+        retaken = claim(session, later, 10, later + timedelta(minutes=15))
+    by_id = {row.id: name for name, row in zip(claimers, rows(database), strict=True)}
+    assert [by_id[c.id] for c in retaken] == ["gone"]
+    assert {r.claimed_by for r in rows(database) if r.id == retaken[0].id} == {this_process()}
+    assert is_gone(claimers["gone"]) and not any(
+        is_gone(c) for c in (claimers["alive"], claimers["other host"],
+                             claimers["other namespace"], this_process(), "x", "h:0:1"))
 
 
 def test_a_claim_loads_no_more_than_its_byte_budget(database: Database, writer: MailWriter,
