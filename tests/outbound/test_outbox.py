@@ -261,7 +261,8 @@ def test_claims_of_a_process_that_is_gone_are_taken_again_at_once(
     claimers = {"gone": f"{here}:{gone.pid}:{namespace}",
                 "alive": f"{here}:{os.getppid()}:{namespace}",
                 "other host": f"elsewhere.example:{gone.pid}:{namespace}",
-                "other namespace": f"{here}:{gone.pid}:1", "unknown": None}
+                "other namespace": f"{here}:{gone.pid}:{namespace.split('.')[0]}.1",
+                "other boot": f"{here}:{gone.pid}:0.{namespace.split('.')[1]}", "unknown": None}
     with database.transaction() as session:
         ticket = new_ticket(session, now)
         for _ in claimers:
@@ -279,7 +280,8 @@ def test_claims_of_a_process_that_is_gone_are_taken_again_at_once(
     assert {r.claimed_by for r in rows(database) if r.id == retaken[0].id} == {this_process()}
     assert is_gone(claimers["gone"]) and not any(
         is_gone(c) for c in (claimers["alive"], claimers["other host"],
-                             claimers["other namespace"], this_process(), "x", "h:0:1"))
+                             claimers["other namespace"], claimers["other boot"],
+                             this_process(), "x", f"{here}:0:{namespace}"))
 
 
 def test_a_claim_loads_no_more_than_its_byte_budget(database: Database, writer: MailWriter,
