@@ -616,12 +616,12 @@ class Claimed:
 
 
 def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
-          max_bytes: int = CLAIM_BYTES, *, claimer: str | None = None) -> list[Claimed]:
+          max_bytes: int = CLAIM_BYTES) -> list[Claimed]:
     """Take up to `limit` due rows, and no more than `max_bytes` of mail (at least one row):
     `sending` ones whose sender died (its lease ran out, or it is a process of this machine
     that no longer exists) first, then pending ones. They become `sending` until
-    `lease_until`, claimed by `claimer` (this process by default); on PostgreSQL rows
-    another sender holds are skipped, so no row is sent by two senders."""
+    `lease_until`, claimed by this process; on PostgreSQL rows another sender holds are
+    skipped, so no row is sent by two senders."""
     due = _due(session, "sending", now, limit, also=_gone_claimers(session, now))
     due += _due(session, "pending", now, limit - len(due))
     taken = _within(due, max_bytes)
@@ -632,7 +632,7 @@ def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
         select(Outbox.id, Outbox.body).where(Outbox.id.in_(ids)))}
     session.execute(update(Outbox).where(Outbox.id.in_(ids))
                     .values(status="sending", next_attempt_at=lease_until,
-                            claimed_by=claimer or this_process())
+                            claimed_by=this_process())
                     .execution_options(synchronize_session=False))
     return [Claimed(r.id, r.message_id, r.recipients, bodies[r.id] or b"", r.attempts)
             for r in taken]
