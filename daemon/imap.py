@@ -7,7 +7,7 @@ one-line message, so the caller can log it, back off (`Backoff`) and reconnect:
     mailbox = Mailbox(settings.imap)
     mailbox.connect()
     start = resume_point(stored_cursor, mailbox.select())
-    for batch in mailbox.fetch(mailbox.uids_after(start.last_uid)):
+    for batch in mailbox.fetch_after(start.last_uid):
         ...commit the batch with the cursor (uidvalidity, batch[-1].uid)...
         mailbox.mark_processed([mail.uid for mail in batch])
     mailbox.wait(timeout_s=60)
@@ -39,6 +39,7 @@ IDLE_RENEW_S = 25 * 60
 DEFAULT_BATCH_SIZE = 100
 # A batch also stops at this many bytes, so a run of 30 MB mails never sits in memory at once.
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
+WINDOW_GROWTH = 16  # the widest UID range searched, in fetch steps (see windows_after)
 SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
 
@@ -200,6 +201,7 @@ class Mailbox:
         self._wake_pair: tuple[socket.socket, socket.socket] | None = None
         self._last_poll = clock()
         self.uidvalidity: int | None = None
+        self.uidnext: int | None = None  # as the last SELECT reported it
 
     # ------------------------------------------------------------ connection
 
@@ -313,6 +315,8 @@ class Mailbox:
             response = client.select_folder(self.settings.folder)
         _forget_notices(client)  # the folder's size as selected is no news (see wait())
         self.uidvalidity = int(response[b"UIDVALIDITY"])
+        uidnext = response.get(b"UIDNEXT")
+        self.uidnext = int(uidnext) if uidnext is not None else None
         self._last_poll = self._clock()
         return self.uidvalidity
 
@@ -327,23 +331,52 @@ class Mailbox:
 
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above last_uid, ascending."""
-        client = self._session()
-        _forget_notices(client)
-        with self._errors("UID SEARCH"):
-            found = client.search(f"UID {last_uid + 1}:*")
         # "n:*" always matches the highest UID, even when that is below n.
-        return sorted(uid for uid in found if uid > last_uid)
+        return self._search(self._session(), f"UID {last_uid + 1}:*", last_uid + 1)
+
+    def windows_after(self, last_uid: int) -> Iterator[list[int]]:
+        """The UIDs above last_uid, ascending, one UID range at a time up to the UIDNEXT
+        that SELECT reported: a mailbox of a million mails is never a list of a million UIDs
+        in memory. A range that finds little makes the next one wider, so a long run of
+        expunged UIDs costs a few searches, not thousands. Then one `low:*` search takes in
+        what arrived meanwhile (or what a server's stale UIDNEXT hid), range by range too."""
+        client = self._session()
+        step = self._fetch_step
+        width, low = step, last_uid + 1
+        end = (self.uidnext or 0) - 1
+        while True:
+            while low <= end:
+                high = min(low + width - 1, end)
+                found = self._search(client, f"UID {low}:{high}", low, high)
+                if found:
+                    yield found
+                grow = len(found) < width // 2
+                width = min(width * 2, step * WINDOW_GROWTH) if grow else step
+                low = high + 1
+            tail = self._search(client, f"UID {low}:*", low)  # "n:*": see uids_after
+            if not tail:
+                return
+            end = tail[-1]
+
+    def _search(self, client: IMAPClient, criteria: str, low: int,
+                high: int | None = None) -> list[int]:
+        """UID SEARCH, ascending and held to [low, high]."""
+        _forget_notices(client)  # a drain's moves leave an EXPUNGE notice per mail
+        with self._errors("UID SEARCH"):
+            found = client.search(criteria)
+        return sorted(uid for uid in found if low <= uid and (high is None or uid <= high))
+
+    def fetch_after(self, last_uid: int) -> Iterator[list[Fetched]]:
+        """`fetch` of `windows_after`: every mail after the cursor, batch by batch."""
+        for window in self.windows_after(last_uid):
+            yield from self.fetch(window)
 
     def unmarked_upto(self, last_uid: int) -> list[int]:
         """Unseen UIDs at or below last_uid: mail committed before a crash or a dropped
         connection kept it from being marked processed."""
         if last_uid < 1:
             return []
-        client = self._session()
-        _forget_notices(client)
-        with self._errors("UID SEARCH UNSEEN"):
-            found = client.search(f"UID 1:{last_uid} UNSEEN")
-        return sorted(uid for uid in found if uid <= last_uid)
+        return self._search(self._session(), f"UID 1:{last_uid} UNSEEN", 1, last_uid)
 
     def count_waiting(self, last_uid: int) -> int:
         """How many mails sit in the folder after the cursor."""
@@ -362,11 +395,15 @@ class Mailbox:
         bytes, fetched one batch at a time (BODY.PEEK[]: fetching never sets \\Seen).
         A UID expunged meanwhile is simply missing from its batch."""
         ordered = sorted(set(uids))
-        # Sizes are asked for ten batches at a time: one small command instead of ten.
-        step = self.batch_size * (1 if self.batch_bytes is None else 10)
+        step = self._fetch_step
         for start in range(0, len(ordered), step):
             for part in self._plan(ordered[start:start + step]):
                 yield self._fetch_batch(part)
+
+    @property
+    def _fetch_step(self) -> int:
+        # Sizes are asked for ten batches at a time: one small command instead of ten.
+        return self.batch_size * (1 if self.batch_bytes is None else 10)
 
     def _plan(self, uids: list[int]) -> list[list[int]]:
         """Batches for these UIDs. Only mails bigger than batch_bytes / batch_size can make

@@ -64,7 +64,7 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
     leftovers = mailbox.unmarked_upto(resume.last_uid)
     if leftovers:
         mailbox.mark_processed(leftovers)
-    for batch in mailbox.fetch(mailbox.uids_after(resume.last_uid)):
+    for batch in mailbox.fetch_after(resume.last_uid):
         if batch:
             outcomes = _commit_batch(database, inbox, batch, folder, uidvalidity, clock(),
                                      report)

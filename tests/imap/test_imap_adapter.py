@@ -114,6 +114,52 @@ def test_appended_mail_round_trips_byte_exact(imap_server: ImapTestServer, imap_
     assert box.count_waiting(uids[0]) == 2
 
 
+def expunge(server: ImapTestServer, account: Account, uids: list[int]) -> None:
+    with client(server, account) as imap:
+        imap.select_folder("INBOX")
+        imap.add_flags(uids, [b"\\Deleted"])
+        imap.expunge()
+
+
+def test_uids_are_listed_a_range_at_a_time(imap_server: ImapTestServer, imap_account: Account,
+                                           open_mailbox: Any) -> None:
+    """Never the whole folder's UIDs at once, and a run of expunged UIDs costs few searches."""
+    for n in range(60):
+        append(imap_server, imap_account, mail(n))
+    box = open_mailbox({"batch_size": 2, "batch_bytes": None})  # 2 UIDs a range, at most 32
+    everything = box.uids_after(0)
+    expunge(imap_server, imap_account, everything[4:44])
+    kept = everything[:4] + everything[44:]
+    box.select()
+    searches: list[str] = []
+    search = box._search
+    box._search = lambda client, criteria, *bounds: searches.append(criteria) or search(
+        client, criteria, *bounds)
+    windows = list(box.windows_after(0))
+    assert [uid for window in windows for uid in window] == kept
+    # 2, 2, then ranges of 2, 4, 8 and 16 find nothing, and one of 32 (at most 2 x
+    # WINDOW_GROWTH) the last 16.
+    assert [len(window) for window in windows] == [2, 2, 16]
+    assert len(searches) <= len(kept) // 2 + 8  # the 40 gone UIDs: a handful of searches
+    assert [uid for window in box.windows_after(kept[9]) for uid in window] == kept[10:]
+    assert list(box.windows_after(kept[-1])) == []
+
+
+@pytest.mark.parametrize("uidnext", ["stale", "missing"])
+def test_mail_beyond_selects_uidnext_is_taken_in(imap_server: ImapTestServer,
+                                                 imap_account: Account, open_mailbox: Any,
+                                                 uidnext: str) -> None:
+    """Mail the session heard of after SELECT, or a server whose UIDNEXT lags or is missing:
+    the closing `n:*` search finds the rest."""
+    for n in range(3):
+        append(imap_server, imap_account, mail(n))
+    box = open_mailbox({"batch_size": 1, "batch_bytes": None})
+    uids = box.uids_after(0)
+    box.uidnext = uids[0] + 1 if uidnext == "stale" else None
+    assert [uid for window in box.windows_after(0) for uid in window] == uids
+    assert [m.raw for batch in box.fetch_after(uids[0]) for m in batch] == [mail(1), mail(2)]
+
+
 def test_fetch_does_not_set_seen(imap_server: ImapTestServer, imap_account: Account,
                                  open_mailbox: Any) -> None:
     append(imap_server, imap_account, mail(1))
