@@ -240,6 +240,7 @@ class Mailbox:
                 timeout=SocketTimeout(connect=seconds, read=seconds),
             )
         quiet_imaplib(client)
+        no_delay(client)
         return client
 
     def _starttls(self, client: IMAPClient) -> None:
@@ -613,6 +614,17 @@ def _forget_notices(client: IMAPClient) -> None:
 def _shutdown(client: IMAPClient) -> None:
     with contextlib.suppress(Exception):
         client.shutdown()
+
+
+def no_delay(client: IMAPClient) -> None:
+    """Send each command at once (TCP_NODELAY, kept by the TLS layers over the socket).
+
+    imapclient writes some commands (UID SEARCH among them) in more than one piece. With
+    Nagle's algorithm the last piece waits for the server to acknowledge the first, and a
+    server that delays its ACK until it has a whole line (the embedded server, like many)
+    holds every such command 40 ms: against it, 130 of the 137 ms a one-mail drain took."""
+    with contextlib.suppress(OSError, AttributeError):  # not TCP (a Unix socket, a test double)
+        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def quiet_imaplib(client: IMAPClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -158,6 +159,19 @@ def test_mail_beyond_selects_uidnext_is_taken_in(imap_server: ImapTestServer,
     box.uidnext = uids[0] + 1 if uidnext == "stale" else None
     assert [uid for window in box.windows_after(0) for uid in window] == uids
     assert [m.raw for batch in box.fetch_after(uids[0]) for m in batch] == [mail(1), mail(2)]
+
+
+def test_commands_are_not_held_back_by_nagle(imap_server: ImapTestServer,
+                                             imap_account: Account, open_mailbox: Any) -> None:
+    """imapclient writes UID SEARCH in pieces: with Nagle's algorithm on, the embedded server
+    (which acknowledges a partial line late) answered each after 40 ms."""
+    append(imap_server, imap_account, mail(1))
+    box = open_mailbox()
+    assert box._client.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    started = time.perf_counter()
+    for _ in range(10):
+        assert len(box.uids_after(0)) == 1
+    assert time.perf_counter() - started < 0.3  # 0.44 s and more with Nagle
 
 
 def test_fetch_does_not_set_seen(imap_server: ImapTestServer, imap_account: Account,

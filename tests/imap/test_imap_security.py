@@ -37,7 +37,9 @@ def test_encrypted_connection(dovecot: DovecotServer, security: str) -> None:
     append(server, account, b"Subject: x\r\n\r\nsecret\r\n")
     with Mailbox(settings(server, account, security), server.ssl_context) as box:
         box.select()
-        assert box._session().socket().version() is not None  # an SSLSocket, handshake done
+        tls_socket = box._session().socket()
+        assert tls_socket.version() is not None  # an SSLSocket, handshake done
+        assert tls_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)  # set before TLS
         assert [m.raw for b in box.fetch(box.uids_after(0)) for m in b] == [
             b"Subject: x\r\n\r\nsecret\r\n"]
 
