@@ -11,11 +11,13 @@ import pytest
 from daemon.workflow.engine import Engine, wall_clock
 from daemon.workflow.facts import CommandIssued, Event, RequesterReplied, TicketFacts, TimerFired
 from daemon.workflow.model import Workflow
+from daemon.workflow.timers import TicketTargets
 from daemon.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 WF = Workflow.model_validate(load_yaml(ROOT / "workflows/it-support.yaml").data)
 ENGINE = Engine(WF)
+TARGETS = TicketTargets(WF, wall_clock)
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 H, M, D = timedelta(hours=1), timedelta(minutes=1), timedelta(days=1)
 TECH = "robin.okafor@example.com"
@@ -220,3 +222,13 @@ def test_priority_in_a_state_without_timeout_only_records() -> None:
     decision = ENGINE.handle(ticket("closed"), cmd("priority", "P1"), T0)
     assert decision.ticket.priority == "P1"
     assert decision.timers == () and not decision.cancel_timers
+
+
+def test_priority_change_moves_the_sla_targets_from_the_opening() -> None:
+    opened = ticket("tier1", created_at=T0 - H)
+    decision = ENGINE.handle(opened, cmd("priority", "P1"), T0)
+    assert [(order.kind, order.due_at) for order in decision.retarget] == [
+        (kind, TARGETS.due(T0 - H, target))
+        for kind, target in (("respond", WF.sla.first_response["P1"]),
+                             ("resolve", WF.sla.resolution["P1"]))]
+    assert ENGINE.handle(opened, cmd("priority", "P3"), T0).retarget == ()

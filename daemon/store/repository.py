@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, or_, select, text
+from sqlalchemy import Select, delete, exists, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -214,6 +214,8 @@ def apply_decision(
     if decision.cancel_timers:
         cancel_timers(session, ticket)
     add_timers(session, ticket, decision.timers)
+    if decision.retarget:
+        retarget_timers(session, ticket, decision.retarget)
     mails = [add_mail(session, mail, now, domain=domain, ticket=ticket) for mail in decision.mails]
     if flush:
         session.flush()
@@ -330,6 +332,26 @@ def cancel_timers(session: Session, ticket: Ticket) -> int:
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def retarget_timers(session: Session, ticket: Ticket, orders: Iterable[TimerOrder]) -> None:
+    """Move the ticket's pending first-response and resolution timers to the orders' due
+    times (after a priority change). A target already met or missed has no pending timer:
+    it stays as the timeline recorded it."""
+    due = {order.kind: order.due_at for order in orders}
+    buffer = deferred_rows(session)
+    if buffer is not None:
+        for row in buffer.timers:
+            if row["ticket_id"] == ticket.id and row["kind"] in due:
+                row["due_at"] = due[row["kind"]]
+        if ticket.id in buffer.tickets:  # created by this batch: nothing stored yet
+            return
+    for obj in session.new:
+        if isinstance(obj, Timer) and obj.ticket_id == ticket.id and obj.kind in due:
+            obj.due_at = due[obj.kind]
+    for kind, due_at in due.items():
+        session.execute(update(Timer).where(Timer.ticket_id == ticket.id, Timer.kind == kind)
+                        .values(due_at=due_at))
 
 
 def due_timers(session: Session, now: datetime, limit: int) -> list[Timer]:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from daemon.workflow.facts import CommandIssued, Decision, EventRecord, TicketFacts
 from daemon.workflow.model import Command, Workflow
-from daemon.workflow.timers import Timers
+from daemon.workflow.timers import TicketTargets, Timers
 
 
 def record(kind: str, ticket: TicketFacts, cmd: CommandIssued, reason: str,
@@ -35,9 +35,10 @@ def _needs(ticket: TicketFacts, cmd: CommandIssued, what: str, hint: str) -> Dec
 
 
 class Actions:
-    def __init__(self, workflow: Workflow, timers: Timers) -> None:
+    def __init__(self, workflow: Workflow, timers: Timers, targets: TicketTargets) -> None:
         self._priorities = {p.lower(): p for p in workflow.priorities}
         self._timers = timers
+        self._targets = targets
         self._run: dict[str, Callable[[TicketFacts, CommandIssued, datetime], Decision]] = {
             "take": self._take, "assign": self._assign, "note": self._note,
             "priority": self._priority, "status": self._status, "help": self._help,
@@ -86,10 +87,13 @@ class Actions:
 
     def _reprioritise(self, ticket: TicketFacts, cmd: CommandIssued, wanted: str,
                       now: datetime) -> Decision:
-        """The new priority, and the state's timers again from when it was entered.
+        """The new priority, the state's timers again from when it was entered, and the
+        ticket's first-response and resolution targets again from when it was opened.
 
         Reminders and warnings already past under the new priority are dropped (they would all
-        go out at once); the expiry is kept even when past, so the clock fires it next.
+        go out at once); the expiry is kept even when past, so the clock fires it next, and so
+        is a target: a P3 ticket made P1 after P1's four hours is in breach now. Targets
+        already met or missed stay as recorded (only pending target timers move).
         """
         after = replace(ticket, priority=wanted)
         timers = tuple(t for t in self._timers.schedule(ticket.state, wanted,
@@ -97,7 +101,8 @@ class Actions:
                        if t.kind == "expire" or t.due_at > now)
         event = record("priority", ticket, cmd, f"priority {ticket.priority} -> {wanted}",
                        previous=ticket.priority, priority=wanted)
-        return Decision(after, events=(event,), cancel_timers=bool(timers), timers=timers)
+        return Decision(after, events=(event,), cancel_timers=bool(timers), timers=timers,
+                        retarget=self._targets.schedule(wanted, ticket.created_at))
 
     def _status(self, ticket: TicketFacts, cmd: CommandIssued,
                 now: datetime) -> Decision:

@@ -67,7 +67,7 @@ class Engine:
         self._triage = Triager(workflow.triage, workflow.default_priority)
         self._notify = Notifier(workflow.notify)
         self._explain = Explainer(workflow, self._moves)
-        self._actions = Actions(workflow, self._timers)
+        self._actions = Actions(workflow, self._timers, self._targets)
         self._states = {name.lower(): name for name in workflow.states}
 
     @property

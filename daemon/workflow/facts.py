@@ -114,6 +114,8 @@ class Decision:
     events: tuple[EventRecord, ...] = ()
     cancel_timers: bool = False  # drop the ticket's pending timers before adding `timers`
     timers: tuple[TimerOrder, ...] = ()
+    # New due times for the ticket's first-response and resolution timers still pending.
+    retarget: tuple[TimerOrder, ...] = ()
     mails: tuple[MailOrder, ...] = ()
     refusal: str | None = None
 

@@ -11,6 +11,7 @@ from daemon import ingest
 from daemon.ingest import Inbox, process_batch
 from daemon.store.database import Database
 from daemon.store.models import STATE_TIMER_KINDS, Event, Outbox, Timer
+from daemon.workflow.timers import TicketTargets
 from tests.commands.desk import MORGAN, REQUESTER, T0, mail, signed, tech, ticket
 from tests.databases import truncate_all
 
@@ -33,11 +34,14 @@ def run(database: Database, inbox: Inbox) -> tuple[list[str], list[str], list[tu
                 session.scalars(select(Outbox).order_by(Outbox.id))]
         assert all(r.body for r in session.scalars(select(Outbox)))
         timers = [(t.kind, t.state) for t in session.scalars(select(Timer))]
+        targets = {t.kind: t.due_at for t in session.scalars(select(Timer))
+                   if t.kind not in STATE_TIMER_KINDS}
     # The ticket moved twice within the batch: each move cancelled the timers of the state
     # it left, also those the batch itself set and had not written yet.
     assert {state for kind, state in timers if kind in STATE_TIMER_KINDS} == {"tier3"}
-    assert sorted(kind for kind, _ in timers if kind not in STATE_TIMER_KINDS) == [
-        "resolve", "respond"]
+    # ... and #priority P2 moved the SLA targets the opening set in the same batch.
+    p2 = TicketTargets(inbox.runtime.config.workflows["it-support"], inbox.runtime.add_time)
+    assert targets == {order.kind: order.due_at for order in p2.schedule("P2", T0)}
     return [o.action for o in outcomes], kinds, rows
 
 

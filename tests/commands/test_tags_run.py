@@ -4,12 +4,15 @@ the outbox rows (rendered) afterwards. One receipt per mail, listing each result
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import delete
 
 from daemon.ingest import Inbox
 from daemon.store.database import Database
+from daemon.store.models import Timer
+from daemon.workflow.timers import TicketTargets
 from tests.commands.desk import (
     ALEX,
     MORGAN,
@@ -76,6 +79,30 @@ def test_vendor_hands_off_and_runs_on_the_vendors_clock(database: Database,
     assert handoff.to == VENDOR and "is the gateway patched?" in handoff.text
     expire = [t for t in timers(database) if t.kind == "expire"]
     assert [t.due_at for t in expire] == [later(5) + timedelta(days=1)]  # vpnco: 1d
+
+
+def test_priority_moves_the_pending_sla_targets(database: Database, inbox: Inbox) -> None:
+    """First response and resolution are due from the opening, at the new priority's
+    targets; a target already recorded (its timer fired) is not set again."""
+    open_in(database, inbox, "tier2")
+    opened = ticket(database).created_at
+    targets = TicketTargets(inbox.runtime.config.workflows["it-support"],
+                            inbox.runtime.add_time)
+
+    def pending() -> dict[str, datetime]:
+        return {t.kind: t.due_at for t in timers(database) if t.kind in ("respond", "resolve")}
+
+    def wanted(priority: str) -> dict[str, datetime]:
+        return {order.kind: order.due_at for order in targets.schedule(priority, opened)}
+
+    assert pending() == wanted("P3")
+    feed(database, inbox, tech(MORGAN, "#priority p1 whole floor"), later(5))
+    assert pending() == wanted("P1")
+    assert pending()["respond"] < wanted("P3")["respond"]
+    with database.transaction() as session:  # as the clock does once it has fired
+        session.execute(delete(Timer).where(Timer.kind == "respond"))
+    feed(database, inbox, tech(MORGAN, "#priority p4"), later(6))
+    assert pending() == {"resolve": wanted("P4")["resolve"]}
 
 
 def test_status_receipt_shows_state_and_timeline(database: Database, inbox: Inbox) -> None:
