@@ -252,7 +252,9 @@ RULES: tuple[tuple[Kind, Callable[[InboundMessage, Own], str | None]], ...] = (
 
 # ------------------------------------------------------------------ bounced mail
 
-_MESSAGE_ID_LINE = re.compile(r"^[ \t>]*message-id:[ \t]*(\S.*)$", re.IGNORECASE | re.MULTILINE)
+# A copy's Message-ID, quoted or not, its value on the same line or on a folded one.
+_MESSAGE_ID_LINE = re.compile(r"^[ \t>]*message-id:(.*(?:\n[ \t>]*[ \t]\S.*)?)$",
+                              re.IGNORECASE | re.MULTILINE)
 
 
 def bounced_message_ids(msg: InboundMessage) -> tuple[str, ...]:

@@ -406,7 +406,8 @@ _DEFECT_TEXT = {
     "MisplacedEnvelopeHeaderDefect": "'From ' envelope line among the headers",
     "InvalidMultipartContentTransferEncodingDefect": "multipart with a transfer encoding",
 }
-_RFC822_ID = re.compile(r"^message-id:[ \t]*(.+(?:\r?\n[ \t].*)*)$",
+# The value may start on a folded line ("Message-ID:\n\t<...>", as Exchange writes it).
+_RFC822_ID = re.compile(r"^message-id:(.*(?:\r?\n[ \t].*)*)$",
                         re.IGNORECASE | re.MULTILINE)
 
 

@@ -205,3 +205,43 @@ def test_bounce_without_a_copy_falls_back_to_in_reply_to() -> None:
            b"In-Reply-To: <td-out-3.cc@example.com>\n\nCould not deliver.\n")
     verdict = classify(parse_message(raw), OWN)
     assert verdict.bounced_message_ids == ("td-out-3.cc@example.com",)
+
+
+# ------------------------------------------------------------------ audit corpus
+
+# Real-world shapes from many mail systems: file, kind, words the reason must contain,
+# the Message-IDs of our mail a bounce returns.
+AUDIT = [
+    ("gmail_dsn_failure.eml", "bounce", "report-type=delivery-status",
+     ("td-52-7f3a9c1e0b2d4e6f8a9b0c1d2e3f4a5b@example.com",)),
+    ("gmail_dsn_delay.eml", "auto_reply", "Action: delayed", ()),
+    # Exchange folds the Message-ID of the returned headers onto the next line.
+    ("microsoft365_ndr_folded_message_id.eml", "bounce", "report-type=delivery-status",
+     ("td-54-1111aaaa2222bbbb3333cccc4444dddd@example.com",)),
+    ("microsoft365_ndr_japanese.eml", "bounce", "report-type=delivery-status",
+     ("td-55-5555eeee6666ffff7777000088881111@example.com",)),
+    ("sendmail_returned_mail.eml", "bounce", "report-type=delivery-status",
+     ("td-56-a1a1b2b2c3c3d4d4e5e5f6f6a7a7b8b8@example.com",)),
+    ("yahoo_failure_notice.eml", "bounce", "MAILER-DAEMON@yahoo.com",
+     ("td-60-0f0e0d0c0b0a09080706050403020100@example.com",)),
+    ("domino_delivery_failure.eml", "bounce", "Postmaster@notes.example.biz",
+     ("td-63-7878787878787878abababababababab@example.com",)),
+]
+
+
+@pytest.mark.parametrize(("name", "kind", "words", "ids"), AUDIT)
+def test_audit_corpus(name: str, kind: str, words: str, ids: tuple[str, ...]) -> None:
+    verdict = classify(parse_message((MAILS / name).read_bytes()), OWN)
+    assert (verdict.kind, verdict.bounced_message_ids) == (kind, ids)
+    assert words in verdict.reason
+
+
+@pytest.mark.parametrize("copy", [
+    "Message-ID: <td-7-ab@example.com>",
+    "Message-ID:\n <td-7-ab@example.com>",
+    "> Message-Id:\n>\t<td-7-ab@example.com>",
+])
+def test_bounced_id_from_a_copy_in_the_text(copy: str) -> None:
+    raw = (f"From: MAILER-DAEMON@mx.example.org\nSubject: failure notice\n\n"
+           f"Could not deliver.\n\n{copy}\nSubject: [TD-7] x\n").encode()
+    assert classify(parse_message(raw), OWN).bounced_message_ids == ("td-7-ab@example.com",)
