@@ -84,15 +84,20 @@ _ACTION = re.compile(r"^action:\s*([\w-]+)", re.IGNORECASE | re.MULTILINE)
 _NOT_FAILED = frozenset({"delayed", "delivered", "relayed", "expanded"})
 
 
+# The UTF-8 form (RFC 6533) comes back for mail to internationalised addresses.
+_DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+
+
 def _report_type(msg: InboundMessage) -> str | None:
     if msg.content_type != "multipart/report":
         return None
     match = _REPORT_TYPE.search(msg.header("content-type") or "")
-    return match[1].lower() if match else ""
+    kind = match[1].lower() if match else ""
+    return "delivery-status" if kind == "global-delivery-status" else kind
 
 
 def _delivery_actions(msg: InboundMessage) -> set[str]:
-    reports = (a.content for a in msg.attachments if a.content_type == "message/delivery-status")
+    reports = (a.content for a in msg.attachments if a.content_type in _DSN_TYPES)
     return {action.lower() for data in reports
             for action in _ACTION.findall(data.decode("latin-1"))}
 

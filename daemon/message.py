@@ -406,6 +406,10 @@ _DEFECT_TEXT = {
     "MisplacedEnvelopeHeaderDefect": "'From ' envelope line among the headers",
     "InvalidMultipartContentTransferEncodingDefect": "multipart with a transfer encoding",
 }
+# Parts that carry a mail or its headers; message/global* are the UTF-8 forms (RFC 6532/6533)
+# in DSNs of mail to internationalised addresses.
+_EMBEDDED = frozenset({"message/rfc822", "text/rfc822-headers", "message/rfc822-headers",
+                       "message/global", "message/global-headers"})
 # The value may start on a folded line ("Message-ID:\n\t<...>", as Exchange writes it).
 _RFC822_ID = re.compile(r"^message-id:(.*(?:\r?\n[ \t].*)*)$",
                         re.IGNORECASE | re.MULTILINE)
@@ -471,7 +475,7 @@ class _Body:
 
     def _attachment(self, path: str, part: Message, ctype: str) -> None:
         content = _payload(part)
-        if ctype in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+        if ctype in _EMBEDDED:
             self._embedded_ids(content)
         self.attachments.append(Attachment(
             filename=_filename(part, path, ctype), content_type=ctype, size=len(content),

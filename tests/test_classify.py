@@ -226,6 +226,10 @@ AUDIT = [
      ("td-60-0f0e0d0c0b0a09080706050403020100@example.com",)),
     ("domino_delivery_failure.eml", "bounce", "Postmaster@notes.example.biz",
      ("td-63-7878787878787878abababababababab@example.com",)),
+    # SMTPUTF8 mail comes back as a global DSN (RFC 6533): message/global-* parts.
+    ("postfix_smtputf8_delay.eml", "auto_reply", "Action: delayed", ()),
+    ("postfix_smtputf8_bounce.eml", "bounce", "report-type=delivery-status",
+     ("td-62-1212343456567878909012123434565@example.com",)),
 ]
 
 
