@@ -6,8 +6,9 @@ order decides the kind:
 
  1. own         From is one of our own addresses (plus-variants too): never answer
                 ourselves, whatever else the mail says.
- 2. auto_reply  a delivery report whose Action is only delayed/delivered/relayed: a
-                notice, not a failure, so no outbox row may be marked bounced.
+ 2. auto_reply  a delivery report whose Action is only delayed/delivered/relayed, or a
+                mail system's delay warning without a report (Exim): a notice, not a
+                failure, so no outbox row may be marked bounced.
  3. bounce      multipart/report; report-type=delivery-status; a MAILER-DAEMON or
                 postmaster sender; X-Failed-Recipients; a bounce subject. Bounces come
                 before auto-replies because they also carry Auto-Submitted and need
@@ -106,6 +107,23 @@ def _delivery_notice(msg: InboundMessage, own: Own) -> str | None:
     actions = _delivery_actions(msg)
     if actions and actions <= _NOT_FAILED:
         return f"delivery status notice with Action: {', '.join(sorted(actions))} (no failure)"
+    return None
+
+
+# Warnings that a mail is still queued (Exim, Sendmail, Postfix, Gmail, Exchange), for
+# mail systems that send them without a delivery-status part to read the Action from.
+_DELAY_SUBJECT = re.compile(
+    r"^\s*(?:warning: message \S+ delayed\b|warning: could not send message\b|"
+    r"delayed mail\b|delivery status notification \(delay\)|delivery delayed\b)",
+    re.IGNORECASE,
+)
+
+
+def _delay_subject(msg: InboundMessage, own: Own) -> str | None:
+    # Only from a mail system: a person may well write "Delivery delayed" to IT support.
+    if (_DELAY_SUBJECT.match(msg.subject) and not _delivery_actions(msg)
+            and (_mailer_daemon(msg, own) or _null_return_path(msg, own))):
+        return f"Subject {msg.subject!r} from a mail system is a delay warning (no failure)"
     return None
 
 
@@ -240,6 +258,7 @@ def _null_return_path(msg: InboundMessage, own: Own) -> str | None:
 RULES: tuple[tuple[Kind, Callable[[InboundMessage, Own], str | None]], ...] = (
     ("own", _own),
     ("auto_reply", _delivery_notice),
+    ("auto_reply", _delay_subject),
     ("bounce", _delivery_report),
     ("bounce", _mailer_daemon),
     ("bounce", _failed_recipients),

@@ -226,6 +226,8 @@ AUDIT = [
      ("td-60-0f0e0d0c0b0a09080706050403020100@example.com",)),
     ("domino_delivery_failure.eml", "bounce", "Postmaster@notes.example.biz",
      ("td-63-7878787878787878abababababababab@example.com",)),
+    # Exim's delay warning has no delivery-status part, only a subject and the text.
+    ("exim_delay_warning.eml", "auto_reply", "delay warning", ()),
     # SMTPUTF8 mail comes back as a global DSN (RFC 6533): message/global-* parts.
     ("postfix_smtputf8_delay.eml", "auto_reply", "Action: delayed", ()),
     ("postfix_smtputf8_bounce.eml", "bounce", "report-type=delivery-status",
@@ -249,3 +251,8 @@ def test_bounced_id_from_a_copy_in_the_text(copy: str) -> None:
     raw = (f"From: MAILER-DAEMON@mx.example.org\nSubject: failure notice\n\n"
            f"Could not deliver.\n\n{copy}\nSubject: [TD-7] x\n").encode()
     assert classify(parse_message(raw), OWN).bounced_message_ids == ("td-7-ab@example.com",)
+
+
+def test_a_person_writing_delivery_delayed_is_human() -> None:
+    raw = b"From: ann@example.org\nSubject: Delivery delayed for my new laptop\n\nWhen?\n"
+    assert classify(parse_message(raw), OWN).kind == "human"
