@@ -149,14 +149,18 @@ def _failed_recipients(msg: InboundMessage, own: Own) -> str | None:
     return f"X-Failed-Recipients: {value}" if value is not None else None
 
 
+# The fixed subjects mail systems use, ended by a colon, a bracket or the end: a person
+# writing "Undeliverable emails to our Munich office" to IT support is not a bounce.
 _BOUNCE_SUBJECT = re.compile(
-    r"^\s*(?:undelivered mail returned to sender|undeliverable\b|undelivered mail\b|"
-    r"delivery status notification \(failure\)|mail delivery failed|delivery failure|"
-    r"delivery has failed|failure notice|returned mail\b|mail system error - returned mail|"
-    r"message not delivered|non-delivery report|unzustellbar\b|nicht zustellbar\b|"
-    r"non remis\b|non distribuable\b|no se puede entregar\b|onbestelbaar\b|"
-    r"non recapitabile\b|não é possível entregar\b|kan inte levereras\b|"
-    r"kan ikke leveres\b|ikke leveret\b|niedostarczalne\b|не доставлено\b)",
+    r"^\s*(?:undelivered mail returned to sender|undeliverable(?: mail| message)?|"
+    r"undelivered mail|delivery status notification \(failure\)|"
+    r"mail delivery failed(?:: returning message to sender)?|delivery failure|"
+    r"delivery has failed|failure notice|returned mail|mail system error - returned mail|"
+    r"message not delivered|non-delivery report|unzustellbar|nicht zustellbar|"
+    r"non remis|non distribuable|no se puede entregar|onbestelbaar|non recapitabile|"
+    r"não é possível entregar|kan inte levereras|kan ikke leveres|ikke leveret|"
+    r"niedostarczalne|не доставлено|配信不能|无法投递|無法傳遞|배달 못 함)"
+    r"\s*(?:[:：(\[]|$)",
     re.IGNORECASE,
 )
 

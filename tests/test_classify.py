@@ -226,8 +226,14 @@ AUDIT = [
      ("td-60-0f0e0d0c0b0a09080706050403020100@example.com",)),
     ("domino_delivery_failure.eml", "bounce", "Postmaster@notes.example.biz",
      ("td-63-7878787878787878abababababababab@example.com",)),
+    # People writing about bounces to IT support: words from bounce subjects in a sentence.
+    ("outlook_human_undeliverable_subject.eml", "human", HUMAN_REASON, ()),
+    ("human_mail_delivery_failed_subject.eml", "human", HUMAN_REASON, ()),
+    ("outlook_human_forwards_ndr.eml", "human", HUMAN_REASON, ()),
     # Exim's delay warning has no delivery-status part, only a subject and the text.
     ("exim_delay_warning.eml", "auto_reply", "delay warning", ()),
+    ("isp_html_bounce_quoted_copy.eml", "bounce", "Undeliverable mail:",
+     ("td-64-cdcdcdcdefefefef0101010123232323@example.com",)),
     # SMTPUTF8 mail comes back as a global DSN (RFC 6533): message/global-* parts.
     ("postfix_smtputf8_delay.eml", "auto_reply", "Action: delayed", ()),
     ("postfix_smtputf8_bounce.eml", "bounce", "report-type=delivery-status",
@@ -256,3 +262,22 @@ def test_bounced_id_from_a_copy_in_the_text(copy: str) -> None:
 def test_a_person_writing_delivery_delayed_is_human() -> None:
     raw = b"From: ann@example.org\nSubject: Delivery delayed for my new laptop\n\nWhen?\n"
     assert classify(parse_message(raw), OWN).kind == "human"
+
+
+@pytest.mark.parametrize("subject", [
+    "Undeliverable: [TD-3] x", "Undeliverable mail: x", "Returned mail: see transcript",
+    "failure notice", "Delivery Status Notification (Failure)", "Undelivered Mail",
+    "Mail delivery failed: returning message to sender", "Non remis : x", "配信不能: x",
+])
+def test_bounce_subjects(subject: str) -> None:
+    verdict = classify(parse_message(f"Subject: {subject}\n\nx\n".encode()), OWN)
+    assert verdict.kind == "bounce" and subject in verdict.reason
+
+
+@pytest.mark.parametrize("subject", [
+    "Undeliverable emails to our Munich office", "Mail delivery failed when sending to x",
+    "Delivery failure to gmail addresses", "Returned mail from a customer keeps coming",
+    "Message not delivered to the board", "Fwd: Undeliverable: [TD-3] x",
+])
+def test_sentences_about_bounces_are_human(subject: str) -> None:
+    assert classify(parse_message(f"Subject: {subject}\n\nx\n".encode()), OWN).kind == "human"
