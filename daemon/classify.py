@@ -213,11 +213,17 @@ _OOO_WORDS = (
     r"fraværende|fravær|afwezig|automatisch antwoord|afwezigheidsbericht|"
     r"risposta automatica|fuori ufficio|assente|resposta automática|ausência|"
     r"odpowiedź automatyczna|nieobecność|automaattinen vastaus|poissa|nepřítomnost|"
-    r"automatická odpověď|автоматический ответ|自动回复|自動回覆|自動応答|자동 회신"
+    r"automatická odpověď|автоматический ответ|автоответ|автоматична відповідь|"
+    r"automatická odpoveď|automatikus válasz|otomatik yanıt|răspuns automat|"
+    r"αυτόματη απάντηση|automatski odgovor|samodejni odgovor|trả lời tự động|"
+    r"balasan otomatis|رد تلقائي|תשובה אוטומטית|自动回复|自动答复|自動回覆|自動応答|自動返信|"
+    r"자동 회신"
 )
+# Ended by a colon, a bracket or the end, not a dash: "Out of office - cannot switch it
+# off" is a person asking IT support for help.
 _OOO_SUBJECT = re.compile(
     rf"^\s*{_REPLY_PREFIX}(?:{_OOO_WORDS})"
-    r"(?:\s+(?:reply|notice|message|notification))?\s*(?:[:：\-–(\[]|$)",
+    r"(?:\s+(?:reply|notice|message|notification))?\s*(?:[:：(\[]|$)",
     re.IGNORECASE,
 )
 

@@ -122,7 +122,8 @@ def test_header_rules(headers: str, kind: str, reason: str) -> None:
     "Respuesta automática: x", "Autosvar: x", "Afwezig: x", "Automatisch antwoord: x",
     "Risposta automatica: x", "Resposta automática: x", "Odpowiedź automatyczna: x",
     "Automaattinen vastaus: x", "自动回复: x", "Re: Out of office (until 12 June)",
-    "Out of Office Reply: x", "AW: Abwesenheitsnotiz: x",
+    "Out of Office Reply: x", "AW: Abwesenheitsnotiz: x", "自动答复: x", "自動返信: x",
+    "Автоответ: x", "Автоматична відповідь: x", "Otomatik yanıt: x", "Automatikus válasz: x",
 ])
 def test_out_of_office_subjects(subject: str) -> None:
     verdict = classify(parse_message(f"Subject: {subject}\n\nx\n".encode()), OWN)
@@ -134,6 +135,7 @@ def test_out_of_office_subjects(subject: str) -> None:
     "Absence request for June",
     "Automatic replies are not sent",
     "Printer out of toner",
+    "Out of office - cannot switch it off",
     "Re: [TD-12] VPN drops every hour",
 ])
 def test_ordinary_subjects_are_human(subject: str) -> None:
@@ -235,6 +237,10 @@ AUDIT = [
     ("outlook_via_distribution_group.eml", "human", HUMAN_REASON, ()),
     ("outlook_automatic_reply.eml", "auto_reply", "Automatic reply:", ()),
     ("outlook_french_oof.eml", "auto_reply", "Réponse automatique", ()),
+    ("outlook_chinese_oof.eml", "auto_reply", "自动答复", ()),
+    ("japanese_autoreply.eml", "auto_reply", "自動返信", ()),
+    ("russian_autoreply.eml", "auto_reply", "Автоответ", ()),
+    ("human_re_out_of_office_printer.eml", "human", HUMAN_REASON, ()),
     # Exim's delay warning has no delivery-status part, only a subject and the text.
     ("exim_delay_warning.eml", "auto_reply", "delay warning", ()),
     ("isp_html_bounce_quoted_copy.eml", "bounce", "Undeliverable mail:",
