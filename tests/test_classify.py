@@ -241,6 +241,11 @@ AUDIT = [
     ("japanese_autoreply.eml", "auto_reply", "自動返信", ()),
     ("russian_autoreply.eml", "auto_reply", "Автоответ", ()),
     ("human_re_out_of_office_printer.eml", "human", HUMAN_REASON, ()),
+    ("google_groups_list.eml", "list", "List-Id: <sysadmins-nl.googlegroups.com>", ()),
+    # The helpdesk address is itself a Google Group: people's requests reach us through it.
+    ("google_group_is_support.eml", "human", HUMAN_REASON, ()),
+    ("listserv_list_help_only.eml", "list", "List-Help", ()),
+    ("noreply_marketing.eml", "list", "List-Unsubscribe", ()),
     # Exim's delay warning has no delivery-status part, only a subject and the text.
     ("exim_delay_warning.eml", "auto_reply", "delay warning", ()),
     ("isp_html_bounce_quoted_copy.eml", "bounce", "Undeliverable mail:",
@@ -292,3 +297,13 @@ def test_bounce_subjects(subject: str) -> None:
 ])
 def test_sentences_about_bounces_are_human(subject: str) -> None:
     assert classify(parse_message(f"Subject: {subject}\n\nx\n".encode()), OWN).kind == "human"
+
+
+@pytest.mark.parametrize(("headers", "kind"), [
+    ("List-Id: IT Support <support.example.com>\nPrecedence: list\n", "human"),
+    ("List-Post: <mailto:Support@example.com>\nList-Unsubscribe: <mailto:x@y>\n", "human"),
+    ("List-Id: <support.lists.example.com>\n", "list"),
+    ("List-Id: <other.example.com>\nList-Post: <mailto:other@example.com>\n", "list"),
+])
+def test_our_own_group_is_not_a_list(headers: str, kind: str) -> None:
+    assert verdict_of(headers).kind == kind
