@@ -246,6 +246,7 @@ AUDIT = [
     ("google_group_is_support.eml", "human", HUMAN_REASON, ()),
     ("listserv_list_help_only.eml", "list", "List-Help", ()),
     ("noreply_marketing.eml", "list", "List-Unsubscribe", ()),
+    ("exchange_room_auto_accept.eml", "auto_reply", "METHOD:REPLY", ()),
     # Exim's delay warning has no delivery-status part, only a subject and the text.
     ("exim_delay_warning.eml", "auto_reply", "delay warning", ()),
     ("isp_html_bounce_quoted_copy.eml", "bounce", "Undeliverable mail:",
