@@ -63,17 +63,28 @@ _RULE = re.compile(r"^\s*[-_=*]{3,}.{0,60}[-_=*]{3,}\s*$|^\s*[-_=*]{10,}\s*$")
 
 _FROM_KEYS = frozenset({
     "from", "von", "de", "van", "da", "från", "fra", "od", "lähettäjä", "от", "від",
-    "发件人", "寄件者", "差出人", "보낸 사람", "feladó", "kimden", "από",
+    "发件人", "寄件者", "差出人", "보낸 사람", "feladó", "kimden", "από", "מאת", "من",
+    "de la", "šalje", "saatja", "nuo", "no", "dari", "từ", "จาก",
 })
-_OTHER_KEYS = frozenset({
-    "sent", "date", "gesendet", "datum", "envoyé", "enviado", "fecha", "enviada",
-    "verzonden", "inviato", "data", "skickat", "sendt", "wysłano", "wysłane", "lähetetty",
-    "päivämäärä", "отправлено", "дата", "发送时间", "日期", "送信日時", "보낸 날짜",
-    "elküldve", "gönderildi", "tarih", "to", "an", "à", "a", "para", "aan", "till", "til",
-    "do", "vastaanottaja", "кому", "收件人", "宛先", "받는 사람", "címzett", "kime", "cc",
-    "kopie", "copie", "cco", "kopia", "kopi", "抄送", "копия", "subject", "betreff",
-    "objet", "asunto", "assunto", "onderwerp", "oggetto", "ämne", "emne", "temat", "aihe",
-    "тема", "主题", "主旨", "件名", "제목", "tárgy", "konu", "předmět", "reply-to",
+# A header block needs one of these: "Sent" or "Subject" (localised). From, To and Date
+# alone also head a form in the new text ("From: room 2.14 / To: room 3.01 / Date: ...").
+_STRONG_KEYS = frozenset({
+    "sent", "gesendet", "envoyé", "enviado", "enviada", "verzonden", "inviato", "skickat",
+    "sendt", "wysłano", "wysłane", "lähetetty", "отправлено", "发送时间", "寄件日期", "送信日時",
+    "보낸 날짜", "elküldve", "gönderildi", "odesláno", "odoslané", "надіслано", "изпратено",
+    "στάλθηκε", "נשלח", "تاريخ الإرسال", "trimis", "poslano", "saadetud", "išsiųsta",
+    "nosūtīts", "dikirim", "đã gửi", "ส่ง",
+    "subject", "betreff", "objet", "asunto", "assunto", "onderwerp", "oggetto", "ämne",
+    "emne", "temat", "aihe", "тема", "主题", "主旨", "件名", "제목", "tárgy", "konu",
+    "předmět", "predmet", "θέμα", "נושא", "الموضوع", "subiect", "zadeva", "teema", "tēma",
+    "tema", "относно", "subjek", "chủ đề", "เรื่อง",
+})
+_OTHER_KEYS = _STRONG_KEYS | frozenset({
+    "date", "datum", "fecha", "data", "päivämäärä", "дата", "日期", "tarih", "to", "an", "à",
+    "a", "para", "aan", "till", "til", "do", "vastaanottaja", "кому", "收件人", "宛先",
+    "받는 사람", "címzett", "kime", "komu", "до", "προς", "אל", "إلى", "către", "prima",
+    "za", "adressaat", "kam", "kepada", "đến", "ถึง", "cc", "kopie", "copie", "cco", "kopia",
+    "kopi", "抄送", "копия", "reply-to",
 })
 _HEADER_LINE = re.compile(r"^\s*\*{0,2}([^\W\d_][^:：*\n]{0,24}?)\s*\*{0,2}\s*[:：]")
 
@@ -227,11 +238,12 @@ def _is_attribution(candidate: str) -> bool:
 
 
 def _is_header_block(lines: list[str], index: int) -> bool:
-    """A From-like line followed by at least two more header lines (Sent, To, Subject)."""
+    """A From-like line followed by at least two more header lines, one of them Sent or
+    Subject."""
     if _header_key(lines[index]) not in _FROM_KEYS:
         return False
     keys = {_header_key(line) for line in lines[index + 1:index + 7] if line.strip()}
-    return len(keys & _OTHER_KEYS) >= 2
+    return len(keys & _OTHER_KEYS) >= 2 and not keys.isdisjoint(_STRONG_KEYS)
 
 
 def _header_key(line: str) -> str | None:

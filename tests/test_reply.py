@@ -57,6 +57,16 @@ HISTORIES = [
                         "Till: Alice\nÄmne: [TD-1] Skrivare\n#take"),
     ("outlook polish", "Od: IT Support <support@example.com>\nWysłano: wtorek, 2 czerwca 2026 "
                        "16:40\nDo: Alice\nTemat: [TD-1] Drukarka\n#take"),
+    ("outlook czech", "Od: IT Support <support@example.com>\nOdesláno: úterý 2. června 2026 16:40\n"
+                      "Komu: Alice\nPředmět: [TD-1] Tiskárna\n#take"),
+    ("outlook greek", "Από: IT Support <support@example.com>\nΣτάλθηκε: Τρίτη, 2 Ιουνίου\n"
+                      "Προς: Alice\nΘέμα: [TD-1]\n#take"),
+    ("outlook hebrew", "מאת: IT Support <support@example.com>\nנשלח: יום שלישי 02 יוני 2026 16:40\n"
+                       "אל: Alice\nנושא: [TD-1]\n#take"),
+    ("outlook arabic", "من: IT Support <support@example.com>\nتاريخ الإرسال: الثلاثاء\n"
+                       "إلى: Alice\nالموضوع: [TD-1]\n#take"),
+    ("outlook romanian", "De la: IT Support <support@example.com>\nTrimis: marți, 2 iunie 2026\n"
+                         "Către: Alice\nSubiect: [TD-1]\n#take"),
     ("foxmail chinese", "------------------ 原始邮件 ------------------\n发件人: \"IT Support\" "
                         "<support@example.com>;\n发送时间: 2026年6月2日\n收件人: \"Alice\";\n"
                         "主题: [TD-1]\n#take"),
@@ -146,6 +156,8 @@ NOT_MARKERS = [
     "Here is what my manager wrote:",
     "From: the marketing team, a question",
     "From: me\nTo: you",
+    "Move details:\nFrom: room 2.14 (building A)\nTo: room 3.01 (building C)\n"
+    "Date: Friday, 8 March\nItems: PC, two monitors",
     "Thanks, Best regards,\nAlice",
     "- one\n- two",
     "Sent via courier on Monday, tracking number follows.",
