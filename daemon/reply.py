@@ -164,7 +164,7 @@ def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | Non
     stripped = line.strip()
     if not stripped:
         return None
-    if stripped.startswith(">"):
+    if stripped.startswith(">") and not _is_groupwise(stripped):
         return _lead_in(lines, index), f"quoted line {_show(stripped)}"
     if stripped.endswith((":", "：")):
         start = _attribution_start(lines, index)
@@ -177,6 +177,8 @@ def _hard_marker(lines: list[str], index: int, stripped: str) -> tuple[int, str]
     """Markers that end the new text whatever follows: separators and header blocks."""
     if stripped == HISTORY_MARK:
         return index, "start of a quoted-history container in the HTML"
+    if _is_groupwise(stripped):
+        return index, f"GroupWise header {_show(stripped)}"
     if _UNDERSCORES.match(stripped):
         return index, "Outlook separator line of underscores"
     if _SEPARATOR.match(stripped):
@@ -184,6 +186,12 @@ def _hard_marker(lines: list[str], index: int, stripped: str) -> tuple[int, str]
     if _is_header_block(lines, index):
         return _rule_above(lines, index), f"header block {_show(stripped)}"
     return None
+
+
+def _is_groupwise(stripped: str) -> bool:
+    """GroupWise heads the old mail with '>>> Name <addr> 05.03.2024 09:12 >>>' and quotes
+    it without marks: a hard marker, not a quoted line."""
+    return stripped.startswith(">>>") and stripped.endswith(">>>") and len(stripped) > 8
 
 
 def _rule_above(lines: list[str], index: int) -> int:
@@ -257,7 +265,7 @@ def _quote_style(lines: list[str], start: int) -> bool:
     """The history is '> ' quoted (not an Outlook block, which quotes without marks)."""
     for index in range(start, min(start + 6, len(lines))):
         stripped = lines[index].strip()
-        if stripped.startswith(">"):
+        if stripped.startswith(">") and not _is_groupwise(stripped):
             return True
         if stripped and _hard_marker(lines, index, stripped):
             return False
@@ -270,7 +278,7 @@ def _unquoted_between(lines: list[str], start: int) -> list[str]:
     kept: list[str] = []
     for index in range(first, min(len(lines), start + MAX_SCAN_LINES)):
         stripped = lines[index].strip()
-        if stripped.startswith(">") or _is_lead_in(lines, index):
+        if (stripped.startswith(">") and not _is_groupwise(stripped)) or _is_lead_in(lines, index):
             continue
         if stripped and _hard_marker(lines, index, stripped):
             break

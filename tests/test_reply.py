@@ -106,6 +106,7 @@ HISTORIES = [
     ("forwarded gmail", "---------- Forwarded message ---------\nFrom: Greta\nDate: Tue\n#take"),
     ("forwarded apple", "Begin forwarded message:\n\nFrom: Greta\n#take"),
     ("forwarded thunderbird", "-------- Forwarded Message --------\nSubject: x\n#take"),
+    ("groupwise", '>>> "IT Support" <support@example.com> 02.06.2026 16:40 >>>\nHello\n#take'),
     ("bare quote", "> #take\n> hello"),
     ("name wrote without date", "Alice wrote:\n> #take"),
     ("html history mark", f"{HISTORY_MARK}\n#take"),
@@ -188,6 +189,13 @@ def test_bottom_post_stops_at_an_outlook_block() -> None:
     text = ("> quoted\n\nmine\n\nFrom: IT Support\nSent: Tuesday\nTo: Alice\nSubject: x\n\n"
             "#take old\n")
     assert strip_reply(text) == "mine"
+
+
+def test_nothing_above_a_groupwise_header_is_empty() -> None:
+    """GroupWise does not quote the old mail with '> ': none of it may become new text."""
+    text = '\n>>> "IT Support" <support@example.com> 02.06.2026 16:40 >>>\nHello\n#resolve\n'
+    assert strip_reply(text) == ""
+    assert strip_reply("> q\n\nmine\n\n" + text) == "mine"
 
 
 def test_nothing_above_an_outlook_block_is_empty() -> None:
