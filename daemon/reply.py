@@ -37,7 +37,9 @@ _VERB_AT_END = re.compile(rf"(?:\b(?:{_VERBS})\b|写道|寫道|작성|書きま�
 _OPENER = re.compile(r"^(?:on|am|le|el|op|il|em|den|w\s+dniu|dnia|dne|в|στις|dana|u)\s",
                      re.IGNORECASE)
 _TIME = re.compile(r"\d{1,2}[:.h]\d{2}")
-_ADDRESS_COLON = re.compile(r"<[^<>\s@]+@[^<>\s]+>\)?\s*[:：]\s*$")
+# "<addr>:", also with a short word between ("<addr>のメール:", Apple Mail in Japanese).
+_ADDRESS_COLON = re.compile(r"<[^<>\s@]+@[^<>\s]+>\)?[^\s<>:：]{0,6}\s*[:：]\s*$")
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 _SEPARATOR_WORDS = (
     r"original message|original e-?mail|ursprüngliche nachricht|message d'origine|"
@@ -126,10 +128,13 @@ def strip_reply(text: str) -> str:
 
 def split_reply(text: str) -> ReplyParts:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    start, marker = find_history(lines)
+    # Markers are looked for without direction marks, which wrap RTL attributions
+    # ("\u202b...<addr>:\u202c"); the new text keeps them.
+    probe = [_BIDI.sub("", line) for line in lines] if _BIDI.search(text) else lines
+    start, marker = find_history(probe)
     above = lines[:start]
-    if not "".join(above).strip() and marker is not None and _quote_style(lines, start):
-        above = _unquoted_between(lines, start)
+    if not "".join(above).strip() and marker is not None and _quote_style(probe, start):
+        above = [lines[index] for index in _unquoted_between(probe, start)]
     body, signature = _cut_signature(above)
     return ReplyParts(new_text=_tidy(body), history="\n".join(lines[start:]).strip("\n"),
                       signature=_tidy(signature), marker=marker)
@@ -229,10 +234,12 @@ def _attribution_start(lines: list[str], end: int) -> int | None:
 
 
 def _adjacent(lines: list[str], start: int, end: int) -> bool:
-    """Lines start..end are non-blank, unquoted and read as one sentence."""
-    block = lines[start:end]
-    return all(line.strip() and not line.lstrip().startswith(">")
-               and not line.rstrip().endswith((".", "!", "?")) for line in block)
+    """Lines start..end are non-blank, unquoted and read as one sentence. A line may end
+    in "." when the address follows ("...Example Inc.\n<support@example.com> wrote:")."""
+    return all(lines[i].strip() and not lines[i].lstrip().startswith(">")
+               and (not lines[i].rstrip().endswith((".", "!", "?"))
+                    or lines[i + 1].lstrip().startswith("<"))
+               for i in range(start, end))
 
 
 def _is_attribution(candidate: str) -> bool:
@@ -241,7 +248,9 @@ def _is_attribution(candidate: str) -> bool:
     if not (_TIME.search(candidate) or "@" in candidate or _OPENER.match(candidate)):
         return False  # cheap test first: every form below needs one of these
     if _VERB_AT_END.search(candidate):
-        return bool(_OPENER.match(candidate) or _TIME.search(candidate) or "@" in candidate)
+        # Without an address it needs a date: "On Monday at 10:00 the vendor wrote:" is prose.
+        return "@" in candidate or (bool(_OPENER.match(candidate) or _TIME.search(candidate))
+                                    and any(c.isdigit() for c in _TIME.sub("", candidate)))
     return bool(_ADDRESS_COLON.search(candidate) and _TIME.search(candidate))
 
 
@@ -272,17 +281,17 @@ def _quote_style(lines: list[str], start: int) -> bool:
     return False
 
 
-def _unquoted_between(lines: list[str], start: int) -> list[str]:
+def _unquoted_between(lines: list[str], start: int) -> list[int]:
     """Unquoted lines after the first quote, up to a marker that is not a '> ' quote."""
     first = next(i for i in range(start, len(lines)) if lines[i].lstrip().startswith(">"))
-    kept: list[str] = []
+    kept: list[int] = []
     for index in range(first, min(len(lines), start + MAX_SCAN_LINES)):
         stripped = lines[index].strip()
         if (stripped.startswith(">") and not _is_groupwise(stripped)) or _is_lead_in(lines, index):
             continue
         if stripped and _hard_marker(lines, index, stripped):
             break
-        kept.append(lines[index])
+        kept.append(index)
     return kept
 
 

@@ -102,6 +102,13 @@ HISTORIES = [
     ("russian gmail", "вт, 2 июн. 2026 г. в 16:40, IT Support <support@example.com>:\n> x"),
     ("chinese gmail", "IT Support <support@example.com> 于2026年6月2日周二 16:40写道：\n> x"),
     ("japanese gmail", "2026年6月2日(火) 16:40 IT Support <support@example.com>:\n> x"),
+    ("hebrew gmail, direction marks", "\u202bבתאריך יום ג׳, 2 ביוני 2026 ב-16:40 מאת \u202aIT "
+                                      "Support\u202c\u200f <\u202asupport@example.com\u202c\u200f>:"
+                                      "\u202c\n\n> x"),
+    ("japanese apple unquoted", "2026/06/02 16:40、IT Support <support@example.com>のメール:\n\n"
+                                "\ufeffHello\n#take"),
+    ("gmail wrapped after a period", "On Tue, Jun 2, 2026 at 4:40 PM Service Desk of Example Inc."
+                                     "\n<support@example.com> wrote:\n\n> x"),
     ("old gmail iso date", "2026-06-02 16:40 GMT+02:00 IT Support <support@example.com>:\n> x"),
     ("forwarded gmail", "---------- Forwarded message ---------\nFrom: Greta\nDate: Tue\n#take"),
     ("forwarded apple", "Begin forwarded message:\n\nFrom: Greta\n#take"),
@@ -160,6 +167,7 @@ NOT_MARKERS = [
     "Move details:\nFrom: room 2.14 (building A)\nTo: room 3.01 (building C)\n"
     "Date: Friday, 8 March\nItems: PC, two monitors",
     "Thanks, Best regards,\nAlice",
+    "On Monday at 10:00 the vendor wrote:\n\"Firmware 2.3 fixes it.\"\nShall we install it?",
     "- one\n- two",
     "Sent via courier on Monday, tracking number follows.",
     "#resolve fixed: the cable was loose",
@@ -200,6 +208,12 @@ def test_nothing_above_a_groupwise_header_is_empty() -> None:
 
 def test_nothing_above_an_outlook_block_is_empty() -> None:
     assert strip_reply("From: IT Support\nSent: Tuesday\nTo: Alice\n\n#take\n") == ""
+
+
+def test_direction_marks_are_kept_in_the_new_text() -> None:
+    text = ("\u200fשלום\n\n\u202bבתאריך 2 ביוני 2026 ב-16:40 מאת <\u202ax@example.com\u202c>:"
+            "\u202c\n> #take\n")
+    assert strip_reply(text) == "\u200fשלום"
 
 
 def test_crlf_and_no_history() -> None:
