@@ -101,7 +101,16 @@ _MOBILE_FOOTER = re.compile(
     r"enviado do meu\s.{1,40}|enviado de (?:meu|mi)\s.{1,40}|"
     r"(?:verzonden|verstuurd) (?:vanaf|met|van) mijn\s.{1,40}|inviato da\s.{1,40}|"
     r"skickat från min\s.{1,40}|sendt fra min\s.{1,40}|wysłane z\s.{1,40}|"
-    r"lähetetty\s.{1,40}|отправлено с\s.{1,40}|从我的.{1,20}发送|.{1,20}から送信)\s*$",
+    r"lähetetty\s.{1,40}|отправлено с\s.{1,40}|从我的.{1,20}发送|.{1,20}から送信|"
+    r"发自我的.{1,20}|從我的.{1,20}傳送|.{1,20}에서 보냄|.{1,20}['’](?:umdan|imden|ımdan|ümden) "
+    r"gönderildi|odesláno z\s.{1,40}|odoslané z\s.{1,40}|надіслано з\s.{1,40}|"
+    r"στάλθηκε από\s.{1,40}|נשלח מ.{1,40}|أُ?رسلت من\s.{1,40}|trimis de pe\s.{1,40}|"
+    # "Get Outlook for Android" as Outlook mobile localises it
+    r"(?:obtener|obter o|obtenir|télécharger|scarica|ottieni|hämta|hent|få|pobierz|baixe o|"
+    r"holen sie sich)\s(?:program\s)?outlook\s(?:para|pour|per|för|til|for|dla|für)\s"
+    r"(?:systemu\s)?(?:ios|android)\b.{0,60}|"
+    r"outlook (?:für|voor|pro) (?:ios|android) (?:herunterladen|beziehen|downloaden)\b.{0,60}"
+    r")\.?\s*$",  # Samsung ends "Von meinem Samsung Galaxy Smartphone gesendet."
     re.IGNORECASE,
 )
 

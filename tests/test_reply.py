@@ -149,6 +149,14 @@ SIGNATURES = [
     "Sendt fra min iPhone",
     "Wysłane z mojego iPhone'a",
     "iPhoneから送信",
+    "发自我的iPhone",
+    "iPhone에서 보냄",
+    "iPhone'umdan gönderildi",
+    "Odesláno z iPhonu",
+    "Von meinem Samsung Galaxy Smartphone gesendet.",
+    "Outlook für Android herunterladen<https://aka.ms/AAb9ysg>",
+    "Obtener Outlook para iOS<https://aka.ms/o0ukef>",
+    "Télécharger Outlook pour Android",
 ]
 
 
@@ -170,6 +178,7 @@ NOT_MARKERS = [
     "On Monday at 10:00 the vendor wrote:\n\"Firmware 2.3 fixes it.\"\nShall we install it?",
     "- one\n- two",
     "Sent via courier on Monday, tracking number follows.",
+    "Outlook for Android crashes\nwhen I open a PDF.",
     "#resolve fixed: the cable was loose",
     "_____\nshort line of underscores",
 ]
