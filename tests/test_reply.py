@@ -279,6 +279,9 @@ HTML_REPLIES = [
     ("thunderbird forward", '<p>NEW</p><div class="moz-forward-container">-------- Forwarded '
                             "Message --------<br>#take</div>"),
     ("unclosed tags", "<div>NEW<blockquote><p>#take<div>more"),
+    ("yahoo prefixed class", '<div>NEW</div><div id="ydp3f1e9c3ayahoo_quoted_6204925766" '
+                             'class="ydp3f1e9c3ayahoo_quoted"><div>#take</div></div>'),
+    ("zimbra", '<div>NEW</div><hr id="zwchr" data-marker="__DIVIDER__"><div>#take</div>'),
 ]
 
 
@@ -291,8 +294,27 @@ def test_html_signature_containers_become_a_signature() -> None:
     for html in ('<div>NEW</div><div class="gmail_signature">Alice<br>#note</div>',
                  '<div>NEW</div><div id="Signature">Alice</div>',
                  '<div>NEW</div><div id="ms-outlook-mobile-signature">Get Outlook</div>',
-                 '<p>NEW</p><div class="moz-signature">Alice</div>'):
+                 '<p>NEW</p><div class="moz-signature">Alice</div>',
+                 '<div>NEW</div><div class="protonmail_signature_block"><div class="protonmail_'
+                 'signature_block-user">Alice</div></div>'):
         assert strip_reply(html_to_text(html, mark_quotes=True)) == "NEW"
+
+
+def test_html_indent_is_not_a_quote() -> None:
+    """Gmail's and Apple Mail's "indent" button writes a blockquote without a border."""
+    for style in ("margin:0 0 0 40px;border:none;padding:0px",
+                  "margin: 0 0 0 40px; border: none; padding: 0px;"):
+        html = (f'<div>NEW</div><blockquote style="{style}">indented</blockquote><div>more</div>'
+                '<div class="gmail_quote"><blockquote class="gmail_quote">#take</blockquote></div>')
+        assert strip_reply(html_to_text(html, mark_quotes=True)) == "NEW\nindented\nmore"
+
+
+def test_html_spacing_lines() -> None:
+    """<div>&nbsp;</div> is an empty line; Word's MsoNormal paragraphs are lines."""
+    assert html_to_text("<div>a</div><div>&nbsp;</div><div>b</div>") == "a\n\nb"
+    assert html_to_text('<p class="MsoNormal">Regards<o:p></o:p></p><p class="MsoNormal">Bob</p>'
+                        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p><p class="MsoNormal">PS</p>'
+                        ) == "Regards\nBob\n\nPS"
 
 
 def test_html_with_nothing_above_the_quote_keeps_text_between_quotes() -> None:
