@@ -317,9 +317,16 @@ def _is_lead_in(lines: list[str], index: int) -> bool:
 
 def _cut_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     for index, line in enumerate(lines):
-        if _SIGNATURE_DASHES.match(line) or (len(line) < 90 and _MOBILE_FOOTER.match(line)):
+        if _SIGNATURE_DASHES.match(line) or (len(line) < 90 and _is_footer(lines, index)):
             return lines[:index], lines[index:]
     return lines, []
+
+
+def _is_footer(lines: list[str], index: int) -> bool:
+    """A mobile footer stands on its own: a line of prose that starts "Sent from my laptop
+    it works" and goes on in the next line is new text."""
+    return ((index + 1 == len(lines) or not lines[index + 1].strip())
+            and bool(_MOBILE_FOOTER.match(lines[index])))
 
 
 _BLANK_LINES = re.compile(r"\n{3,}")

@@ -179,6 +179,7 @@ NOT_MARKERS = [
     "- one\n- two",
     "Sent via courier on Monday, tracking number follows.",
     "Outlook for Android crashes\nwhen I open a PDF.",
+    "Sent from my home PC it works,\nfrom the laptop it does not.\n#escalate",
     "#resolve fixed: the cable was loose",
     "_____\nshort line of underscores",
 ]
