@@ -383,6 +383,60 @@ def test_corpus_new_text(name: str) -> None:
     assert message.new_text == CORPUS_NEW_TEXT[name]
 
 
+# Replies from more clients and languages (tests/mails/*_*.eml added by the reply audit).
+AUDIT_NEW_TEXT = {
+    "gmail_html_only_two_commands.eml": "#escalate tier2 the fan is still loud after "
+                                        "the BIOS update\n\n"
+                                        "It gets worse under load, see the attached video.\n\n"
+                                        "Alice",
+    "gmail_html_only_indent.eml": "The script prints this:\n"
+                                  "net use Z: \\\\fs01\\share /persistent:yes\n"
+                                  "System error 53 has occurred.\n"
+                                  "Can you check the share permissions?\n\n#priority P2",
+    "outlook_desktop_html_only_msonormal.eml": "Hi,\n\n"
+                                               "#assign carla the reader needs a new "
+                                               "controller\n\nKind regards\nBob",
+    "outlook_move_form_in_new_text.eml": "Hi,\n\nhere are the details for the move:\n\n"
+                                         "From: room 2.14 (building A)\n"
+                                         "To: room 3.01 (building C)\nDate: Friday, 8 March\n"
+                                         "Items: PC, two monitors, docking station\n\n"
+                                         "Please also move the phone extension 4711.\n\n"
+                                         "Regards,\nPetra",
+    "owa_german_html_only.eml": "Geht wieder, danke!\n\n#resolve Papierstau behoben",
+    "outlook_android_german_footer.eml": "Klappt jetzt, danke.",
+    "outlook_android_spanish_footer.eml": "Ya funciona.",
+    "thunderbird_html_only_signature.eml": "Backup ran fine last night.\n\n#resolve",
+    "yahoo_html_only_prefixed_class.eml": "Still broken, the cursor jumps.\n\n#priority P2",
+    "protonmail_html_only_signature.eml": "I can see the mailbox now.\n\n#resolve",
+    "zimbra_html_only_french.eml": "L'imprimante fonctionne de nouveau.\n\n#resolve",
+    "notes_html_only_table.eml": "Zugriff funktioniert, danke.\n\n#resolve\n\n"
+                                 "Mit freundlichen Grüßen\nBob Martens",
+    "groupwise_reply.eml": "Der Drucker geht wieder.\n\n#resolve",
+    "groupwise_empty_reply.eml": "",
+    "yandex_html_only_nbsp_lines.eml": "Почта снова работает, спасибо.\n\n#resolve",
+    "mailru_html_only.eml": "Принтер печатает.\n#resolve",
+    "iphone_chinese_footer.eml": "打印机可以用了。\n\n#resolve",
+    "iphone_japanese_attribution.eml": "直りました。ありがとうございます。",
+    "gmail_hebrew_direction_marks.eml": "המדפסת עובדת שוב, תודה.",
+    "outlook_arabic_header_block.eml": "البريد يعمل الآن، شكراً.",
+    "outlook_hebrew_header_block.eml": "עדיין לא מתחבר.",
+    "outlook_czech_header_block.eml": "Tiskárna už tiskne.\n\nS pozdravem\nJan Novák",
+    "samsung_german_footer.eml": "Passt, danke!",
+    "gmail_wrapped_after_period.eml": "License activated.",
+    "gmail_prose_attribution_like.eml": "On Monday at 10:00 the vendor wrote:\n"
+                                        '"Firmware 2.3 fixes the reboot loop."\n'
+                                        "Shall we install it tonight?\n\n"
+                                        "From: my side everything is ready.\n\n"
+                                        "#escalate tier2 needs a change window\n\nAlice",
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUDIT_NEW_TEXT))
+def test_audit_corpus_new_text(name: str) -> None:
+    """Each mail quotes an older command tag, which must not be in the new text."""
+    assert parse_message((MAILS / name).read_bytes()).new_text == AUDIT_NEW_TEXT[name]
+
+
 # ------------------------------------------------------------------ crafted input stays fast
 
 CRAFTED_HTML = ["<a " * 100_000, "<" * 300_000, "<!--" + "a" * 300_000, "</" * 100_000,
