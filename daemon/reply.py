@@ -6,8 +6,9 @@ above the first history marker counts. Markers are
 - an attribution line, "On <date>, <name> wrote:" and its forms in other languages and
   clients, also when wrapped over two or three lines;
 - a "> " quoted line (and a line ending in ":" right above it);
-- an Outlook header block ("From: ... Sent: ... To: ... Subject:", localised), an
-  "-----Original Message-----" or forward separator, or Outlook's line of underscores;
+- an Outlook header block ("From: ... Sent: ... To: ... Subject:", localised; From, To
+  and Date alone are a form, not a block), an "-----Original Message-----" or forward
+  separator, Outlook's line of underscores or GroupWise's ">>> Name <addr> date >>>";
 - the mark `daemon.html_text` leaves where an HTML quote container began.
 Inline answers written below the quote are ignored, except when nothing at all stands
 above the first marker and the history is "> "-quoted (a bottom-posted or purely inline
