@@ -31,7 +31,7 @@ from mailgen import generate  # noqa: E402
 import daemon.message  # noqa: E402
 
 # The modules parse_message runs; the base copy gets all of them, none from this checkout.
-PARSE_MODULES = ("message", "mime_tree", "reply", "html_text")
+PARSE_MODULES = ("message", "mime_tree", "header_fields", "reply", "html_text")
 
 
 def base_ref() -> str:

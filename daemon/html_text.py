@@ -5,8 +5,9 @@
 vanish. With `mark_quotes=True` it also prepares a reply for `daemon.reply`: the quote
 containers of common clients (Gmail, Yahoo, Proton) are prefixed "> " as well, signature
 containers are preceded by a "-- " line, and at the first container that starts the
-quoted history of Outlook / OWA / Thunderbird forwards a HISTORY_MARK line is written and
-conversion stops, because everything after it is old mail.
+quoted history of Outlook / OWA / Zimbra / Thunderbird forwards a HISTORY_MARK line is
+written and conversion stops, because everything after it is old mail. A blockquote without
+a border is the "indent" button, not a quote.
 
 The tokenizer is our own few regular expressions rather than html.parser: html.parser
 needs quadratic time on crafted input (`"<a " * 100_000` runs for minutes), and one such
@@ -38,14 +39,16 @@ _QUOTE_CLASSES = frozenset({"gmail_quote", "gmail_quote_container", "yahoo_quote
                             "protonmail_quote", "zmail_extra", "quote"})
 # Elements after which everything is history (Outlook, OWA, Thunderbird forwards).
 _HISTORY_IDS = frozenset({"divrplyfwdmsg", "x_divrplyfwdmsg", "appendonsend",
-                          "mail-editor-reference-message-container", "stopspelling"})
+                          "mail-editor-reference-message-container", "stopspelling",
+                          "zwchr"})  # zwchr: Zimbra's rule above the quoted mail
 _HISTORY_CLASSES = frozenset({"moz-forward-container", "outlookmessageheader"})
 # Outlook desktop draws a thin line above its "From: ... Sent: ..." block with this style.
 _OUTLOOK_RULE = re.compile(r"border-top:\s*solid\s+#(?:e1e1e1|b5c4df)", re.IGNORECASE)
 _SIGNATURE_IDS = frozenset({"signature", "ms-outlook-mobile-signature", "applemailsignature"})
-_SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature"})
+_SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature", "protonmail_signature_block"})
 
 MAX_QUOTE_LEVELS = 30  # deeper quote containers are not tracked: bounded work per tag
+_NO_BORDER = re.compile(r"(?:^|;)\s*border\s*:\s*none", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\n\f\v\xa0]+")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\xad]")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -100,6 +103,12 @@ def _tag(html: str, match: re.Match[str], position: int, out: _Converter) -> int
     return position
 
 
+def _is_indent(attrs: dict[str, str | None]) -> bool:
+    """Gmail's and Apple Mail's "indent" is a <blockquote style="margin:0 0 0 40px;
+    border:none">, not a quote."""
+    return attrs.get("type") != "cite" and bool(_NO_BORDER.search(attrs.get("style") or ""))
+
+
 @functools.lru_cache(maxsize=16)
 def _raw_end(name: str) -> re.Pattern[str]:
     return re.compile(rf"</{name}\s*>", re.IGNORECASE)
@@ -118,6 +127,8 @@ class _Converter:
         self.depth = 0                         # how many quote levels we are inside
         self.open_quotes: list[list[object]] = []  # [tag, nesting of that tag] per level
         self.pre = 0
+        self.nbsp = False     # the current line had a &nbsp;
+        self.tight_p = False  # the open <p> is Word's MsoNormal
 
     # -------------------------------------------------------------- tags
 
@@ -125,9 +136,12 @@ class _Converter:
         if tag in _RAW_TEXT:  # the tokenizer skipped their content
             return
         self._count_nesting(tag, +1)
+        attributes = dict(attrs)
+        if tag == "p":  # Word's MsoNormal paragraphs have no margin: lines, not paragraphs
+            self.tight_p = "msonormal" in (attributes.get("class") or "").lower()
         if self.mark_quotes:
-            self._mark(tag, dict(attrs))
-        elif tag == "blockquote":
+            self._mark(tag, attributes)
+        elif tag == "blockquote" and not _is_indent(attributes):
             self._enter_quote(tag)
         self._open_block(tag)
 
@@ -136,7 +150,7 @@ class _Converter:
             return
         if tag in _BLOCKS:
             self._break()
-            if tag in _PARAGRAPHS:
+            if tag in _PARAGRAPHS and not (tag == "p" and self.tight_p):
                 self._blank()
         if tag == "pre":
             self.pre = max(0, self.pre - 1)
@@ -147,6 +161,7 @@ class _Converter:
             self._pre_text(data)
         else:
             self.current.append(_SPACES.sub(" ", data))
+            self.nbsp = self.nbsp or "\xa0" in data
 
     # -------------------------------------------------------------- quotes and history
 
@@ -158,7 +173,8 @@ class _Converter:
         if ident in _SIGNATURE_IDS or classes & _SIGNATURE_CLASSES:
             self._break()
             self.lines.append("-- ")
-        if tag == "blockquote" or classes & _QUOTE_CLASSES:
+        if ((tag == "blockquote" and not _is_indent(attrs)) or classes & _QUOTE_CLASSES
+                or any(name.endswith("yahoo_quoted") for name in classes)):  # "ydp1a2byahoo_quoted"
             self._enter_quote(tag)
         elif tag == "hr" and attrs.get("tabindex") == "-1":
             raise _Done  # OWA puts this rule right above the quoted mail
@@ -218,6 +234,8 @@ class _Converter:
         line = "".join(self.current)
         self.current = []
         line = line.strip() if not self.pre else line.rstrip()
+        keep_empty = keep_empty or self.nbsp  # <div>&nbsp;</div> is how many clients space
+        self.nbsp = False
         if line or keep_empty:
             self.lines.append(("> " * self.depth + line).rstrip() if self.depth else line)
 

@@ -6,8 +6,9 @@ above the first history marker counts. Markers are
 - an attribution line, "On <date>, <name> wrote:" and its forms in other languages and
   clients, also when wrapped over two or three lines;
 - a "> " quoted line (and a line ending in ":" right above it);
-- an Outlook header block ("From: ... Sent: ... To: ... Subject:", localised), an
-  "-----Original Message-----" or forward separator, or Outlook's line of underscores;
+- an Outlook header block ("From: ... Sent: ... To: ... Subject:", localised; From, To
+  and Date alone are a form, not a block), an "-----Original Message-----" or forward
+  separator, Outlook's line of underscores or GroupWise's ">>> Name <addr> date >>>";
 - the mark `daemon.html_text` leaves where an HTML quote container began.
 Inline answers written below the quote are ignored, except when nothing at all stands
 above the first marker and the history is "> "-quoted (a bottom-posted or purely inline
@@ -37,7 +38,9 @@ _VERB_AT_END = re.compile(rf"(?:\b(?:{_VERBS})\b|写道|寫道|작성|書きま�
 _OPENER = re.compile(r"^(?:on|am|le|el|op|il|em|den|w\s+dniu|dnia|dne|в|στις|dana|u)\s",
                      re.IGNORECASE)
 _TIME = re.compile(r"\d{1,2}[:.h]\d{2}")
-_ADDRESS_COLON = re.compile(r"<[^<>\s@]+@[^<>\s]+>\)?\s*[:：]\s*$")
+# "<addr>:", also with a short word between ("<addr>のメール:", Apple Mail in Japanese).
+_ADDRESS_COLON = re.compile(r"<[^<>\s@]+@[^<>\s]+>\)?[^\s<>:：]{0,6}\s*[:：]\s*$")
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 _SEPARATOR_WORDS = (
     r"original message|original e-?mail|ursprüngliche nachricht|message d'origine|"
@@ -63,17 +66,28 @@ _RULE = re.compile(r"^\s*[-_=*]{3,}.{0,60}[-_=*]{3,}\s*$|^\s*[-_=*]{10,}\s*$")
 
 _FROM_KEYS = frozenset({
     "from", "von", "de", "van", "da", "från", "fra", "od", "lähettäjä", "от", "від",
-    "发件人", "寄件者", "差出人", "보낸 사람", "feladó", "kimden", "από",
+    "发件人", "寄件者", "差出人", "보낸 사람", "feladó", "kimden", "από", "מאת", "من",
+    "de la", "šalje", "saatja", "nuo", "no", "dari", "từ", "จาก",
 })
-_OTHER_KEYS = frozenset({
-    "sent", "date", "gesendet", "datum", "envoyé", "enviado", "fecha", "enviada",
-    "verzonden", "inviato", "data", "skickat", "sendt", "wysłano", "wysłane", "lähetetty",
-    "päivämäärä", "отправлено", "дата", "发送时间", "日期", "送信日時", "보낸 날짜",
-    "elküldve", "gönderildi", "tarih", "to", "an", "à", "a", "para", "aan", "till", "til",
-    "do", "vastaanottaja", "кому", "收件人", "宛先", "받는 사람", "címzett", "kime", "cc",
-    "kopie", "copie", "cco", "kopia", "kopi", "抄送", "копия", "subject", "betreff",
-    "objet", "asunto", "assunto", "onderwerp", "oggetto", "ämne", "emne", "temat", "aihe",
-    "тема", "主题", "主旨", "件名", "제목", "tárgy", "konu", "předmět", "reply-to",
+# A header block needs one of these: "Sent" or "Subject" (localised). From, To and Date
+# alone also head a form in the new text ("From: room 2.14 / To: room 3.01 / Date: ...").
+_STRONG_KEYS = frozenset({
+    "sent", "gesendet", "envoyé", "enviado", "enviada", "verzonden", "inviato", "skickat",
+    "sendt", "wysłano", "wysłane", "lähetetty", "отправлено", "发送时间", "寄件日期", "送信日時",
+    "보낸 날짜", "elküldve", "gönderildi", "odesláno", "odoslané", "надіслано", "изпратено",
+    "στάλθηκε", "נשלח", "تاريخ الإرسال", "trimis", "poslano", "saadetud", "išsiųsta",
+    "nosūtīts", "dikirim", "đã gửi", "ส่ง",
+    "subject", "betreff", "objet", "asunto", "assunto", "onderwerp", "oggetto", "ämne",
+    "emne", "temat", "aihe", "тема", "主题", "主旨", "件名", "제목", "tárgy", "konu",
+    "předmět", "predmet", "θέμα", "נושא", "الموضوع", "subiect", "zadeva", "teema", "tēma",
+    "tema", "относно", "subjek", "chủ đề", "เรื่อง",
+})
+_OTHER_KEYS = _STRONG_KEYS | frozenset({
+    "date", "datum", "fecha", "data", "päivämäärä", "дата", "日期", "tarih", "to", "an", "à",
+    "a", "para", "aan", "till", "til", "do", "vastaanottaja", "кому", "收件人", "宛先",
+    "받는 사람", "címzett", "kime", "komu", "до", "προς", "אל", "إلى", "către", "prima",
+    "za", "adressaat", "kam", "kepada", "đến", "ถึง", "cc", "kopie", "copie", "cco", "kopia",
+    "kopi", "抄送", "копия", "reply-to",
 })
 _HEADER_LINE = re.compile(r"^\s*\*{0,2}([^\W\d_][^:：*\n]{0,24}?)\s*\*{0,2}\s*[:：]")
 
@@ -88,7 +102,16 @@ _MOBILE_FOOTER = re.compile(
     r"enviado do meu\s.{1,40}|enviado de (?:meu|mi)\s.{1,40}|"
     r"(?:verzonden|verstuurd) (?:vanaf|met|van) mijn\s.{1,40}|inviato da\s.{1,40}|"
     r"skickat från min\s.{1,40}|sendt fra min\s.{1,40}|wysłane z\s.{1,40}|"
-    r"lähetetty\s.{1,40}|отправлено с\s.{1,40}|从我的.{1,20}发送|.{1,20}から送信)\s*$",
+    r"lähetetty\s.{1,40}|отправлено с\s.{1,40}|从我的.{1,20}发送|.{1,20}から送信|"
+    r"发自我的.{1,20}|從我的.{1,20}傳送|.{1,20}에서 보냄|.{1,20}['’](?:umdan|imden|ımdan|ümden) "
+    r"gönderildi|odesláno z\s.{1,40}|odoslané z\s.{1,40}|надіслано з\s.{1,40}|"
+    r"στάλθηκε από\s.{1,40}|נשלח מ.{1,40}|أُ?رسلت من\s.{1,40}|trimis de pe\s.{1,40}|"
+    # "Get Outlook for Android" as Outlook mobile localises it
+    r"(?:obtener|obter o|obtenir|télécharger|scarica|ottieni|hämta|hent|få|pobierz|baixe o|"
+    r"holen sie sich)\s(?:program\s)?outlook\s(?:para|pour|per|för|til|for|dla|für)\s"
+    r"(?:systemu\s)?(?:ios|android)\b.{0,60}|"
+    r"outlook (?:für|voor|pro) (?:ios|android) (?:herunterladen|beziehen|downloaden)\b.{0,60}"
+    r")\.?\s*$",  # Samsung ends "Von meinem Samsung Galaxy Smartphone gesendet."
     re.IGNORECASE,
 )
 
@@ -115,10 +138,13 @@ def strip_reply(text: str) -> str:
 
 def split_reply(text: str) -> ReplyParts:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    start, marker = find_history(lines)
+    # Markers are looked for without direction marks, which wrap RTL attributions
+    # ("\u202b...<addr>:\u202c"); the new text keeps them.
+    probe = [_BIDI.sub("", line) for line in lines] if _BIDI.search(text) else lines
+    start, marker = find_history(probe)
     above = lines[:start]
-    if not "".join(above).strip() and marker is not None and _quote_style(lines, start):
-        above = _unquoted_between(lines, start)
+    if not "".join(above).strip() and marker is not None and _quote_style(probe, start):
+        above = [lines[index] for index in _unquoted_between(probe, start)]
     body, signature = _cut_signature(above)
     return ReplyParts(new_text=_tidy(body), history="\n".join(lines[start:]).strip("\n"),
                       signature=_tidy(signature), marker=marker)
@@ -153,7 +179,7 @@ def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | Non
     stripped = line.strip()
     if not stripped:
         return None
-    if stripped.startswith(">"):
+    if stripped.startswith(">") and not _is_groupwise(stripped):
         return _lead_in(lines, index), f"quoted line {_show(stripped)}"
     if stripped.endswith((":", "：")):
         start = _attribution_start(lines, index)
@@ -166,6 +192,8 @@ def _hard_marker(lines: list[str], index: int, stripped: str) -> tuple[int, str]
     """Markers that end the new text whatever follows: separators and header blocks."""
     if stripped == HISTORY_MARK:
         return index, "start of a quoted-history container in the HTML"
+    if _is_groupwise(stripped):
+        return index, f"GroupWise header {_show(stripped)}"
     if _UNDERSCORES.match(stripped):
         return index, "Outlook separator line of underscores"
     if _SEPARATOR.match(stripped):
@@ -173,6 +201,12 @@ def _hard_marker(lines: list[str], index: int, stripped: str) -> tuple[int, str]
     if _is_header_block(lines, index):
         return _rule_above(lines, index), f"header block {_show(stripped)}"
     return None
+
+
+def _is_groupwise(stripped: str) -> bool:
+    """GroupWise heads the old mail with '>>> Name <addr> 05.03.2024 09:12 >>>' and quotes
+    it without marks: a hard marker, not a quoted line."""
+    return stripped.startswith(">>>") and stripped.endswith(">>>") and len(stripped) > 8
 
 
 def _rule_above(lines: list[str], index: int) -> int:
@@ -210,10 +244,12 @@ def _attribution_start(lines: list[str], end: int) -> int | None:
 
 
 def _adjacent(lines: list[str], start: int, end: int) -> bool:
-    """Lines start..end are non-blank, unquoted and read as one sentence."""
-    block = lines[start:end]
-    return all(line.strip() and not line.lstrip().startswith(">")
-               and not line.rstrip().endswith((".", "!", "?")) for line in block)
+    """Lines start..end are non-blank, unquoted and read as one sentence. A line may end
+    in "." when the address follows ("...Example Inc.\n<support@example.com> wrote:")."""
+    return all(lines[i].strip() and not lines[i].lstrip().startswith(">")
+               and (not lines[i].rstrip().endswith((".", "!", "?"))
+                    or lines[i + 1].lstrip().startswith("<"))
+               for i in range(start, end))
 
 
 def _is_attribution(candidate: str) -> bool:
@@ -222,16 +258,19 @@ def _is_attribution(candidate: str) -> bool:
     if not (_TIME.search(candidate) or "@" in candidate or _OPENER.match(candidate)):
         return False  # cheap test first: every form below needs one of these
     if _VERB_AT_END.search(candidate):
-        return bool(_OPENER.match(candidate) or _TIME.search(candidate) or "@" in candidate)
+        # Without an address it needs a date: "On Monday at 10:00 the vendor wrote:" is prose.
+        return "@" in candidate or (bool(_OPENER.match(candidate) or _TIME.search(candidate))
+                                    and any(c.isdigit() for c in _TIME.sub("", candidate)))
     return bool(_ADDRESS_COLON.search(candidate) and _TIME.search(candidate))
 
 
 def _is_header_block(lines: list[str], index: int) -> bool:
-    """A From-like line followed by at least two more header lines (Sent, To, Subject)."""
+    """A From-like line followed by at least two more header lines, one of them Sent or
+    Subject."""
     if _header_key(lines[index]) not in _FROM_KEYS:
         return False
     keys = {_header_key(line) for line in lines[index + 1:index + 7] if line.strip()}
-    return len(keys & _OTHER_KEYS) >= 2
+    return len(keys & _OTHER_KEYS) >= 2 and not keys.isdisjoint(_STRONG_KEYS)
 
 
 def _header_key(line: str) -> str | None:
@@ -245,24 +284,24 @@ def _quote_style(lines: list[str], start: int) -> bool:
     """The history is '> ' quoted (not an Outlook block, which quotes without marks)."""
     for index in range(start, min(start + 6, len(lines))):
         stripped = lines[index].strip()
-        if stripped.startswith(">"):
+        if stripped.startswith(">") and not _is_groupwise(stripped):
             return True
         if stripped and _hard_marker(lines, index, stripped):
             return False
     return False
 
 
-def _unquoted_between(lines: list[str], start: int) -> list[str]:
+def _unquoted_between(lines: list[str], start: int) -> list[int]:
     """Unquoted lines after the first quote, up to a marker that is not a '> ' quote."""
     first = next(i for i in range(start, len(lines)) if lines[i].lstrip().startswith(">"))
-    kept: list[str] = []
+    kept: list[int] = []
     for index in range(first, min(len(lines), start + MAX_SCAN_LINES)):
         stripped = lines[index].strip()
-        if stripped.startswith(">") or _is_lead_in(lines, index):
+        if (stripped.startswith(">") and not _is_groupwise(stripped)) or _is_lead_in(lines, index):
             continue
         if stripped and _hard_marker(lines, index, stripped):
             break
-        kept.append(lines[index])
+        kept.append(index)
     return kept
 
 
@@ -279,9 +318,16 @@ def _is_lead_in(lines: list[str], index: int) -> bool:
 
 def _cut_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     for index, line in enumerate(lines):
-        if _SIGNATURE_DASHES.match(line) or (len(line) < 90 and _MOBILE_FOOTER.match(line)):
+        if _SIGNATURE_DASHES.match(line) or (len(line) < 90 and _is_footer(lines, index)):
             return lines[:index], lines[index:]
     return lines, []
+
+
+def _is_footer(lines: list[str], index: int) -> bool:
+    """A mobile footer stands on its own: a line of prose that starts "Sent from my laptop
+    it works" and goes on in the next line is new text."""
+    return ((index + 1 == len(lines) or not lines[index + 1].strip())
+            and bool(_MOBILE_FOOTER.match(lines[index])))
 
 
 _BLANK_LINES = re.compile(r"\n{3,}")

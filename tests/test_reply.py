@@ -57,6 +57,16 @@ HISTORIES = [
                         "Till: Alice\nÄmne: [TD-1] Skrivare\n#take"),
     ("outlook polish", "Od: IT Support <support@example.com>\nWysłano: wtorek, 2 czerwca 2026 "
                        "16:40\nDo: Alice\nTemat: [TD-1] Drukarka\n#take"),
+    ("outlook czech", "Od: IT Support <support@example.com>\nOdesláno: úterý 2. června 2026 16:40\n"
+                      "Komu: Alice\nPředmět: [TD-1] Tiskárna\n#take"),
+    ("outlook greek", "Από: IT Support <support@example.com>\nΣτάλθηκε: Τρίτη, 2 Ιουνίου\n"
+                      "Προς: Alice\nΘέμα: [TD-1]\n#take"),
+    ("outlook hebrew", "מאת: IT Support <support@example.com>\nנשלח: יום שלישי 02 יוני 2026 16:40\n"
+                       "אל: Alice\nנושא: [TD-1]\n#take"),
+    ("outlook arabic", "من: IT Support <support@example.com>\nتاريخ الإرسال: الثلاثاء\n"
+                       "إلى: Alice\nالموضوع: [TD-1]\n#take"),
+    ("outlook romanian", "De la: IT Support <support@example.com>\nTrimis: marți, 2 iunie 2026\n"
+                         "Către: Alice\nSubiect: [TD-1]\n#take"),
     ("foxmail chinese", "------------------ 原始邮件 ------------------\n发件人: \"IT Support\" "
                         "<support@example.com>;\n发送时间: 2026年6月2日\n收件人: \"Alice\";\n"
                         "主题: [TD-1]\n#take"),
@@ -92,10 +102,18 @@ HISTORIES = [
     ("russian gmail", "вт, 2 июн. 2026 г. в 16:40, IT Support <support@example.com>:\n> x"),
     ("chinese gmail", "IT Support <support@example.com> 于2026年6月2日周二 16:40写道：\n> x"),
     ("japanese gmail", "2026年6月2日(火) 16:40 IT Support <support@example.com>:\n> x"),
+    ("hebrew gmail, direction marks", "\u202bבתאריך יום ג׳, 2 ביוני 2026 ב-16:40 מאת \u202aIT "
+                                      "Support\u202c\u200f <\u202asupport@example.com\u202c\u200f>:"
+                                      "\u202c\n\n> x"),
+    ("japanese apple unquoted", "2026/06/02 16:40、IT Support <support@example.com>のメール:\n\n"
+                                "\ufeffHello\n#take"),
+    ("gmail wrapped after a period", "On Tue, Jun 2, 2026 at 4:40 PM Service Desk of Example Inc."
+                                     "\n<support@example.com> wrote:\n\n> x"),
     ("old gmail iso date", "2026-06-02 16:40 GMT+02:00 IT Support <support@example.com>:\n> x"),
     ("forwarded gmail", "---------- Forwarded message ---------\nFrom: Greta\nDate: Tue\n#take"),
     ("forwarded apple", "Begin forwarded message:\n\nFrom: Greta\n#take"),
     ("forwarded thunderbird", "-------- Forwarded Message --------\nSubject: x\n#take"),
+    ("groupwise", '>>> "IT Support" <support@example.com> 02.06.2026 16:40 >>>\nHello\n#take'),
     ("bare quote", "> #take\n> hello"),
     ("name wrote without date", "Alice wrote:\n> #take"),
     ("html history mark", f"{HISTORY_MARK}\n#take"),
@@ -131,6 +149,14 @@ SIGNATURES = [
     "Sendt fra min iPhone",
     "Wysłane z mojego iPhone'a",
     "iPhoneから送信",
+    "发自我的iPhone",
+    "iPhone에서 보냄",
+    "iPhone'umdan gönderildi",
+    "Odesláno z iPhonu",
+    "Von meinem Samsung Galaxy Smartphone gesendet.",
+    "Outlook für Android herunterladen<https://aka.ms/AAb9ysg>",
+    "Obtener Outlook para iOS<https://aka.ms/o0ukef>",
+    "Télécharger Outlook pour Android",
 ]
 
 
@@ -146,9 +172,14 @@ NOT_MARKERS = [
     "Here is what my manager wrote:",
     "From: the marketing team, a question",
     "From: me\nTo: you",
+    "Move details:\nFrom: room 2.14 (building A)\nTo: room 3.01 (building C)\n"
+    "Date: Friday, 8 March\nItems: PC, two monitors",
     "Thanks, Best regards,\nAlice",
+    "On Monday at 10:00 the vendor wrote:\n\"Firmware 2.3 fixes it.\"\nShall we install it?",
     "- one\n- two",
     "Sent via courier on Monday, tracking number follows.",
+    "Outlook for Android crashes\nwhen I open a PDF.",
+    "Sent from my home PC it works,\nfrom the laptop it does not.\n#escalate",
     "#resolve fixed: the cable was loose",
     "_____\nshort line of underscores",
 ]
@@ -178,8 +209,21 @@ def test_bottom_post_stops_at_an_outlook_block() -> None:
     assert strip_reply(text) == "mine"
 
 
+def test_nothing_above_a_groupwise_header_is_empty() -> None:
+    """GroupWise does not quote the old mail with '> ': none of it may become new text."""
+    text = '\n>>> "IT Support" <support@example.com> 02.06.2026 16:40 >>>\nHello\n#resolve\n'
+    assert strip_reply(text) == ""
+    assert strip_reply("> q\n\nmine\n\n" + text) == "mine"
+
+
 def test_nothing_above_an_outlook_block_is_empty() -> None:
     assert strip_reply("From: IT Support\nSent: Tuesday\nTo: Alice\n\n#take\n") == ""
+
+
+def test_direction_marks_are_kept_in_the_new_text() -> None:
+    text = ("\u200fשלום\n\n\u202bבתאריך 2 ביוני 2026 ב-16:40 מאת <\u202ax@example.com\u202c>:"
+            "\u202c\n> #take\n")
+    assert strip_reply(text) == "\u200fשלום"
 
 
 def test_crlf_and_no_history() -> None:
@@ -236,6 +280,9 @@ HTML_REPLIES = [
     ("thunderbird forward", '<p>NEW</p><div class="moz-forward-container">-------- Forwarded '
                             "Message --------<br>#take</div>"),
     ("unclosed tags", "<div>NEW<blockquote><p>#take<div>more"),
+    ("yahoo prefixed class", '<div>NEW</div><div id="ydp3f1e9c3ayahoo_quoted_6204925766" '
+                             'class="ydp3f1e9c3ayahoo_quoted"><div>#take</div></div>'),
+    ("zimbra", '<div>NEW</div><hr id="zwchr" data-marker="__DIVIDER__"><div>#take</div>'),
 ]
 
 
@@ -248,8 +295,27 @@ def test_html_signature_containers_become_a_signature() -> None:
     for html in ('<div>NEW</div><div class="gmail_signature">Alice<br>#note</div>',
                  '<div>NEW</div><div id="Signature">Alice</div>',
                  '<div>NEW</div><div id="ms-outlook-mobile-signature">Get Outlook</div>',
-                 '<p>NEW</p><div class="moz-signature">Alice</div>'):
+                 '<p>NEW</p><div class="moz-signature">Alice</div>',
+                 '<div>NEW</div><div class="protonmail_signature_block"><div class="protonmail_'
+                 'signature_block-user">Alice</div></div>'):
         assert strip_reply(html_to_text(html, mark_quotes=True)) == "NEW"
+
+
+def test_html_indent_is_not_a_quote() -> None:
+    """Gmail's and Apple Mail's "indent" button writes a blockquote without a border."""
+    for style in ("margin:0 0 0 40px;border:none;padding:0px",
+                  "margin: 0 0 0 40px; border: none; padding: 0px;"):
+        html = (f'<div>NEW</div><blockquote style="{style}">indented</blockquote><div>more</div>'
+                '<div class="gmail_quote"><blockquote class="gmail_quote">#take</blockquote></div>')
+        assert strip_reply(html_to_text(html, mark_quotes=True)) == "NEW\nindented\nmore"
+
+
+def test_html_spacing_lines() -> None:
+    """<div>&nbsp;</div> is an empty line; Word's MsoNormal paragraphs are lines."""
+    assert html_to_text("<div>a</div><div>&nbsp;</div><div>b</div>") == "a\n\nb"
+    assert html_to_text('<p class="MsoNormal">Regards<o:p></o:p></p><p class="MsoNormal">Bob</p>'
+                        '<p class="MsoNormal"><o:p>&nbsp;</o:p></p><p class="MsoNormal">PS</p>'
+                        ) == "Regards\nBob\n\nPS"
 
 
 def test_html_with_nothing_above_the_quote_keeps_text_between_quotes() -> None:
@@ -315,6 +381,60 @@ CORPUS_NEW_TEXT = {
 def test_corpus_new_text(name: str) -> None:
     message = parse_message((MAILS / name).read_bytes())
     assert message.new_text == CORPUS_NEW_TEXT[name]
+
+
+# Replies from more clients and languages (tests/mails/*_*.eml added by the reply audit).
+AUDIT_NEW_TEXT = {
+    "gmail_html_only_two_commands.eml": "#escalate tier2 the fan is still loud after "
+                                        "the BIOS update\n\n"
+                                        "It gets worse under load, see the attached video.\n\n"
+                                        "Alice",
+    "gmail_html_only_indent.eml": "The script prints this:\n"
+                                  "net use Z: \\\\fs01\\share /persistent:yes\n"
+                                  "System error 53 has occurred.\n"
+                                  "Can you check the share permissions?\n\n#priority P2",
+    "outlook_desktop_html_only_msonormal.eml": "Hi,\n\n"
+                                               "#assign carla the reader needs a new "
+                                               "controller\n\nKind regards\nBob",
+    "outlook_move_form_in_new_text.eml": "Hi,\n\nhere are the details for the move:\n\n"
+                                         "From: room 2.14 (building A)\n"
+                                         "To: room 3.01 (building C)\nDate: Friday, 8 March\n"
+                                         "Items: PC, two monitors, docking station\n\n"
+                                         "Please also move the phone extension 4711.\n\n"
+                                         "Regards,\nPetra",
+    "owa_german_html_only.eml": "Geht wieder, danke!\n\n#resolve Papierstau behoben",
+    "outlook_android_german_footer.eml": "Klappt jetzt, danke.",
+    "outlook_android_spanish_footer.eml": "Ya funciona.",
+    "thunderbird_html_only_signature.eml": "Backup ran fine last night.\n\n#resolve",
+    "yahoo_html_only_prefixed_class.eml": "Still broken, the cursor jumps.\n\n#priority P2",
+    "protonmail_html_only_signature.eml": "I can see the mailbox now.\n\n#resolve",
+    "zimbra_html_only_french.eml": "L'imprimante fonctionne de nouveau.\n\n#resolve",
+    "notes_html_only_table.eml": "Zugriff funktioniert, danke.\n\n#resolve\n\n"
+                                 "Mit freundlichen Grüßen\nBob Martens",
+    "groupwise_reply.eml": "Der Drucker geht wieder.\n\n#resolve",
+    "groupwise_empty_reply.eml": "",
+    "yandex_html_only_nbsp_lines.eml": "Почта снова работает, спасибо.\n\n#resolve",
+    "mailru_html_only.eml": "Принтер печатает.\n#resolve",
+    "iphone_chinese_footer.eml": "打印机可以用了。\n\n#resolve",
+    "iphone_japanese_attribution.eml": "直りました。ありがとうございます。",
+    "gmail_hebrew_direction_marks.eml": "המדפסת עובדת שוב, תודה.",
+    "outlook_arabic_header_block.eml": "البريد يعمل الآن، شكراً.",
+    "outlook_hebrew_header_block.eml": "עדיין לא מתחבר.",
+    "outlook_czech_header_block.eml": "Tiskárna už tiskne.\n\nS pozdravem\nJan Novák",
+    "samsung_german_footer.eml": "Passt, danke!",
+    "gmail_wrapped_after_period.eml": "License activated.",
+    "gmail_prose_attribution_like.eml": "On Monday at 10:00 the vendor wrote:\n"
+                                        '"Firmware 2.3 fixes the reboot loop."\n'
+                                        "Shall we install it tonight?\n\n"
+                                        "From: my side everything is ready.\n\n"
+                                        "#escalate tier2 needs a change window\n\nAlice",
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUDIT_NEW_TEXT))
+def test_audit_corpus_new_text(name: str) -> None:
+    """Each mail quotes an older command tag, which must not be in the new text."""
+    assert parse_message((MAILS / name).read_bytes()).new_text == AUDIT_NEW_TEXT[name]
 
 
 # ------------------------------------------------------------------ crafted input stays fast
