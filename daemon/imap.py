@@ -351,7 +351,7 @@ class Mailbox:
                 found = self._search(client, f"UID {low}:{high}", low, high)
                 if found:
                     yield found
-                grow = len(found) < width // 2
+                grow = 2 * len(found) < width  # less than half full
                 width = min(width * 2, step * WINDOW_GROWTH) if grow else step
                 low = high + 1
             tail = self._search(client, f"UID {low}:*", low)  # "n:*": see uids_after
