@@ -5,7 +5,8 @@ The rules form one ordered table; every rule is tried and every match is kept in
 order decides the kind:
 
  1. own         From is one of our own addresses (plus-variants too): never answer
-                ourselves, whatever else the mail says.
+                ourselves, whatever else the mail says. Except a person's mail that our
+                own group re-sent under its address (`author`).
  2. auto_reply  a delivery report whose Action is only delayed/delivered/relayed, or a
                 mail system's delay warning without a report (Exim): a notice, not a
                 failure, so no outbox row may be marked bounced.
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from daemon.header_fields import addresses
 from daemon.message import InboundMessage, message_ids
 
 Kind = Literal["human", "auto_reply", "bounce", "list", "own"]
@@ -47,6 +49,8 @@ class Classification:
     reasons: tuple[str, ...] = ()  # every rule that matched, in table order
     # For bounces: Message-IDs of our mail that could not be delivered.
     bounced_message_ids: tuple[str, ...] = ()
+    # A person whose mail our own group passed on under its own From (see group_author).
+    author: str | None = None
 
     @property
     def automatic(self) -> bool:
@@ -60,11 +64,12 @@ HUMAN_REASON = "no own address, bounce, auto-reply or list sign matched"
 def classify(msg: InboundMessage, own_addresses: Iterable[str]) -> Classification:
     own = {_mailbox(address) for address in own_addresses}
     matched = [(kind, reason) for kind, rule in RULES if (reason := rule(msg, own))]
+    author = group_author(msg, own)
     if not matched:
-        return Classification("human", HUMAN_REASON)
+        return Classification("human", HUMAN_REASON, author=author)
     kind, reason = matched[0]
     bounced = bounced_message_ids(msg) if kind == "bounce" else ()
-    return Classification(kind, reason, tuple(r for _, r in matched), bounced)
+    return Classification(kind, reason, tuple(r for _, r in matched), bounced, author)
 
 
 def _mailbox(address: str) -> str:
@@ -79,8 +84,28 @@ Own = set[str]
 
 
 def _own(msg: InboundMessage, own: Own) -> str | None:
-    if msg.from_addr and _mailbox(msg.from_addr) in own:
+    if msg.from_addr and _mailbox(msg.from_addr) in own and group_author(msg, own) is None:
         return f"From {msg.from_addr} is our own address"
+    return None
+
+
+# Where a group that rewrites From keeps the person: Google Groups' X-Original-Sender and
+# X-Original-From, and the Reply-To that Google Groups and Mailman set to them.
+_AUTHOR_HEADERS = ("x-original-sender", "x-original-from", "reply-to")
+
+
+def group_author(msg: InboundMessage, own: Own) -> str | None:
+    """The person behind a mail our own group (a Google Group or list that is the helpdesk
+    address) re-sent under its own From: groups do so when the person's domain publishes a
+    strict DMARC policy ("'Ann' via Support <support@...>"), and the request must not be
+    taken for our own mail. None for any other mail, and for our own mail that came back
+    through the group (its original sender is ours too)."""
+    if not (msg.from_addr and _mailbox(msg.from_addr) in own and _our_list(msg, own)):
+        return None
+    for name in _AUTHOR_HEADERS:
+        found = [a for _, a in addresses(msg.header(name) or "") if "@" in a]
+        if found:
+            return None if _mailbox(found[0]) in own else found[0].strip()
     return None
 
 

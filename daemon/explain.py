@@ -74,6 +74,7 @@ def to_json(result: Explanation) -> dict[str, Any]:
         "reason": verdict.reason,
         "reasons": list(verdict.reasons),
         "bounced_message_ids": list(verdict.bounced_message_ids),
+        "author": verdict.author,
         "new_text": msg.new_text,
         "reply_marker": msg.reply_marker,
         "thread_keys": _keys_json(result.keys),
@@ -131,6 +132,8 @@ def _summary(result: Explanation, name: str) -> str:
              *(f"also:        {r}" for r in verdict.reasons[1:]),
              *(f"bounced:     {i}" for i in verdict.bounced_message_ids),
              f"from:        {sender or '(none)'}",
+             *([f"written by:  {verdict.author} (our own group passed it on under its From)"]
+               if verdict.author else []),
              f"subject:     {msg.subject or '(none)'}",
              f"date:        {msg.date.isoformat() if msg.date else '(none or unreadable)'}",
              f"message-id:  {msg.message_id}{generated}"]

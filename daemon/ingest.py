@@ -9,8 +9,9 @@ the same transaction as its effects and the mailbox cursor, so a replay finds it
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -194,6 +195,8 @@ class _Pass:
         if match.ref is None and verdict.bounced_message_ids:
             match = self._bounced(verdict.bounced_message_ids) or match
         ticket = self._ticket(match.ref) if match.ref else None
+        if verdict.author is not None:  # the person, not our group's address (never a member)
+            msg = replace(msg, from_addr=verdict.author, from_name=_ungrouped(msg.from_name))
         if verdict.automatic:
             return self._automatic(raw, msg, verdict, match, ticket)
         if ticket is None or self.inbox.runtime.is_final(ticket):
@@ -286,7 +289,9 @@ class _Pass:
         repository.add_events(self.session, ticket,
                               [_received(msg, verdict, match, ticket.state)], self.now)
         # A member's or vendor's mail (issue 5); a member who is the requester writes as one.
-        colleague = technician.identify(msg.from_addr, runtime.config.directory)
+        # Through our group, From is the group's: nothing proves who wrote, so no commands.
+        colleague = (technician.identify(msg.from_addr, runtime.config.directory)
+                     if verdict.author is None else None)
         if colleague is not None and not _same_address(msg.from_addr, ticket.requester):
             detail, rows = technician.handle(self.session, ticket, msg, colleague, runtime,
                                              self.now, flush=self.pending is None)
@@ -324,6 +329,14 @@ def _received(msg: InboundMessage, verdict: Classification, match: Match,
                        f"{verdict.kind}: {verdict.reason}; {match.how}",
                        {"message_id": msg.message_id, "subject": msg.subject,
                         "kind": verdict.kind, "attachments": len(msg.attachments)})
+
+
+_VIA = re.compile(r"^'?(.*?)'? via .*$")
+
+
+def _ungrouped(name: str) -> str:
+    """Google Groups names a rewritten sender "'Ann Lee' via Support"."""
+    return _VIA.sub(r"\1", name)
 
 
 def _same_address(a: str, b: str) -> bool:

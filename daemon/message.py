@@ -50,7 +50,7 @@ KEPT_HEADERS = (
     "list-unsubscribe", "list-post", "list-help", "list-subscribe", "list-owner",
     "list-archive", "mailing-list", "x-mailing-list",
     "return-path", "x-failed-recipients", "authentication-results", "content-type",
-    "sender", "reply-to", "x-loop",
+    "sender", "reply-to", "x-loop", "x-original-sender", "x-original-from",
 )
 _DELIVERY_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
 

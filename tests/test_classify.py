@@ -247,6 +247,8 @@ AUDIT = [
     ("google_groups_list.eml", "list", "List-Id: <sysadmins-nl.googlegroups.com>", ()),
     # The helpdesk address is itself a Google Group: people's requests reach us through it.
     ("google_group_is_support.eml", "human", HUMAN_REASON, ()),
+    # ... and rewrote From to its own for a sender whose domain has a strict DMARC policy.
+    ("google_group_dmarc_rewrite.eml", "human", HUMAN_REASON, ()),
     ("listserv_list_help_only.eml", "list", "List-Help", ()),
     ("noreply_marketing.eml", "list", "List-Unsubscribe", ()),
     ("exchange_room_auto_accept.eml", "auto_reply", "METHOD:REPLY", ()),
@@ -311,3 +313,30 @@ def test_sentences_about_bounces_are_human(subject: str) -> None:
 ])
 def test_our_own_group_is_not_a_list(headers: str, kind: str) -> None:
     assert verdict_of(headers).kind == kind
+
+
+GROUP = ("List-Id: Support <support.example.com>\n"
+         "List-Post: <mailto:support@example.com>\n")
+
+
+@pytest.mark.parametrize(("headers", "author"), [
+    # The group rewrote From: the person is in X-Original-Sender, X-Original-From, Reply-To.
+    (GROUP + "X-Original-Sender: hannah.lee@example.edu\n", "hannah.lee@example.edu"),
+    (GROUP + "X-Original-From: Hannah Lee <hannah.lee@example.edu>\n",
+     "hannah.lee@example.edu"),
+    (GROUP + "Reply-To: Hannah Lee <hannah.lee@example.edu>, support@example.com\n",
+     "hannah.lee@example.edu"),
+    # Our own mail come back through the group: ours still.
+    (GROUP + "X-Original-Sender: support@example.com\n"
+             "Reply-To: Hannah Lee <hannah.lee@example.edu>\n", None),
+    (GROUP + "X-Original-Sender: Support+TD-4@Example.com\n", None),
+    # Not through our group (no list headers, or another list's): our own From decides.
+    ("X-Original-Sender: hannah.lee@example.edu\n", None),
+    ("List-Id: <staff.example.com>\nX-Original-Sender: hannah.lee@example.edu\n", None),
+    (GROUP, None),
+])
+def test_a_person_our_group_passed_on_under_its_from(headers: str, author: str | None) -> None:
+    raw = ("From: \"'Hannah Lee' via Support\" <support@example.com>\nTo: support@example.com\n"
+           "Subject: VPN\nMessage-ID: <1@x>\n" + headers + "\nError 809.\n").encode()
+    verdict = classify(parse_message(raw), OWN)
+    assert (verdict.kind, verdict.author) == (("human", author) if author else ("own", None))

@@ -77,6 +77,18 @@ def test_json_report(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["from"] == {"address": "tom.becker@example.com", "name": "Tom Becker"}
 
 
+def test_the_person_behind_our_groups_from(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mail = str(MAILS / "google_group_dmarc_rewrite.eml")
+    _, out, _ = run(capsys, "explain", "--json", mail, "--config", str(site))
+    assert (json.loads(out)["kind"], json.loads(out)["author"]) == ("human",
+                                                                     "hannah.lee@example.edu")
+    _, out, _ = run(capsys, "explain", mail, "--config", str(site))
+    assert "written by:  hannah.lee@example.edu (our own group passed it on" in out
+    _, out, _ = run(capsys, "explain", "--json", str(MAILS / "html_only_resolve.eml"),
+                    "--config", str(site))
+    assert json.loads(out)["author"] is None
+
+
 def test_json_attachments_and_defects(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "explain", "--json", str(MAILS / "bad_base64.eml"),
                     "--config", str(site))

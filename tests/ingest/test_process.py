@@ -164,6 +164,41 @@ def test_mail_from_our_own_address_opens_nothing(database: Database, inbox: Inbo
     assert outcome.action == "recorded"
 
 
+VIA_GROUP = "\"'Hannah Lee' via Support\" <support@example.com>"
+
+
+def through_group(person: str, **kwargs: object) -> bytes:
+    """Mail our own Google Group passed on under its From (the person's domain has a strict
+    DMARC policy)."""
+    return mail(sender=VIA_GROUP, headers={  # type: ignore[arg-type]
+        "List-Id": "Support <support.example.com>", "List-Post": "<mailto:support@example.com>",
+        "X-Original-Sender": person, "Reply-To": person}, **kwargs)
+
+
+def test_a_request_our_group_passed_on_is_the_persons(database: Database,
+                                                      inbox: Inbox) -> None:
+    opened = feed(database, inbox, through_group("hannah.lee@example.edu"))
+    assert opened.action == "opened"
+    assert ticket(database, "TD-1").requester == "hannah.lee@example.edu"
+    with database.reading() as session:
+        acks = session.scalars(select(Outbox.to_role)
+                               .where(Outbox.template == "acknowledgement")).all()
+        [sender] = session.scalars(select(Message.sender)).all()
+    # The acknowledgement goes to the ticket's requester: Hannah, not the group.
+    assert acks == ["requester"] and sender == "hannah.lee@example.edu"
+    subject = "Re: [TD-1] Printer on floor 3 jams"
+    reply = feed(database, inbox, through_group("hannah.lee@example.edu", subject=subject),
+                 T0 + timedelta(hours=1))
+    assert (reply.action, reply.ref) == ("updated", "TD-1")
+    assert reply.detail.startswith("requester replied"), reply.detail
+    # A member's mail through the group proves nothing of who wrote it: no command runs.
+    member = feed(database, inbox, through_group("morgan.lee@example.com", subject=subject,
+                                                 body="#resolve replaced the fuser"),
+                  T0 + timedelta(hours=2))
+    assert member.detail == "reply from morgan.lee@example.com recorded"
+    assert ticket(database, "TD-1").state != "resolved"
+
+
 @pytest.mark.parametrize("raw", [
     b"From: a@example.org\r\nSubject: =?x-unknown?Q?caf=E9?=\r\nContent-Type: text/plain; "
     b"charset=x-unknown\r\n\r\ncaf\xe9 au lait\r\n",
