@@ -22,9 +22,10 @@ a backoff. `run` repeats passes until stopped, sleeping until the next row is du
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -97,6 +98,7 @@ class _Pass:
     outage: str | None = None
     retry_at: datetime | None = None
     stop: asyncio.Event | None = None
+    broken: bool = False  # the store failed: no more mail is tried in this pass
 
     @property
     def stopping(self) -> bool:
@@ -105,6 +107,12 @@ class _Pass:
     def take(self) -> list[Outcome]:
         taken, self.outcomes = self.outcomes, []
         return taken
+
+
+async def _finish(queue: asyncio.Queue[Claimed | None], workers: list[asyncio.Task[None]]) -> None:
+    for _ in workers:
+        await queue.put(None)
+    await asyncio.gather(*workers)
 
 
 class Sender:
@@ -133,6 +141,10 @@ class Sender:
         self.clock = clock
         self.rng = rng
         self._wake = asyncio.Event()
+        # Outcomes a failed transaction could not record (the database went away): written
+        # first once it is back, or a mail sent just before the outage would stay `sending`
+        # and go out again when its lease ran out.
+        self._unrecorded: list[Outcome] = []
 
     # ------------------------------------------------------------ loops
 
@@ -148,10 +160,15 @@ class Sender:
         queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=self.settings.batch)
         workers = [asyncio.create_task(self._work(queue, state)) for _ in range(self.pool.size)]
         try:
-            await self._feed(queue, state, cutoff)
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
+            try:
+                await self._feed(queue, state, cutoff)
+            except Exception:
+                # The store failed between claims: rows still queued go back untried, mails
+                # on the wire are finished, and all of it is recorded once the store is back.
+                state.broken = True
+                await _finish(queue, workers)
+                raise
+            await _finish(queue, workers)
         except asyncio.CancelledError:
             for worker in workers:
                 worker.cancel()
@@ -197,7 +214,7 @@ class Sender:
 
     async def _work(self, queue: asyncio.Queue[Claimed | None], state: _Pass) -> None:
         while (row := await queue.get()) is not None:
-            if state.outage is not None or state.stopping:
+            if state.outage is not None or state.stopping or state.broken:
                 state.outcomes.append(self._release(row, state))
                 continue
             outcome = await self._deliver(row, state)
@@ -275,15 +292,26 @@ class Sender:
 
     def _record_and_claim(self, outcomes: list[Outcome], cutoff: datetime) -> list[Claimed]:
         now = self.clock()
-        with self.database.transaction() as session:
-            if outcomes:
-                outbox.record(session, outcomes, now)
+        with self._keeping(outcomes) as kept, self.database.transaction() as session:
+            if kept:
+                outbox.record(session, kept, now)
             return outbox.claim(session, cutoff, self.settings.batch, now + self.settings.lease)
 
     def _record(self, outcomes: list[Outcome]) -> None:
-        if outcomes:
-            with self.database.transaction() as session:
-                outbox.record(session, outcomes, self.clock())
+        with self._keeping(outcomes) as kept:
+            if kept:
+                with self.database.transaction() as session:
+                    outbox.record(session, kept, self.clock())
+
+    @contextlib.contextmanager
+    def _keeping(self, outcomes: list[Outcome]) -> Iterator[list[Outcome]]:
+        """These outcomes and any an earlier failure left; kept again if this one fails."""
+        kept, self._unrecorded = [*self._unrecorded, *outcomes], []
+        try:
+            yield kept
+        except BaseException:
+            self._unrecorded = kept + self._unrecorded
+            raise
 
     def _render_leftovers(self, cutoff: datetime) -> None:
         assert self.writer is not None

@@ -16,6 +16,7 @@ leave an unclosed transport behind (tests run with filterwarnings=error).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email
 import email.policy
@@ -64,6 +65,14 @@ class RecordingHandler:
         self._received: list[Received] = []
         self._answers: deque[str] = deque()
         self.greetings = 0  # EHLOs seen: one per connection (two with STARTTLS)
+        self._hold: tuple[threading.Event, threading.Event] | None = None
+
+    def hold_next(self) -> tuple[threading.Event, threading.Event]:
+        """The next DATA waits, before it is accepted, until the second event is set; the
+        first is set once it waits (a mail the sender has handed over, not yet confirmed)."""
+        with self._changed:
+            self._hold = (threading.Event(), threading.Event())
+            return self._hold
 
     def fail_next(self, count: int, code: int = 451, text: str = "4.3.0 Try again later") -> None:
         with self._changed:
@@ -77,6 +86,11 @@ class RecordingHandler:
         return responses
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._changed:
+            hold, self._hold = self._hold, None
+        if hold is not None:
+            hold[0].set()
+            await asyncio.to_thread(hold[1].wait, 30)
         with self._changed:
             if self._answers:
                 return self._answers.popleft()
