@@ -27,6 +27,14 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 SQLITE_CACHE_KIB = 512
 SQLITE_STATEMENTS = 32
 PG_CONNECT_TIMEOUT_S = 10
+# A server that vanishes without a word (a cable, a firewall's forgotten state, a VM paused)
+# leaves a query waiting on a silent socket: TCP keepalives and a timeout on unacknowledged
+# data end that wait in about a minute, and the loop reports the outage and backs off,
+# instead of hanging until the kernel gives up after a quarter of an hour.
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": PG_CONNECT_TIMEOUT_S, "keepalives": 1, "keepalives_idle": 30,
+    "keepalives_interval": 10, "keepalives_count": 3, "tcp_user_timeout": 60_000,
+}
 # pg_advisory_lock key held while migrating: ASCII "tdmigr", any constant shared by all daemons.
 MIGRATE_LOCK_KEY = 0x7464_6D69_6772
 
@@ -144,9 +152,8 @@ def _create_engine(url: URL) -> Engine:
     if backend == "sqlite":
         return _sqlite_engine(url)
     if backend == "postgresql":
-        connect_args = {} if "connect_timeout" in url.query else {
-            "connect_timeout": PG_CONNECT_TIMEOUT_S
-        }
+        # What the URL's query sets (libpq parameters) wins over these defaults.
+        connect_args = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in url.query}
         return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     raise ArgumentError(f"backend {backend!r} is not supported (use sqlite or postgresql)")
 

@@ -156,6 +156,21 @@ def test_sqlite_file_uses_wal_foreign_keys_busy_timeout_and_a_small_cache(
         database.close()
 
 
+@pytest.mark.postgres
+def test_postgresql_connections_notice_a_silent_server(pg_migrated_url: str) -> None:
+    """Keepalives and a timeout on unacknowledged data, unless the URL says otherwise."""
+    for url, idle in ((pg_migrated_url, "30"), (pg_migrated_url + "&keepalives_idle=7", "7")):
+        database = open_database(url)
+        try:
+            with database.engine.connect() as connection:
+                info = connection.connection.dbapi_connection.info  # type: ignore[union-attr]
+                given = info.get_parameters()
+            assert (given["keepalives"], given["keepalives_idle"], given["keepalives_count"],
+                    given["tcp_user_timeout"]) == ("1", idle, "3", "60000")
+        finally:
+            database.close()
+
+
 def test_sqlite_never_reuses_ticket_ids(tmp_path: Path) -> None:
     database = open_database(f"sqlite:///{tmp_path / 'ids.db'}")
     try:
