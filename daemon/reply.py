@@ -5,7 +5,8 @@ The rule, chosen for safety because commands are read from the new text: only th
 above the first history marker counts. Markers are
 - an attribution line, "On <date>, <name> wrote:" and its forms in other languages and
   clients, also when wrapped over two or three lines;
-- a "> " quoted line (and a line ending in ":" right above it);
+- a "> " quoted line (and a line right above it that ends in ":" and reads as an
+  attribution: a verb of writing, a date or an address; "Here is the log I got:" is text);
 - an Outlook header block ("From: ... Sent: ... To: ... Subject:", localised; From, To
   and Date alone are a form, not a block), an "-----Original Message-----" or forward
   separator, Outlook's line of underscores or GroupWise's ">>> Name <addr> date >>>";
@@ -224,9 +225,18 @@ def _lead_in(lines: list[str], index: int) -> int:
     above = index - 1
     while above >= 0 and not lines[above].strip():
         above -= 1
-    if above >= 0 and above >= index - 2 and lines[above].rstrip().endswith((":", "：")):
+    if above >= 0 and above >= index - 2 and _introduces(lines[above]):
         return above
     return index
+
+
+def _introduces(line: str) -> bool:
+    """A line ending in ':' that reads as an attribution: a verb of writing, a date or an
+    address. "Here is the log I got:" above a quoted log is the sender's own text."""
+    stripped = line.strip()
+    return stripped.endswith((":", "：")) and bool(
+        _VERB_AT_END.search(stripped) or "@" in stripped
+        or any(c.isdigit() for c in stripped))
 
 
 def _attribution_start(lines: list[str], end: int) -> int | None:
@@ -307,8 +317,7 @@ def _unquoted_between(lines: list[str], start: int) -> list[int]:
 
 def _is_lead_in(lines: list[str], index: int) -> bool:
     """An attribution or "...:" line introducing a quote that follows."""
-    stripped = lines[index].strip()
-    if not stripped.endswith((":", "：")):
+    if not _introduces(lines[index]):
         return False
     following = [line.strip() for line in lines[index + 1:index + 3] if line.strip()]
     return bool(following) and following[0].startswith(">")

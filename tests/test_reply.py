@@ -203,6 +203,22 @@ def test_bottom_post_keeps_unquoted_lines_between_quotes() -> None:
     assert strip_reply(text) == "6.8\n\nv4.2\n#wait window"
 
 
+@pytest.mark.parametrize(("text", "new"), [
+    # A line of the sender's own that ends in ':' above a '> ' quote they made themselves.
+    ("Here is the log I got:\n\n> error 0x80070005 at step 3\n> #resolve in the log\n",
+     "Here is the log I got:"),
+    ("Still broken. The error says:\n> Access denied\n", "Still broken. The error says:"),
+    # A line that reads as an attribution (a verb of writing, a date or an address) is one.
+    ("Still broken.\n\nAlice wrote:\n> #resolve old\n", "Still broken."),
+    ("Still broken.\n\nAlice Lee <alice@example.com>:\n> #resolve old\n", "Still broken."),
+    ("Still broken.\n\n05.03.2026 Alice:\n> #resolve old\n", "Still broken."),
+    ("Alice wrote:\n> Which kernel?\n\n6.8\n", "6.8"),
+])
+def test_a_colon_line_above_a_quote_is_history_only_as_an_attribution(text: str,
+                                                                      new: str) -> None:
+    assert strip_reply(text) == new
+
+
 def test_bottom_post_stops_at_an_outlook_block() -> None:
     text = ("> quoted\n\nmine\n\nFrom: IT Support\nSent: Tuesday\nTo: Alice\nSubject: x\n\n"
             "#take old\n")
