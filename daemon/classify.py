@@ -63,8 +63,9 @@ HUMAN_REASON = "no own address, bounce, auto-reply or list sign matched"
 
 def classify(msg: InboundMessage, own_addresses: Iterable[str]) -> Classification:
     own = {_mailbox(address) for address in own_addresses}
-    matched = [(kind, reason) for kind, rule in RULES if (reason := rule(msg, own))]
-    author = group_author(msg, own)
+    author = group_author(msg, own)  # then our group's From is not our own mail
+    matched = [(kind, reason) for kind, rule in RULES
+               if (reason := rule(msg, own)) and not (author and kind == "own")]
     if not matched:
         return Classification("human", HUMAN_REASON, author=author)
     kind, reason = matched[0]
@@ -84,7 +85,7 @@ Own = set[str]
 
 
 def _own(msg: InboundMessage, own: Own) -> str | None:
-    if msg.from_addr and _mailbox(msg.from_addr) in own and group_author(msg, own) is None:
+    if msg.from_addr and _mailbox(msg.from_addr) in own:
         return f"From {msg.from_addr} is our own address"
     return None
 

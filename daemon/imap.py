@@ -333,7 +333,7 @@ class Mailbox:
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above last_uid, ascending."""
         # "n:*" always matches the highest UID, even when that is below n.
-        return self._search(self._session(), f"UID {last_uid + 1}:*", last_uid + 1)
+        return self._search(f"UID {last_uid + 1}:*", last_uid + 1)
 
     def windows_after(self, last_uid: int) -> Iterator[list[int]]:
         """The UIDs above last_uid, ascending, one UID range at a time up to the UIDNEXT
@@ -341,27 +341,26 @@ class Mailbox:
         in memory. A range that finds little makes the next one wider, so a long run of
         expunged UIDs costs a few searches, not thousands. Then one `low:*` search takes in
         what arrived meanwhile (or what a server's stale UIDNEXT hid), range by range too."""
-        client = self._session()
         step = self._fetch_step
         width, low = step, last_uid + 1
         end = (self.uidnext or 0) - 1
         while True:
             while low <= end:
                 high = min(low + width - 1, end)
-                found = self._search(client, f"UID {low}:{high}", low, high)
+                found = self._search(f"UID {low}:{high}", low, high)
                 if found:
                     yield found
                 grow = 2 * len(found) < width  # less than half full
                 width = min(width * 2, step * WINDOW_GROWTH) if grow else step
                 low = high + 1
-            tail = self._search(client, f"UID {low}:*", low)  # "n:*": see uids_after
+            tail = self._search(f"UID {low}:*", low)  # "n:*": see uids_after
             if not tail:
                 return
             end = tail[-1]
 
-    def _search(self, client: IMAPClient, criteria: str, low: int,
-                high: int | None = None) -> list[int]:
+    def _search(self, criteria: str, low: int, high: int | None = None) -> list[int]:
         """UID SEARCH, ascending and held to [low, high]."""
+        client = self._session()
         _forget_notices(client)  # a drain's moves leave an EXPUNGE notice per mail
         with self._errors("UID SEARCH"):
             found = client.search(criteria)
@@ -377,7 +376,7 @@ class Mailbox:
         connection kept it from being marked processed."""
         if last_uid < 1:
             return []
-        return self._search(self._session(), f"UID 1:{last_uid} UNSEEN", 1, last_uid)
+        return self._search(f"UID 1:{last_uid} UNSEEN", 1, last_uid)
 
     def count_waiting(self, last_uid: int) -> int:
         """How many mails sit in the folder after the cursor."""

@@ -180,7 +180,7 @@ def _marker_at(lines: list[str], index: int, line: str) -> tuple[int, str] | Non
     stripped = line.strip()
     if not stripped:
         return None
-    if stripped.startswith(">") and not _is_groupwise(stripped):
+    if _is_quoted(stripped):
         return _lead_in(lines, index), f"quoted line {_show(stripped)}"
     if stripped.endswith((":", "：")):
         start = _attribution_start(lines, index)
@@ -202,6 +202,11 @@ def _hard_marker(lines: list[str], index: int, stripped: str) -> tuple[int, str]
     if _is_header_block(lines, index):
         return _rule_above(lines, index), f"header block {_show(stripped)}"
     return None
+
+
+def _is_quoted(stripped: str) -> bool:
+    """A "> " quoted line (GroupWise's ">>> ... >>>" header is not one)."""
+    return stripped.startswith(">") and not _is_groupwise(stripped)
 
 
 def _is_groupwise(stripped: str) -> bool:
@@ -294,7 +299,7 @@ def _quote_style(lines: list[str], start: int) -> bool:
     """The history is '> ' quoted (not an Outlook block, which quotes without marks)."""
     for index in range(start, min(start + 6, len(lines))):
         stripped = lines[index].strip()
-        if stripped.startswith(">") and not _is_groupwise(stripped):
+        if _is_quoted(stripped):
             return True
         if stripped and _hard_marker(lines, index, stripped):
             return False
@@ -307,7 +312,7 @@ def _unquoted_between(lines: list[str], start: int) -> list[int]:
     kept: list[int] = []
     for index in range(first, min(len(lines), start + MAX_SCAN_LINES)):
         stripped = lines[index].strip()
-        if (stripped.startswith(">") and not _is_groupwise(stripped)) or _is_lead_in(lines, index):
+        if _is_quoted(stripped) or _is_lead_in(lines, index):
             continue
         if stripped and _hard_marker(lines, index, stripped):
             break

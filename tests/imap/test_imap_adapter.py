@@ -134,8 +134,8 @@ def test_uids_are_listed_a_range_at_a_time(imap_server: ImapTestServer, imap_acc
     box.select()
     searches: list[str] = []
     search = box._search
-    box._search = lambda client, criteria, *bounds: searches.append(criteria) or search(
-        client, criteria, *bounds)
+    box._search = lambda criteria, *bounds: searches.append(criteria) or search(
+        criteria, *bounds)
     windows = list(box.windows_after(0))
     assert [uid for window in windows for uid in window] == kept
     # 2, 2, then ranges of 2, 4, 8 and 16 find nothing, and one of 32 (at most 2 x
