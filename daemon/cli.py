@@ -15,6 +15,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from daemon.now import utc_now
 from daemon.problems import ConfigError
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UserError(f"unknown priority {args.priority!r}; use one of "
                         f"{', '.join(workflow.priorities)}")
     zone = config.settings.calendars["default"].timezone
-    at = _local_time(args.at, zone)
+    at = _local_time(args.at, zone, args.clock)
     engine = Engine(workflow, calendar_clock(config.settings.calendars))
     report = NewTicket("TD-0", args.sender, args.subject, args.body)
     print(f"{workflow.name} v{workflow.version}, a new ticket at {at:%a %Y-%m-%d %H:%M %Z}, "
@@ -172,9 +173,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_time(text: str | None, zone: tzinfo) -> datetime:
+def _local_time(text: str | None, zone: tzinfo, clock: Callable[[], datetime]) -> datetime:
     if text is None:
-        return datetime.now(zone)
+        return clock().astimezone(zone)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -187,7 +188,8 @@ def _local_time(text: str | None, zone: tzinfo) -> datetime:
 def cmd_tickets(args: argparse.Namespace) -> int:
     from daemon.cli_store import list_command
 
-    return list_command(_settings(args.config), state=args.state, as_json=args.json)
+    return list_command(_settings(args.config), state=args.state, as_json=args.json,
+                        now=args.clock())
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -197,20 +199,21 @@ def cmd_show(args: argparse.Namespace) -> int:
         config = load_root(args.config)  # for the SLA section; the timeline needs none of it
     except ConfigError:
         config = None
-    return show_command(_settings(args.config), args.ref, config)
+    return show_command(_settings(args.config), args.ref, config, now=args.clock())
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     from daemon.cli_outbox import outbox_main
 
-    return outbox_main(_settings(args.config), args.action, args.id, args.json)
+    return outbox_main(_settings(args.config), args.action, args.id, args.json,
+                       now=args.clock())
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from daemon.cli_quarantine import quarantine_main
 
     return quarantine_main(args.config, os.environ, args.action, args.id, as_json=args.json,
-                           include_retried=args.all)
+                           include_retried=args.all, now=args.clock())
 
 
 def _settings(root: Path) -> Settings:
@@ -225,7 +228,8 @@ def _settings(root: Path) -> Settings:
 def cmd_status(args: argparse.Namespace) -> int:
     from daemon.cli_status import status_command
 
-    return status_command(args.config, as_json=args.json, health_only=args.health)
+    return status_command(args.config, as_json=args.json, health_only=args.health,
+                          now=args.clock())
 
 
 # ------------------------------------------------------------------ explain
@@ -316,12 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *,
+         clock: Callable[[], datetime] = utc_now) -> int:
+    """`clock` is the seam the commands read "now" from (tests pass their own)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a bad argument already reported
         return exc.code if isinstance(exc.code, int) else 2
+    args.clock = clock
     try:
         return int(args.handler(args))
     except ConfigError as exc:

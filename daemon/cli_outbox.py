@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from daemon.cli import UserError
 from daemon.cli_store import open_existing, reading, table
+from daemon.now import utc_now
 from daemon.outbox import NotParked, requeue, rows_with_status
 from daemon.settings import Settings
 from daemon.store.models import Outbox, Ticket
@@ -23,18 +24,18 @@ ERROR_WIDTH = 60
 
 
 def outbox_main(settings: Settings, action: str | None, row_id: int | None,
-                as_json: bool) -> int:
+                as_json: bool, now: datetime | None = None) -> int:
     if action is None:
         if row_id is not None:
             raise UserError(f"unexpected {row_id}; did you mean `outbox retry {row_id}`?")
-        return outbox_command(settings, as_json)
+        return outbox_command(settings, as_json, now)
     if row_id is None:
         raise UserError("`outbox retry` needs the ID of a parked mail (see `outbox`)")
-    return retry_command(settings, row_id)
+    return retry_command(settings, row_id, now)
 
 
 def outbox_command(settings: Settings, as_json: bool, now: datetime | None = None) -> int:
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     with reading(settings) as session:
         sections = overview(session, now)
     if as_json:
@@ -48,7 +49,7 @@ def retry_command(settings: Settings, row_id: int, now: datetime | None = None) 
     database = open_existing(settings.database.url)
     try:
         with database.transaction() as session:
-            row = requeue(session, row_id, now or datetime.now(UTC))
+            row = requeue(session, row_id, now or utc_now())
             line = f"outbox row {row.id} ({row.template} to {row.recipients or row.to_role}) " \
                    "is pending again"
     except NotParked as exc:

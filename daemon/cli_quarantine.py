@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from daemon.cli import UserError, load_root
 from daemon.cli_store import open_existing, reading, table
 from daemon.ingest import Inbox, process_mail
+from daemon.now import utc_now
 from daemon.settings import Settings, load_settings
 from daemon.store.models import Quarantine
 
@@ -39,7 +40,8 @@ _LISTED = (Quarantine.id, Quarantine.received_at, Quarantine.reason, Quarantine.
 
 
 def quarantine_main(root: Path, environ: Mapping[str, str], action: str | None,
-                    row_id: int | None, *, as_json: bool, include_retried: bool) -> int:
+                    row_id: int | None, *, as_json: bool, include_retried: bool,
+                    now: datetime | None = None) -> int:
     if action is None:
         return list_command(load_settings(root / "config", environ), as_json, include_retried)
     if row_id is None:
@@ -47,7 +49,7 @@ def quarantine_main(root: Path, environ: Mapping[str, str], action: str | None,
                         "(`quarantine` lists them)")
     if action == "show":
         return show_command(load_settings(root / "config", environ), row_id, as_json)
-    return retry_command(root, row_id)
+    return retry_command(root, row_id, now)
 
 
 # ------------------------------------------------------------------ list
@@ -140,7 +142,7 @@ def retry_command(root: Path, row_id: int, now: datetime | None = None) -> int:
     try:
         inbox = Parts.build(config, database).inbox
         with database.transaction() as session:
-            result = retry(session, row_id, inbox, now or datetime.now(UTC))
+            result = retry(session, row_id, inbox, now or utc_now())
     finally:
         database.close()
     print(result.line)

@@ -21,6 +21,7 @@ from daemon.cli import UserError
 from daemon.cli_sla import deadline_fields, deadlines, render_sla, time_left
 from daemon.config import Config
 from daemon.health import span
+from daemon.now import utc_now
 from daemon.settings import Settings
 from daemon.sla_ticket import sla_of
 from daemon.store import repository
@@ -81,7 +82,7 @@ def reading(settings: Settings) -> Iterator[Session]:
 
 def list_command(settings: Settings, state: str | None, as_json: bool,
                  now: datetime | None = None) -> int:
-    moment = now or datetime.now(UTC)
+    moment = now or utc_now()
     with reading(settings) as session:
         tickets = repository.list_tickets(session, state=state)
         counts = inbound_counts(session, state)
@@ -157,7 +158,7 @@ def show_command(settings: Settings, ref_text: str, config: Config | None = None
         summary = repository.ticket_summary(ticket)
         timeline = repository.timeline(session, ticket)
         events = [_event_row(e) for e in timeline]
-        sla = _sla_text(config, ticket, timeline, now or datetime.now(UTC))
+        sla = _sla_text(config, ticket, timeline, now or utc_now())
     print(ticket_header(summary))
     print()
     print(sla)
