@@ -237,7 +237,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from daemon.explain import explain_command
 
-    return explain_command(_settings(args.config), args.file, as_json=args.json)
+    settings = _settings(args.config)
+    if not args.store:
+        return explain_command(settings, args.file, as_json=args.json)
+    from daemon.cli_store import reading
+    from daemon.store.repository import stored_copies
+
+    with reading(settings) as session:
+        return explain_command(settings, args.file, as_json=args.json,
+                               lookup=lambda mid: stored_copies(session, "in", mid))
 
 
 # ------------------------------------------------------------------ parsing and errors
@@ -306,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "what Tierdesk makes of one raw mail (no store, no server)")
     explain.add_argument("file", type=Path, metavar="FILE", help="a raw mail, e.g. a .eml file")
     explain.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    explain.add_argument("--store", action="store_true",
+                         help="also read the store: was this mail processed already, or does "
+                              "it reuse the Message-ID of another mail?")
     status = add("status", cmd_status, "daemons, loops, mailbox, outbox, quarantine and "
                  "tickets at a glance; exit 1 when something needs attention, 2 when unknown")
     status.add_argument("--json", action="store_true", help="one JSON object instead of text")

@@ -1,20 +1,27 @@
-"""`tierdesk explain FILE [--json]`: what Tierdesk makes of one raw mail, for admins
-asking "why did this mail do that?". Reads the file and the settings only: no store, no
-server. Prints the classification and its reasons, the thread keys, the command tags, the
-new text of the reply (and what ended it), attachments and defects.
+"""`tierdesk explain FILE [--json] [--store]`: what Tierdesk makes of one raw mail, for
+admins asking "why did this mail do that?". Reads the file and the settings only: no server,
+and no store unless `--store` asks whether the mail was processed already (the caller looks
+it up and passes `stored`). Prints the classification and its reasons, the thread keys, the
+command tags, the new text of the reply (and what ended it), attachments and defects.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.classify import Classification, classify
-from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_message
+from daemon.message import (
+    InboundMessage,
+    MailRejected,
+    ParseLimits,
+    is_redelivery,
+    parse_message,
+)
 from daemon.tags import TagScan, find_tags
 from daemon.thread_keys import ThreadKeys, thread_keys
 
@@ -43,7 +50,13 @@ def explain_mail(raw: bytes, *, support_address: str, own_addresses: Iterable[st
                        find_tags(message.new_text))
 
 
-def explain_command(settings: Settings, path: Path, *, as_json: bool) -> int:
+# What the store holds under a Message-ID: (digest, ticket ref or None) of each stored mail.
+Stored = Sequence[tuple[str, str | None]]
+StoreLookup = Callable[[str], Stored]
+
+
+def explain_command(settings: Settings, path: Path, *, as_json: bool,
+                    lookup: StoreLookup | None = None) -> int:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -55,9 +68,30 @@ def explain_command(settings: Settings, path: Path, *, as_json: bool) -> int:
                               domains=(settings.site.domain,), limits=limits)
     except MailRejected as exc:
         return _fail(f"{path}: mail rejected: {exc.reason}")
-    print(json.dumps(to_json(result), ensure_ascii=False, indent=2) if as_json
-          else to_text(result, str(path)))
+    seen = None if lookup is None else store_verdict(result.message, lookup(
+        result.message.message_id))
+    data = to_json(result)
+    if seen is not None:
+        data["store"] = seen
+    print(json.dumps(data, ensure_ascii=False, indent=2) if as_json
+          else to_text(result, str(path), seen))
     return 0
+
+
+def store_verdict(msg: InboundMessage, stored: Stored) -> dict[str, Any]:
+    """What ingest would make of this mail given what is stored under its Message-ID."""
+    refs = sorted({ref for _, ref in stored if ref})
+    where = f" (on {', '.join(refs)})" if refs else ""
+    if is_redelivery(msg.digest, [digest for digest, _ in stored]):
+        verdict, why = "duplicate", ("this mail is stored already" + where +
+                                     ": same Message-ID and content, recorded as a duplicate")
+    elif stored:
+        verdict, why = "reused_message_id", (
+            f"its Message-ID is stored for {len(stored)} other mail(s){where} with other "
+            "content: processed as a mail of its own")
+    else:
+        verdict, why = "new", "not stored yet: processed as a new mail"
+    return {"verdict": verdict, "why": why, "tickets": refs}
 
 
 def _fail(message: str) -> int:
@@ -98,6 +132,7 @@ def _message_json(msg: InboundMessage) -> dict[str, Any]:
     return {
         "message_id": msg.message_id,
         "message_id_generated": msg.message_id_generated,
+        "digest": msg.digest,
         "subject": msg.subject,
         "from": {"address": msg.from_addr, "name": msg.from_name},
         "to": list(msg.to),
@@ -115,8 +150,9 @@ def _message_json(msg: InboundMessage) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ text
 
-def to_text(result: Explanation, name: str) -> str:
-    sections = [_summary(result, name), _keys_text(result.keys), _commands_text(result.tags),
+def to_text(result: Explanation, name: str, seen: dict[str, Any] | None = None) -> str:
+    summary = _summary(result, name) + (f"\nstore:       {seen['why']}" if seen else "")
+    sections = [summary, _keys_text(result.keys), _commands_text(result.tags),
                 _new_text(result.message), _attachments_text(result.message),
                 _defects_text(result.message)]
     return "\n\n".join(sections)
@@ -125,7 +161,7 @@ def to_text(result: Explanation, name: str) -> str:
 def _summary(result: Explanation, name: str) -> str:
     msg, verdict = result.message, result.classification
     sender = f"{msg.from_name} <{msg.from_addr}>" if msg.from_name else msg.from_addr
-    generated = " (none in the mail: a hash of its bytes)" if msg.message_id_generated else ""
+    generated = " (none in the mail: its content digest)" if msg.message_id_generated else ""
     lines = [name,
              f"kind:        {verdict.kind}",
              f"reason:      {verdict.reason}",
@@ -136,7 +172,11 @@ def _summary(result: Explanation, name: str) -> str:
                if verdict.author else []),
              f"subject:     {msg.subject or '(none)'}",
              f"date:        {msg.date.isoformat() if msg.date else '(none or unreadable)'}",
-             f"message-id:  {msg.message_id}{generated}"]
+             f"message-id:  {msg.message_id}{generated}",
+             f"digest:      {msg.digest}",
+             "             (of From, To, Cc, Date, Subject, Content-Type and the body: a copy "
+             "with the same Message-ID and digest is a redelivery; another digest under the "
+             "same Message-ID, a mail of its own)"]
     return "\n".join(lines)
 
 

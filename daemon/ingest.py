@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 from daemon import technician
 from daemon.classify import Classification, classify
 from daemon.correlate import Match, correlate, refs_to_check
-from daemon.message import InboundMessage, MailRejected, ParseLimits, parse_message
+from daemon.message import (
+    InboundMessage,
+    MailRejected,
+    ParseLimits,
+    is_redelivery,
+    parse_message,
+)
 from daemon.outbox import forget_parsed, record_auto_sender, remember_parsed
 from daemon.runtime import Runtime
 from daemon.store import repository
@@ -122,13 +128,13 @@ class _Pending:
     all its mails at once) plus what the batch added and has not flushed yet."""
 
     ids: Iterator[int]
-    seen: set[str]
+    # Message-ID -> the digests stored under it: before the batch, then by the batch.
+    digests: dict[str, set[str]]
     # Message-ID -> ref: those stored before the batch, then those the batch stores.
     known_refs: dict[str, str]
     # Every ticket a mail may thread to (stored ones locked), then those the batch opens.
     tickets: dict[str, Ticket]
     keys: dict[int, ThreadKeys]  # by id() of the parsed mail: computed once per mail
-    message_refs: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def prefetch(cls, session: Session, inbox: Inbox,
@@ -144,7 +150,7 @@ class _Pending:
         refs = {ref for key in keys.values() for ref in refs_to_check(key)}
         tickets = repository.tickets_by_ref(session, refs | set(known.values()), for_update=True)
         return cls(repository.ticket_ids(session),
-                   repository.seen_message_ids(session, "in", ids), known, tickets, keys)
+                   repository.stored_digests(session, "in", ids), known, tickets, keys)
 
 
 @dataclass
@@ -156,6 +162,8 @@ class _Pass:
     now: datetime
     folder: str | None
     pending: _Pending | None
+    # The mail in hand has a Message-ID that another mail (another digest) already has.
+    reused: bool = False
 
     def mail(self, uid: int | None, raw: bytes, msg: InboundMessage | MailRejected) -> Result:
         if isinstance(msg, MailRejected):
@@ -188,8 +196,11 @@ class _Pass:
         return self._handle(raw, parse_message(raw, self.inbox.limits))
 
     def _handle(self, raw: bytes, msg: InboundMessage) -> Result:
-        if self._seen(msg.message_id):
-            return Outcome("duplicate", None, f"<{msg.message_id}> was processed before"), []
+        earlier = self._digests(msg.message_id)
+        if is_redelivery(msg.digest, earlier):
+            return Outcome("duplicate", None, f"<{msg.message_id}> was processed before "
+                           "(same Message-ID and content)"), []
+        self.reused = bool(earlier)  # a mail of its own under an id used before
         verdict = classify(msg, self.inbox.own_addresses)
         match = self._thread(msg)
         if match.ref is None and verdict.bounced_message_ids:
@@ -203,10 +214,10 @@ class _Pass:
             return self._open(raw, msg, verdict, match, ticket)
         return self._update(raw, msg, verdict, match, ticket)
 
-    def _seen(self, message_id: str) -> bool:
+    def _digests(self, message_id: str) -> set[str]:
         if self.pending is not None:
-            return message_id in self.pending.seen or message_id in self.pending.message_refs
-        return repository.message_seen(self.session, "in", message_id)
+            return self.pending.digests.get(message_id, set())
+        return repository.stored_digests(self.session, "in", [message_id]).get(message_id, set())
 
     def _thread(self, msg: InboundMessage) -> Match:
         pending = self.pending
@@ -238,14 +249,18 @@ class _Pass:
                   "kind": verdict.kind, "reason": verdict.reason}
         if self.pending is not None:
             repository.new_message(self.session, direction="in", message_id=msg.message_id,
-                                   at=self.now, **fields)
-            self.pending.message_refs[msg.message_id] = ticket.ref if ticket else None
+                                   digest=msg.digest, at=self.now, **fields)
+            self.pending.digests.setdefault(msg.message_id, set()).add(msg.digest)
             if ticket is not None:  # later mails of the batch may reply to this one
                 self.pending.known_refs[msg.message_id] = ticket.ref
         elif repository.add_message(self.session, direction="in", message_id=msg.message_id,
-                                    at=self.now, **fields) is None:
+                                    digest=msg.digest, at=self.now, **fields) is None:
             raise _Duplicate
         remember_parsed(self.session, msg)
+
+    def _arrival(self, msg: InboundMessage, verdict: Classification, match: Match,
+                 state: str) -> EventRecord:
+        return _received(msg, verdict, match, state, self.reused)
 
     # ------------------------------------------------------------ what it does
 
@@ -260,7 +275,7 @@ class _Pass:
             record_auto_sender(self.session, msg.from_addr, self.now, verdict.reason)
         if ticket is not None:
             repository.add_events(self.session, ticket,
-                                  [_received(msg, verdict, match, ticket.state)], self.now)
+                                  [self._arrival(msg, verdict, match, ticket.state)], self.now)
         return Outcome("recorded", ticket.ref if ticket else None,
                        f"{verdict.kind}: {verdict.reason}"), []
 
@@ -273,7 +288,7 @@ class _Pass:
             subject=base_subject(msg.subject) or "(no subject)",
             body=msg.new_text or msg.body_text, now=self.now,
             linked_ref=old.ref if old is not None else None,
-            first=[_received(msg, verdict, match, runtime.initial_state)], mail=False,
+            first=[self._arrival(msg, verdict, match, runtime.initial_state)], mail=False,
             ticket_id=next(self.pending.ids) if self.pending else None)
         if self.pending is not None:
             self.pending.tickets[ticket.ref] = ticket
@@ -287,7 +302,7 @@ class _Pass:
         self._store(raw, msg, verdict, ticket)
         runtime = self.inbox.runtime
         repository.add_events(self.session, ticket,
-                              [_received(msg, verdict, match, ticket.state)], self.now)
+                              [self._arrival(msg, verdict, match, ticket.state)], self.now)
         # A member's or vendor's mail (issue 5); a member who is the requester writes as one.
         # Through our group, From is the group's: nothing proves who wrote, so no commands.
         colleague = (technician.identify(msg.from_addr, runtime.config.directory)
@@ -323,12 +338,16 @@ def _headline(raw: bytes) -> tuple[str | None, str | None, str | None]:
 
 
 def _received(msg: InboundMessage, verdict: Classification, match: Match,
-              state: str) -> EventRecord:
+              state: str, reused: bool) -> EventRecord:
     """The timeline line every mail leaves: what it was and why, and how it was threaded."""
-    return EventRecord("mail_in", msg.from_addr or "unknown sender", state, state,
-                       f"{verdict.kind}: {verdict.reason}; {match.how}",
-                       {"message_id": msg.message_id, "subject": msg.subject,
-                        "kind": verdict.kind, "attachments": len(msg.attachments)})
+    data = {"message_id": msg.message_id, "subject": msg.subject, "kind": verdict.kind,
+            "attachments": len(msg.attachments)}
+    reason = f"{verdict.kind}: {verdict.reason}; {match.how}"
+    if reused:
+        data["reused_message_id"] = True
+        reason += ("; its Message-ID was used before by another mail (other content), "
+                   "so it is a mail of its own")
+    return EventRecord("mail_in", msg.from_addr or "unknown sender", state, state, reason, data)
 
 
 _VIA = re.compile(r"^'?(.*?)'? via .*$")

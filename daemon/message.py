@@ -13,11 +13,14 @@ A limit (size, number or size of attachments) rejects with a reason the ingest l
 records when it quarantines the mail. Malformed but readable mail is parsed and what was
 wrong is listed in `defects`.
 
-Identity: `message_id` is the Message-ID without angle brackets, lower-cased so that
-comparisons are case-insensitive (use `normalise_message_id` on ids from elsewhere).
-A mail without one gets "sha256:<hex of the raw bytes>", so the same bytes fetched twice
-deduplicate; the same mail delivered twice along different paths (other Received
-headers) does not.
+Identity: `message_id` is the Message-ID exactly as written, without its angle brackets:
+Message-IDs are case-sensitive and may hold spaces or odd characters, and mail clients
+thread by comparing them as strings, so nothing is lower-cased or cut to a token.
+`digest` tells two mails under one Message-ID apart (some mailers reuse one ID): a hash
+of the header fields the writer wrote (From, To, Cc, Date, Subject, Content-Type) and of
+the body, so a copy of the same mail that reached us along another path (other Received
+lines) has the same digest, and a different mail under a reused ID does not. A mail
+without a Message-ID gets "sha256:<digest>".
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import email.utils
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
@@ -53,6 +56,8 @@ KEPT_HEADERS = (
     "sender", "reply-to", "x-loop", "x-original-sender", "x-original-from",
 )
 _DELIVERY_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
+# What the writer wrote and relays leave alone: the fields of the content digest.
+DIGEST_HEADERS = ("from", "to", "cc", "date", "subject", "content-type")
 
 
 class MailRejected(Exception):
@@ -110,6 +115,7 @@ class InboundMessage:
     embedded_message_ids: tuple[str, ...]
     size: int
     defects: tuple[str, ...]
+    digest: str = ""  # see `content_digest`
     message_id_generated: bool = False
 
     def header(self, name: str) -> str | None:
@@ -154,12 +160,14 @@ def _parse(raw: bytes, limits: ParseLimits,
     attachments = tuple(body.attachments)
     _check_attachments(attachments, limits)
     message_id = normalise_message_id(_first(headers, "message-id"))
+    digest = content_digest(raw, headers)
     sender = _addresses(headers.get("from", []))
     body_text, html = body.texts()
     reply = _reply(body_text, html, body.plain_found)
     return InboundMessage(
-        message_id=message_id or "sha256:" + hashlib.sha256(raw).hexdigest(),
+        message_id=message_id or "sha256:" + digest,
         message_id_generated=message_id is None,
+        digest=digest,
         in_reply_to=normalise_message_id(_first(headers, "in-reply-to")),
         references=tuple(message_ids(" ".join(headers.get("references", [])))),
         subject=decode_header(_first(headers, "subject")),
@@ -266,28 +274,60 @@ def _decode_word(match: re.Match[str]) -> str:
     return decode_bytes(data, charset)[0]
 
 
-_IDS_IN_BRACKETS = re.compile(r"<\s*([^<>\s]+?)\s*>")
+_ID_OR_COMMENT = re.compile(r"<([^<>]*)>|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)")
 _COMMENT = re.compile(r"\([^()]*\)")
+MAX_ID = 900  # longer "ids" are junk: the mail then counts as having none
 
 
 def message_ids(value: str) -> list[str]:
-    """Message-IDs in a messy Message-ID, In-Reply-To or References value, lower-cased,
-    brackets stripped, in order, each once. Unbracketed ids with an @ are accepted."""
+    """Message-IDs in a messy Message-ID, In-Reply-To or References value, exactly as written
+    (case kept, spaces inside the brackets kept), brackets stripped, in order, each once.
+    Without brackets, the words with an @ are the ids."""
     text = _unfold(value)
-    if "(" in text:  # comments, nested up to three deep
-        for _ in range(3):
+    # Left to right, a bracketed id or a comment: what stands in brackets is the id,
+    # parentheses and all, and brackets inside a comment are no id.
+    found = [m[1].strip() for m in _ID_OR_COMMENT.finditer(text) if m[1] is not None]
+    if not any(found):
+        for _ in range(3 if "(" in text else 0):  # comments, nested up to three deep
             text = _COMMENT.sub(" ", text)
-    found = _IDS_IN_BRACKETS.findall(text)
-    if not found:
         found = [t.strip("<>,;\"'") for t in re.split(r"[\s,;]+", text) if "@" in t]
-    ids = (f.lower() for f in found if 0 < len(f) <= 250)
-    return list(dict.fromkeys(ids))
+    return list(dict.fromkeys(f for f in found if 0 < len(f) <= MAX_ID))
 
 
 def normalise_message_id(value: str) -> str | None:
     """The first Message-ID in a header value, as Tierdesk stores and compares it."""
     ids = message_ids(value) if value else []
     return ids[0] if ids else None
+
+
+def content_digest(raw: bytes, headers: Mapping[str, list[str]]) -> str:
+    """What makes two copies of a mail the same mail: hex SHA-256 of the header fields its
+    writer's mail program wrote (DIGEST_HEADERS, unfolded and trimmed) and of the body
+    (line ends made LF, trailing blank space dropped). Trace fields that servers add on
+    the way (Received, Return-Path, Delivered-To, signatures, spam scores) do not count,
+    so a copy that came along another path is the same mail; one Cc more is another."""
+    digest = hashlib.sha256()
+    for name in DIGEST_HEADERS:
+        value = " ".join(_unfold(v).strip() for v in headers.get(name, ()))
+        digest.update(value.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(_body_bytes(raw).replace(b"\r\n", b"\n").rstrip())
+    return digest.hexdigest()
+
+
+def is_redelivery(digest: str, stored: Iterable[str]) -> bool:
+    """Whether a mail with this digest is one already stored under its Message-ID (whose
+    digests are `stored`), rather than another mail reusing the id. '' is a digest not
+    known (stored before digests were kept): the same mail, as then."""
+    return any(known in (digest, "") for known in stored)
+
+
+def _body_bytes(raw: bytes) -> bytes:
+    """Everything after the header block (nothing when there is no blank line)."""
+    ends = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) >= 0]
+    if not ends:
+        return b""
+    start, length = min(ends)
+    return raw[start + length:]
 
 
 def _addresses(values: list[str]) -> list[tuple[str, str]]:

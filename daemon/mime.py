@@ -35,7 +35,9 @@ _SPACES = re.compile(r"\s+")
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _ADDRESS = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*")
-_MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
+# What a Message-ID we repeat may hold: printable ASCII but angle brackets. Spaces too, inside:
+# we repeat the requester's ids as they wrote them, or their mail client cannot thread.
+_ID_TEXT = re.compile(r"[\x20-\x3b\x3d\x3f-\x7e]+")
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 _NOT_7BIT = re.compile(rb"[^\t\r\n\x20-\x7e]")
 
@@ -74,7 +76,7 @@ def check_message_id(message_id: str) -> str:
     """A Message-ID, bare or in angle brackets, as <left@right>; anything else raises
     HeaderError."""
     value = bracketed(message_id)
-    if len(value) > MAX_LINE - 20 or not _MSG_ID.fullmatch(value):
+    if not _is_message_id(value):
         raise HeaderError(f"not a Message-ID: {clean(message_id, 80)!r}")
     return value
 
@@ -87,9 +89,19 @@ def safe_message_ids(values: Iterable[str | None]) -> tuple[str, ...]:
         if not value:
             continue
         value = bracketed(value)
-        if _MSG_ID.fullmatch(value) and len(value) <= MAX_LINE - 20:
+        if _is_message_id(value):
             seen.setdefault(value, None)
     return tuple(seen)
+
+
+def _is_message_id(value: str) -> bool:
+    """<left@right>: both sides non-empty, no space at either end, nothing a header
+    cannot carry (no CR or LF), and short enough for one header line."""
+    inner = value[1:-1]
+    left, at, right = inner.rpartition("@")
+    return (value.startswith("<") and value.endswith(">") and len(value) <= MAX_LINE - 20
+            and bool(at and left and right) and inner == inner.strip()
+            and _ID_TEXT.fullmatch(inner) is not None)
 
 
 @dataclass(frozen=True)

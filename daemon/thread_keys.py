@@ -2,7 +2,7 @@
 them up in the store, in this order (DESIGN "Mail facts"):
 
 1. `message_ids`: In-Reply-To first, then References newest to oldest (the header lists
-   oldest first), each once, normalised like InboundMessage.message_id;
+   oldest first), each once, exactly as written (see `reply_ids` for the domain's case);
 2. `subject_refs`: `[TD-n]` tags in the subject, wherever they stand, so reply prefixes
    in any language (Re:, AW:, SV:, VS:, Réf:, 回复:) do not matter;
 3. `plus_refs`: plus-addresses of the support mailbox (`support+TD-n@domain`, and the
@@ -61,8 +61,16 @@ def thread_keys(msg: InboundMessage, support_address: str,
 
 
 def reply_ids(msg: InboundMessage) -> tuple[str, ...]:
+    """Each id as written, then (when it differs) with its domain in lower case: the local
+    part of a Message-ID is case-sensitive, its domain is not, and some mailers change it."""
     ids = ([msg.in_reply_to] if msg.in_reply_to else []) + list(reversed(msg.references))
-    return tuple(dict.fromkeys(i for i in ids if i != msg.message_id))
+    return tuple(dict.fromkeys(
+        variant for i in ids if i != msg.message_id for variant in (i, _domain_lowered(i))))
+
+
+def _domain_lowered(message_id: str) -> str:
+    left, at, right = message_id.rpartition("@")
+    return f"{left}{at}{right.lower()}" if at else message_id
 
 
 def subject_refs(subject: str) -> tuple[str, ...]:

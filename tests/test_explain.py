@@ -147,3 +147,46 @@ def test_through_run_py(site: Path) -> None:
                                if not k.startswith("TIERDESK_")})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["kind"] == "list"
+
+
+def test_store_says_redelivery_reused_id_or_new(site: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from daemon.app import Parts
+    from daemon.config import load_config
+    from daemon.ingest import process_mail
+    from daemon.store.database import migrate, open_database
+    from tests.ingest.mails import mail
+
+    url = f"sqlite:///{tmp_path / 'explain.db'}"
+    monkeypatch.setenv("TIERDESK_DATABASE_URL", url)
+    first = mail(subject="Printer jams", message_id="<job@script.example>")
+    reused = mail(subject="Disk full", message_id="<job@script.example>")
+    database = open_database(url)
+    try:
+        migrate(database)
+        with database.transaction() as session:
+            process_mail(session, first, Parts.build(load_config(ROOT, {}), database).inbox,
+                         datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    finally:
+        database.close()
+    verdicts = {}
+    for name, raw in (("first", first), ("reused", reused), ("new", mail())):
+        path = tmp_path / f"{name}.eml"
+        path.write_bytes(raw)
+        code, out, err = run(capsys, "explain", "--json", "--store", str(path),
+                             "--config", str(site))
+        assert (code, err) == (0, "")
+        verdicts[name] = json.loads(out)["store"]
+    assert verdicts["first"]["verdict"] == "duplicate" and verdicts["first"]["tickets"] == ["TD-1"]
+    assert verdicts["reused"]["verdict"] == "reused_message_id"
+    assert "processed as a mail of its own" in verdicts["reused"]["why"]
+    assert verdicts["new"] == {"verdict": "new", "tickets": [],
+                               "why": "not stored yet: processed as a new mail"}
+    code, out, _ = run(capsys, "explain", "--store", str(tmp_path / "first.eml"),
+                       "--config", str(site))
+    assert code == 0
+    assert "store:       this mail is stored already (on TD-1): same Message-ID and content" in out
+    assert "\ndigest:      " in out

@@ -21,6 +21,7 @@ from daemon.message import (
     _rfc5322_date,
     _unfold,
     decode_header,
+    is_redelivery,
     message_ids,
     normalise_message_id,
     parse_message,
@@ -74,11 +75,11 @@ def test_headers_are_decoded(name: str, subject: str, address: str, display: str
 
 def test_identity_and_threading_headers() -> None:
     message = load("gmail_reply.eml")
-    assert message.message_id == "caf=k2vw7zqx1mj4n_r8bt5yls0pe@mail.gmail.com"
+    assert message.message_id == "CAF=k2Vw7zQx1mJ4n_R8bT5yLs0pE@mail.gmail.com"
     assert not message.message_id_generated
     assert message.in_reply_to == "td-out-12-2.d4e5f6@example.com"
     assert message.references == ("td-out-12-1.a1b2c3@example.com",
-                                  "caf=k2vv1q8jd8xhn0ty4uz_p3qme@mail.gmail.com",
+                                  "CAF=k2Vv1q8Jd8xHn0tY4uZ_p3QmE@mail.gmail.com",
                                   "td-out-12-2.d4e5f6@example.com")
     assert message.to == ("support@example.com",)
     assert message.delivered_to == ("support@example.com",)
@@ -89,28 +90,49 @@ def test_identity_and_threading_headers() -> None:
 def test_messy_references_and_in_reply_to() -> None:
     message = load("messy_references.eml")
     assert message.in_reply_to == "td-out-12-2.d4e5f6@example.com"
-    # commas, tabs, odd spacing inside <>, a comment and a case-variant duplicate
+    # commas, tabs, odd spacing inside <>, a comment; ids keep their case (a case variant
+    # is another id), and a bare word between bracketed ids is no id
     assert message.references == ("td-out-12-1.a1b2c3@example.com",
-                                  "caf=k2vv1q8jd8xhn0ty4uz_p3qme@mail.gmail.com",
+                                  "CAF=k2Vv1q8Jd8xHn0tY4uZ_p3QmE@mail.gmail.com",
+                                  "TD-OUT-12-1.A1B2C3@EXAMPLE.COM",
                                   "td-out-12-2.d4e5f6@example.com")
-    assert message.message_id == "messyrefs.4711@client.example.org"
+    assert message.message_id == "MessyRefs.4711@Client.Example.ORG"
 
 
 def test_folded_message_id() -> None:
     message = load("exchange_ndr.eml")
     assert message.message_id == ("f0e1d2c3-b4a5-4968-8776-655443322110"
-                                  "@am0pr10mb3284.eurprd10.prod.outlook.com")
+                                  "@AM0PR10MB3284.EURPRD10.PROD.OUTLOOK.COM")
 
 
-def test_missing_message_id_is_a_hash_of_the_bytes() -> None:
+def test_missing_message_id_is_the_content_digest() -> None:
     raw = (MAILS / "missing_message_id.eml").read_bytes()
     message = parse_message(raw)
-    assert message.message_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert message.message_id == "sha256:" + message.digest
     assert message.message_id_generated
+    # The same mail along another path (a trace line, CRLF line ends): the same id.
+    relayed = b"Received: from mx2.example.com\n" + raw.replace(b"\n", b"\r\n")
+    assert parse_message(relayed).message_id == message.message_id
+
+
+def test_the_digest_tells_mails_under_one_id_apart() -> None:
+    raw = (MAILS / "gmail_reply.eml").read_bytes()
+    digest = parse_message(raw).digest
+    assert len(digest) == 64
+    assert parse_message(b"Received: by mx\r\nX-Spam: 0\r\n" + raw).digest == digest
+    for changed in (raw.replace(b"Subject: ", b"Subject: x"), raw + b"One more line.\n",
+                    raw.replace(b"From: ", b"From: Eve ", 1)):
+        assert parse_message(changed).digest != digest
+    assert is_redelivery(digest, {digest}) and is_redelivery(digest, {"", "other"})
+    assert not is_redelivery(digest, {"other"}) and not is_redelivery(digest, set())
 
 
 @pytest.mark.parametrize(("value", "ids"), [
-    ("<A@B.example>", ["a@b.example"]),
+    ("<A@B.example>", ["A@B.example"]),
+    ("<q1 mailer.example@mailer.example>", ["q1 mailer.example@mailer.example"]),
+    ("<a'; DROP x;--@customer.example>", ["a'; DROP x;--@customer.example"]),
+    ("<a(b)@x>", ["a(b)@x"]),
+    ("<a@b> <A@b>", ["a@b", "A@b"]),
     ("  < a@b >  ", ["a@b"]),
     ("<a@b> <c@d>,<e@f>\t<a@b>", ["a@b", "c@d", "e@f"]),
     ("<a@b> (comment <x@y>)", ["a@b"]),
@@ -125,7 +147,7 @@ def test_message_ids(value: str, ids: list[str]) -> None:
 
 
 def test_normalise_message_id() -> None:
-    assert normalise_message_id(" <ABC.123@Example.COM> ") == "abc.123@example.com"
+    assert normalise_message_id(" <ABC.123@Example.COM> ") == "ABC.123@Example.COM"
     assert normalise_message_id("") is None
 
 

@@ -121,11 +121,12 @@ class Ticket(Base):
 
 
 class Message(Base):
-    """A mail seen (in) or sent (out); (direction, message_id) is the dedup key."""
+    """A mail seen (in) or sent (out); (direction, message_id, digest) is the dedup key:
+    one Message-ID may stand for several mails (daemon/message.py, `content_digest`)."""
 
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("direction", "message_id"),
+        UniqueConstraint("direction", "message_id", "digest"),
         CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
     )
 
@@ -135,6 +136,8 @@ class Message(Base):
     ticket: Mapped[Ticket | None] = relationship()
     direction: Mapped[str] = mapped_column(String(3))
     message_id: Mapped[str] = mapped_column(String(998), index=True)
+    # '' when not known (rows stored before 0005, our own mail): the same as any digest.
+    digest: Mapped[str] = mapped_column(String(64), default="", server_default="")
     in_reply_to: Mapped[str | None] = mapped_column(Text)
     references: Mapped[str | None] = mapped_column(Text)
     sender: Mapped[str | None] = mapped_column(Text)

@@ -5,14 +5,13 @@ Callers own the transaction (`with database.transaction() as session:`); nothing
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, or_, select, text, update
+from sqlalchemy import Select, delete, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -461,27 +460,27 @@ def due_outbox(session: Session, now: datetime, limit: int) -> list[Outbox]:
 
 # ---------------------------------------------------------------- messages
 
-def dedup_message_id(message_id: str | None, raw: bytes) -> str:
-    """The dedup key of an inbound mail: its Message-ID, or a hash of its bytes if it has none."""
-    if message_id and message_id.strip():
-        return message_id.strip()
-    return f"<sha256-{hashlib.sha256(raw).hexdigest()}@tierdesk.invalid>"
-
-
-def seen_message_ids(session: Session, direction: str, message_ids: Iterable[str]) -> set[str]:
-    """Which of `message_ids` are stored already (one query for a whole batch)."""
+def stored_digests(session: Session, direction: str,
+                   message_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The content digests stored under each of `message_ids` that is stored at all (one
+    query for a whole batch); see daemon.message.is_redelivery."""
     ids = sorted(set(message_ids))
+    found: dict[str, set[str]] = {}
     if not ids:
-        return set()
-    return set(session.scalars(select(Message.message_id).where(
-        Message.direction == direction, Message.message_id.in_(ids))))
+        return found
+    for message_id, digest in session.execute(select(Message.message_id, Message.digest).where(
+            Message.direction == direction, Message.message_id.in_(ids))):
+        found.setdefault(message_id, set()).add(digest)
+    return found
 
 
-def message_seen(session: Session, direction: str, message_id: str) -> bool:
-    stmt = select(
-        exists().where(Message.direction == direction, Message.message_id == message_id)
-    )
-    return bool(session.scalar(stmt))
+def stored_copies(session: Session, direction: str,
+                  message_id: str) -> list[tuple[str, str | None]]:
+    """(digest, ticket ref or None) of each mail stored under `message_id`, oldest first."""
+    return [(digest, ref) for digest, ref in session.execute(
+        select(Message.digest, Ticket.ref).outerjoin(Ticket, Message.ticket_id == Ticket.id)
+        .where(Message.direction == direction, Message.message_id == message_id)
+        .order_by(Message.id))]
 
 
 def add_message(
@@ -490,6 +489,7 @@ def add_message(
     direction: str,
     message_id: str,
     at: datetime,
+    digest: str = "",
     raw: bytes | None = None,
     ticket: Ticket | None = None,
     in_reply_to: str | None = None,
@@ -500,13 +500,13 @@ def add_message(
     kind: str | None = None,
     reason: str | None = None,
 ) -> Message | None:
-    """Store a mail, or return None if (direction, message_id) is already stored.
+    """Store a mail, or return None if (direction, message_id, digest) is already stored.
 
     INSERT .. ON CONFLICT DO NOTHING: a duplicate from a racing daemon is skipped
     without aborting the caller's transaction.
     """
     values = {
-        "direction": direction, "message_id": message_id, "raw": raw,
+        "direction": direction, "message_id": message_id, "digest": digest, "raw": raw,
         "ticket_id": ticket.id if ticket is not None else None,
         "in_reply_to": in_reply_to, "references": references, "sender": sender,
         "recipients": recipients, "subject": subject, "kind": kind, "reason": reason,
@@ -516,7 +516,7 @@ def add_message(
     stmt = (
         _dialect_insert(session, Message)
         .values(values)
-        .on_conflict_do_nothing(index_elements=["direction", "message_id"])
+        .on_conflict_do_nothing(index_elements=["direction", "message_id", "digest"])
         .returning(Message)
     )
     return session.scalars(stmt).one_or_none()
@@ -541,9 +541,9 @@ def new_message(session: Session, *, direction: str, message_id: str, at: dateti
     buffer.messages.append(row)
 
 
-_MESSAGE_FIELDS = ("direction", "message_id", "ticket_id", "in_reply_to", "references",
-                   "sender", "recipients", "subject", "received_at", "sent_at", "raw", "kind",
-                   "reason")
+_MESSAGE_FIELDS = ("direction", "message_id", "digest", "ticket_id", "in_reply_to",
+                   "references", "sender", "recipients", "subject", "received_at", "sent_at",
+                   "raw", "kind", "reason")
 
 
 def refs_for_message_ids(session: Session, message_ids: Iterable[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ on PostgreSQL too.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -347,24 +348,59 @@ def test_uidvalidity_change_of_an_emptied_folder_is_noticed_once(
 # ---------------------------------------------------------------- duplicates
 
 @SQLITE_ONLY
-def test_duplicate_message_ids_have_one_effect(
+def test_a_redelivered_mail_has_one_effect_and_a_reused_id_loses_no_mail(
         imap_server: ImapTestServer, imap_account: Account, database: Database, parts: Parts,
         connect: Connect) -> None:
     original = mail(message_id="<same@example.org>")
     no_id = mail(subject="No id", body="one").replace(b"Message-ID:", b"X-Old-Id:")
+    # The same mail along another path: a server added its trace lines.
+    relayed = b"Received: from mx2.example.org by mx.example.org; 2 Mar 2026\r\n" + original
     append_all(imap_server, imap_account, [
         original,
-        mail(subject="Another mail, same id", body="different", message_id="<SAME@example.org>"),
+        mail(subject="Another mail, same id", body="different", message_id="<same@example.org>"),
+        mail(subject="Case differs", body="third", message_id="<SAME@example.org>"),
         original,  # delivered twice
+        relayed,
         no_id, no_id,  # deduplicated by content
     ])
     box = connect()
-    assert drain(box, database, parts.inbox).counts == {"opened": 2, "duplicate": 3}
+    assert drain(box, database, parts.inbox).counts == {"opened": 4, "duplicate": 3}
     append(imap_server, imap_account, original)  # and once more, a drain later
     assert drain(box, database, parts.inbox).counts == {"duplicate": 1}
-    assert subjects(database) == ["Printer on floor 3 jams", "No id"]
-    assert count(database, Message) == 2 and count(database, Outbox) == 2
-    assert flags(imap_server, imap_account) == [{SEEN}] * 6
+    assert subjects(database) == ["Printer on floor 3 jams", "Another mail, same id",
+                                  "Case differs", "No id"]
+    assert count(database, Message) == 4 and count(database, Outbox) == 4
+    assert flags(imap_server, imap_account) == [{SEEN}] * 8
+
+
+def cpython_email_data() -> list[bytes]:
+    """The 48 mails of CPython's own email tests: old, odd, and several under one id."""
+    try:
+        import test.test_email as suite
+    except ImportError:  # a Python built without its test suite
+        if os.environ.get("CI") == "true":
+            pytest.fail("CPython's test.test_email data is missing from this Python")
+        pytest.skip("CPython's test.test_email data is missing from this Python")
+    return [path.read_bytes() for path in
+            sorted((Path(suite.__file__).parent / "data").glob("msg_*.txt"))]
+
+
+def test_every_mail_is_stored_or_quarantined_whatever_its_message_id(
+        imap_server: ImapTestServer, imap_account: Account, database: Database, parts: Parts,
+        connect: Connect) -> None:
+    odd_ids = ["<q1 mailer.example@mailer.example>", "<q2 mailer.example@mailer.example>",
+               "<a'; DROP x;--@customer.example>", "<b'; DROP y;--@customer.example>",
+               "<Case@customer.example>", "<case@customer.example>"]
+    raws = cpython_email_data() + [
+        mail(message_id="<slot@x>").replace(b"<slot@x>", mid.encode()) for mid in odd_ids]
+    append_all(imap_server, imap_account, raws)
+    report = drain(connect(), database, parts.inbox)
+    assert "duplicate" not in report.counts
+    stored = count(database, Message, Message.direction == "in")
+    assert stored + count(database, Quarantine) == len(raws) == 48 + len(odd_ids)
+    with database.reading() as session:
+        ids = set(session.scalars(select(Message.message_id)))
+    assert {mid.strip("<>") for mid in odd_ids} <= ids
 
 
 # ---------------------------------------------------------------- automatic mail

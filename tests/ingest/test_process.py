@@ -109,9 +109,50 @@ def test_same_mail_twice_has_one_effect(database: Database, inbox: Inbox) -> Non
     raw = mail(message_id="<once@example.org>")
     assert feed(database, inbox, raw).action == "opened"
     assert feed(database, inbox, raw).action == "duplicate"
-    assert feed(database, inbox, mail(message_id="<ONCE@example.org>")).action == "duplicate"
+    # Another path adds trace lines and rewrites line ends: still the same mail.
+    relayed = (b"Received: from relay.example.org\r\nDelivered-To: support@example.com\r\n"
+               + raw.replace(b"\r\n", b"\n"))
+    outcome = feed(database, inbox, relayed)
+    assert outcome.action == "duplicate" and "same Message-ID and content" in outcome.detail
     with database.reading() as session:
         assert len(session.scalars(select(Ticket)).all()) == 1
+
+
+# Each pair: two mails whose ids the old parser took for one (lower-cased, cut to a token).
+@pytest.mark.parametrize(("first", "second"), [
+    ("<q1 mailer.example@mailer.example>", "<q2 mailer.example@mailer.example>"),
+    ("<a'; DROP x;--@customer.example>", "<b'; DROP y;--@customer.example>"),
+    ("<CAJ+Xy9ZqWm=AbC@mail.gmail.com>", "<caj+xy9zqwm=abc@mail.gmail.com>"),
+])
+def test_message_ids_are_kept_exactly(database: Database, inbox: Inbox, first: str,
+                                      second: str) -> None:
+    # Written into the bytes: the stdlib's EmailMessage itself mangles such ids.
+    outcomes = [feed(database, inbox, mail(message_id="<slot@x>").replace(
+        b"<slot@x>", mid.encode())) for mid in (first, second)]
+    assert [o.action for o in outcomes] == ["opened", "opened"]
+    with database.reading() as session:
+        stored = session.scalars(select(Message.message_id).order_by(Message.id)).all()
+    assert stored == [first.strip("<>"), second.strip("<>")]
+
+
+def test_a_reused_message_id_with_other_content_is_a_mail_of_its_own(
+        database: Database, inbox: Inbox) -> None:
+    assert feed(database, inbox, mail(subject="Printer jams", message_id="<x@script>")
+                ).action == "opened"
+    second = feed(database, inbox, mail(subject="Disk full on build server", body="Again.",
+                                        message_id="<x@script>"))
+    assert (second.action, second.ref) == ("opened", "TD-2")
+    # Its redelivery is a duplicate, not a third mail.
+    assert feed(database, inbox, mail(subject="Disk full on build server", body="Again.",
+                                      message_id="<x@script>")).action == "duplicate"
+    with database.reading() as session:
+        rows = session.execute(select(Message.message_id, Message.digest)).all()
+        (event,) = [e for e in repository.timeline(session, ticket(database, "TD-2"))
+                    if e.kind == "mail_in"]
+    assert [mid for mid, _ in rows] == ["x@script", "x@script"]
+    assert len({digest for _, digest in rows}) == 2
+    assert "Message-ID was used before by another mail" in event.reason
+    assert event.data["reused_message_id"] is True
 
 
 def test_mail_without_message_id_deduplicates_by_content(database: Database,

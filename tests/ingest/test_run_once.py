@@ -87,6 +87,21 @@ def test_run_once_delivers_the_acknowledgement(site: Site,
     no_traceback(out, err)
 
 
+@pytest.mark.parametrize("requester_id", ["CAJ+Xy9ZqWm=AbC@mail.gmail.com",
+                                          "q1 mailer.example@mailer.example"])
+def test_the_acknowledgement_repeats_the_requesters_message_id_exactly(
+        site: Site, capsys: pytest.CaptureFixture[str], requester_id: str) -> None:
+    # Written into the bytes: the stdlib's EmailMessage mangles an id with a space.
+    raw = mail(message_id="<slot@x>").replace(b"<slot@x>", f"<{requester_id}>".encode())
+    append(site.imap, site.account, raw)
+    code, out, err = site.run(capsys, "run", "--once")
+    assert code == 0, out + err
+    [received] = site.smtp.wait_for(1)
+    headers = received.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert f"\r\nIn-Reply-To: <{requester_id}>\r\n" in headers
+    assert f" <{requester_id}>" in headers.split("\r\nReferences: ", 1)[1]
+
+
 def test_a_second_run_does_nothing_new(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     append(site.imap, site.account, mail())
     assert site.run(capsys, "run", "--once")[0] == 0

@@ -248,28 +248,28 @@ def test_due_outbox_returns_pending_due_rows(session: Session, now: datetime) ->
 
 # ---------------------------------------------------------------- messages
 
-def test_message_dedup_by_direction_and_message_id(database: Database, now: datetime) -> None:
+def test_message_dedup_by_direction_message_id_and_digest(database: Database,
+                                                         now: datetime) -> None:
     raw = b"Message-ID: <a@x>\r\nSubject: hi\r\n\r\nbody\r\n"
     with database.transaction() as session:
         ticket = new_ticket(session, now)
-        stored = repo.add_message(session, direction="in", message_id="<a@x>", at=now, raw=raw,
-                                  ticket=ticket, kind="human", reason="plain reply")
-        assert stored is not None and stored.raw == raw
-        assert repo.add_message(session, direction="in", message_id="<a@x>", at=now) is None
-        # The same id outbound is a different key (we may send a mail quoting its id).
-        assert repo.add_message(session, direction="out", message_id="<a@x>", at=now)
+        stored = repo.add_message(session, direction="in", message_id="a@x", digest="d1",
+                                  at=now, raw=raw, ticket=ticket, kind="human",
+                                  reason="plain reply")
+        assert stored is not None and stored.raw == raw and stored.digest == "d1"
+        assert repo.add_message(session, direction="in", message_id="a@x", digest="d1",
+                                at=now) is None
+        # Another mail reusing the id is stored; so is the id outbound (we may quote it).
+        assert repo.add_message(session, direction="in", message_id="a@x", digest="d2", at=now)
+        assert repo.add_message(session, direction="out", message_id="a@x", at=now)
+        # Ids are compared exactly: case matters.
+        assert repo.add_message(session, direction="in", message_id="A@x", digest="d1", at=now)
     with database.transaction() as session:
-        assert repo.message_seen(session, "in", "<a@x>")
-        assert not repo.message_seen(session, "in", "<b@x>")
-        assert repo.add_message(session, direction="in", message_id="<a@x>", at=now) is None
-        message = repo.add_message(session, direction="in", message_id="<b@x>", at=now)
+        assert repo.stored_digests(session, "in", ["a@x", "A@x", "b@x"]) == {
+            "a@x": {"d1", "d2"}, "A@x": {"d1"}}
+        assert repo.stored_digests(session, "out", ["a@x"]) == {"a@x": {""}}
+        message = repo.add_message(session, direction="in", message_id="b@x", at=now)
         assert message is not None and message.received_at == now and message.sent_at is None
-
-
-def test_dedup_key_hashes_mail_without_message_id() -> None:
-    assert repo.dedup_message_id(" <a@x> ", b"raw") == "<a@x>"
-    assert repo.dedup_message_id(None, b"raw") == repo.dedup_message_id("", b"raw")
-    assert repo.dedup_message_id(None, b"raw") != repo.dedup_message_id(None, b"raw2")
 
 
 def test_refs_for_message_ids_finds_stored_and_sent_mail(session: Session, now: datetime) -> None:
