@@ -366,6 +366,10 @@ class Mailbox:
             found = client.search(criteria)
         return sorted(uid for uid in found if low <= uid and (high is None or uid <= high))
 
+    def uids_between(self, low: int, high: int) -> list[int]:
+        """UIDs from low to high, both included, ascending."""
+        return self._search(f"UID {low}:{high}", low, high)
+
     def fetch_after(self, last_uid: int) -> Iterator[list[Fetched]]:
         """`fetch` of `windows_after`: every mail after the cursor, batch by batch."""
         for window in self.windows_after(last_uid):
@@ -397,15 +401,15 @@ class Mailbox:
         ordered = sorted(set(uids))
         step = self._fetch_step
         for start in range(0, len(ordered), step):
-            for part in self._plan(ordered[start:start + step]):
-                yield self._fetch_batch(part)
+            for part in self.plan(ordered[start:start + step]):
+                yield self.fetch_batch(part)
 
     @property
     def _fetch_step(self) -> int:
         # Sizes are asked for ten batches at a time: one small command instead of ten.
         return self.batch_size * (1 if self.batch_bytes is None else 10)
 
-    def _plan(self, uids: list[int]) -> list[list[int]]:
+    def plan(self, uids: list[int]) -> list[list[int]]:
         """Batches for these UIDs. Only mails bigger than batch_bytes / batch_size can make
         a batch too big, so only their sizes are asked for (a SEARCH LARGER finds them);
         the others count as that bound. Parsing every size costs a third of the fetch rate."""
@@ -419,7 +423,8 @@ class Mailbox:
         pairs = [(uid, sizes[uid][b"RFC822.SIZE"] if uid in sizes else bound) for uid in uids]
         return plan_batches(pairs, self.batch_size, self.batch_bytes)
 
-    def _fetch_batch(self, uids: list[int]) -> list[Fetched]:
+    def fetch_batch(self, uids: list[int]) -> list[Fetched]:
+        """One planned batch (see `plan`), in UID order; expunged UIDs are missing."""
         client = self._session()
         with self._errors("UID FETCH"):
             bodies = fetch_bodies(client, uids)

@@ -1,22 +1,23 @@
-"""Draining the support mailbox: fetch in batches after the stored cursor, process each batch
-in one transaction together with the new cursor, then mark it processed on the server.
+"""Draining the support mailbox: take a range of UIDs after the stored cursor, fetch its
+mails in batches, process each batch in one transaction (the last one also finishes the
+range and moves the cursor), then mark it processed on the server.
 
-A crash before the commit replays the batch (each mail deduplicates); a crash after it
-leaves mails unmarked on the server but never processes them again.
+A crash before a commit replays the batch (each mail deduplicates); a crash after it leaves
+mails unmarked on the server but never processes them again.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from daemon.imap import Fetched, Mailbox, resume_point
+from daemon.imap import Mailbox, resume_point
 from daemon.ingest import Inbox, Outcome, process_batch
 from daemon.now import utc_now
-from daemon.store import repository
+from daemon.store import claims, repository
 from daemon.store.database import Database
 
 
@@ -48,7 +49,8 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
           on_outcome: Callable[[Outcome], None] | None = None) -> IngestReport:
     """Process every mail after the cursor; the mailbox must be connected. `stop` ends the
     drain between batches (a stopping daemon); `on_outcome` hears of each mail once its
-    batch is committed."""
+    batch is committed. Other daemons on the same store drain the same folder at the same
+    time: each takes ranges of UIDs of its own (daemon/store/claims.py)."""
     folder = mailbox.settings.folder
     uidvalidity = mailbox.select()
     with database.reading() as session:
@@ -57,33 +59,68 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
     resume = resume_point(stored, uidvalidity)
     if resume.reset:  # else an empty folder keeps the stale cursor and "resets" every drain
         with database.transaction() as session:
-            repository.set_cursor(session, folder, uidvalidity, 0)
+            claims.reset(session, folder, uidvalidity)
     report = IngestReport(uidvalidity_reset=resume.reset, last_uid=resume.last_uid)
     # Finish what a crash between commit and marking left undone (the cursor is past them,
     # so they are never processed again; they only need their \Seen flag or their move).
     leftovers = mailbox.unmarked_upto(resume.last_uid)
     if leftovers:
         mailbox.mark_processed(leftovers)
-    for batch in mailbox.fetch_after(resume.last_uid):
-        if batch:
-            outcomes = _commit_batch(database, inbox, batch, folder, uidvalidity, clock(),
-                                     report)
-            report.last_uid = max(report.last_uid, *(mail.uid for mail in batch))
-            mailbox.mark_processed([mail.uid for mail in batch])
-            if on_outcome is not None:
-                for outcome in outcomes:
-                    on_outcome(outcome)
+    for claim in _claims(mailbox, database, uidvalidity, clock):
+        try:
+            cursor = _ingest(mailbox, database, inbox, claim, clock, report, on_outcome)
+        finally:
+            claims.let_go(claim)
+        report.last_uid = max(report.last_uid, cursor)
         if stop is not None and stop.is_set():
             break  # the rest waits for the next start, after the committed cursor
     return report
 
 
-def _commit_batch(database: Database, inbox: Inbox, batch: list[Fetched], folder: str,
-                  uidvalidity: int, now: datetime, report: IngestReport) -> list[Outcome]:
-    with database.transaction() as session:
-        mails = [(mail.uid, mail.raw) for mail in batch]
-        outcomes = process_batch(session, mails, inbox, now, folder=folder)
-        repository.set_cursor(session, folder, uidvalidity, max(m.uid for m in batch))
-    for outcome in outcomes:  # counted once committed
-        report.add(outcome)
-    return outcomes
+def _claims(mailbox: Mailbox, database: Database, uidvalidity: int,
+            clock: Callable[[], datetime]) -> Iterator[claims.Claim]:
+    """Range after range to ingest, until nothing is new and nothing is left by a dead
+    daemon. One UID SEARCH serves several ranges while no other daemon takes any."""
+    folder = mailbox.settings.folder
+    known: list[int] = []
+    while True:
+        with database.reading() as session:
+            top = claims.frontier(session, folder)
+        known = [uid for uid in known if uid > top]
+        searched = not known
+        if searched:
+            known = next(mailbox.windows_after(top), [])
+        with database.transaction() as session:
+            claim = claims.take(session, folder, uidvalidity, known, mailbox.batch_size,
+                                clock())
+        if claim is None:
+            if searched:
+                return
+            known = []  # another daemon took what this one knew of: look again
+            continue
+        known = [uid for uid in known if uid > claim.high]
+        yield claim
+
+
+def _ingest(mailbox: Mailbox, database: Database, inbox: Inbox, claim: claims.Claim,
+            clock: Callable[[], datetime], report: IngestReport,
+            on_outcome: Callable[[Outcome], None] | None) -> int:
+    """The mails of one range, a batch per transaction; the last one also finishes the
+    range. Returns the cursor after it."""
+    uids = list(claim.uids) or mailbox.uids_between(claim.low, claim.high)
+    parts = mailbox.plan(uids) if uids else [[]]  # a range whose mails are gone still ends
+    cursor = 0
+    for number, part in enumerate(parts, 1):
+        batch = mailbox.fetch_batch(part) if part else []
+        with database.transaction() as session:
+            outcomes = (process_batch(session, [(m.uid, m.raw) for m in batch], inbox, clock(),
+                                      folder=claim.folder) if batch else [])
+            if number == len(parts):
+                cursor = claims.finish(session, claim)
+        for outcome in outcomes:  # counted once committed
+            report.add(outcome)
+        mailbox.mark_processed([mail.uid for mail in batch])
+        if on_outcome is not None:
+            for outcome in outcomes:
+                on_outcome(outcome)
+    return cursor

@@ -250,6 +250,23 @@ class MailboxCursor(Base):
     last_uid: Mapped[int] = mapped_column(BigInteger)
 
 
+class MailboxClaim(Base):
+    """A range of UIDs of a folder that one daemon is ingesting, so that several daemons
+    share a mailbox instead of all reading the same mail. Ranges follow one another up from
+    the cursor; a finished one stays, `done`, until every range below it is done and the
+    cursor moves past it (daemon/store/claims.py)."""
+
+    __tablename__ = "mailbox_claims"
+
+    folder: Mapped[str] = mapped_column(String(512), primary_key=True)
+    low_uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    high_uid: Mapped[int] = mapped_column(BigInteger)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    lease_until: Mapped[datetime]
+    done: Mapped[bool] = mapped_column(default=False)
+
+
 class Quarantine(Base):
     """A mail that could not be processed, kept raw with the reason, for a later retry."""
 

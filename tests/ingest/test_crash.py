@@ -25,6 +25,7 @@ from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Ticket
 from tests.imap.servers import Account, DovecotServer, ImapTestServer, client
 from tests.ingest.mails import mail
+from tests.processes import pythonpath
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +79,8 @@ def site_for(server: ImapTestServer, account: Account, database: Database) -> Si
         "TIERDESK_DATABASE_URL": database.url.render_as_string(hide_password=False),
     }
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("TIERDESK_")}
-    return Site(server, account, database, {**inherited, **overrides, "PYTHONPATH": str(ROOT)})
+    return Site(server, account, database,
+                {**inherited, **overrides, "PYTHONPATH": pythonpath(ROOT)})
 
 
 @pytest.fixture

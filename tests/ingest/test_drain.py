@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from sqlalchemy import func, select
 from daemon.app import Parts
 from daemon.cli import main
 from daemon.config import Config, load_config
-from daemon.imap import ImapError, Mailbox
+from daemon.imap import Fetched, ImapError, Mailbox
 from daemon.ingest_loop import IngestReport, drain
 from daemon.store import repository
 from daemon.store.database import Database
@@ -264,12 +263,26 @@ def test_wait_wakes_up_for_new_mail_and_drain_takes_it(
 # ---------------------------------------------------------------- server restart
 
 class RestartingMailbox(Mailbox):
-    """Restarts `server` once, right after the first batch was marked processed."""
+    """Restarts `server` once: right after the first batch was marked processed, or (with
+    `after_fetch`) right after that many batches were fetched, before the last one commits."""
 
     server: ImapTestServer | None = None
+    after_fetch: int | None = None
 
     def mark_processed(self, uids: Iterable[int]) -> None:
         super().mark_processed(uids)
+        if self.after_fetch is None:
+            self._restart()
+
+    def fetch_batch(self, uids: list[int]) -> list[Fetched]:
+        fetched = super().fetch_batch(uids)
+        if self.after_fetch is not None:
+            self.after_fetch -= 1
+            if self.after_fetch == 0:
+                self._restart()
+        return fetched
+
+    def _restart(self) -> None:
         server, self.server = self.server, None
         if server is not None:
             server.restart()
@@ -285,19 +298,12 @@ def test_server_restart_mid_drain_loses_and_doubles_nothing(
     marking fails. Either way the next drain after reconnecting goes on from the cursor."""
     append_all(imap_server, imap_account, [numbered(n) for n in range(1, 8)])
     box = connect(RestartingMailbox, {"batch_size": 3})
-    calls = 0
-
-    def clock() -> datetime:  # drain asks for `now` after fetching a batch, before commit
-        nonlocal calls
-        calls += 1
-        if when == "before_commit" and calls == 2:
-            imap_server.restart()
-        return datetime.now(UTC)
-
-    if when == "between_batches":
-        box.server = imap_server  # type: ignore[attr-defined]
+    assert isinstance(box, RestartingMailbox)
+    box.server = imap_server
+    if when == "before_commit":
+        box.after_fetch = 2
     with pytest.raises(ImapError):
-        drain(box, database, parts.inbox, clock)
+        drain(box, database, parts.inbox)
     committed = count(database, Ticket)
     assert committed == (3 if when == "between_batches" else 6)
     again = connect()  # what the daemon's reconnect does

@@ -27,6 +27,7 @@ from tests.outbound.helpers import (
     smtp_settings,
 )
 from tests.outbound.smtp_server import SmtpServer
+from tests.processes import pythonpath
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 SCRIPT = Path(__file__).with_name("crash_sender.py")
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def kill_after_acceptance(url: str, port: int) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT)}
     with subprocess.Popen([sys.executable, str(SCRIPT), url, str(port)], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
         try:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.processes import pythonpath
+
 ROOT = Path(__file__).resolve().parents[2]
 Entry = dict[str, Any]
 
@@ -23,7 +25,7 @@ class Daemon:
     def __init__(self, root: Path, cwd: Path, env: Mapping[str, str] | None = None,
                  log_format: str = "json") -> None:
         self.json = log_format == "json"
-        environ = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
+        environ = {**(env or os.environ), "PYTHONPATH": pythonpath(ROOT)}
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "run.py"), "run", "--config", str(root),
              "--log-format", log_format],
