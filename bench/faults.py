@@ -14,9 +14,11 @@ delivered / duplicates (and kills), then every assertion of the issue that does 
 
 --share: ingest rate on PostgreSQL of one daemon against two on the same mailbox and database,
 alternated (1, 2, 1, 2, ...) --repeats times in the same run, each on a fresh cluster and
-mailbox with the same burst (mailgen's mix) arriving by MULTIAPPEND while the daemons idle;
-medians and their ratio, and whether anything was doubled (a mail stored twice, a ticket's
-acknowledgement twice, a Message-ID twice at the SMTP server).
+mailbox with the same burst (mailgen's mix), in the mailbox before the daemons start (timed
+from the first start-up line to the last mail stored), or with --arriving appended by
+MULTIAPPEND while they idle (then the APPEND rate caps one daemon's figure); medians, ratio,
+and whether anything was doubled or missing (a mail stored twice, a ticket's acknowledgement
+twice, a Message-ID twice at the SMTP server, more or fewer tickets than new reports).
 
 Exit status 1 if an assertion does not hold (the figures are printed first).
 """
@@ -69,7 +71,8 @@ def share(args: argparse.Namespace) -> int:
     runs: dict[int, list[RateRun]] = {1: [], 2: []}
     for _ in range(args.repeats):
         for daemons in (1, 2):
-            runs[daemons].append(ingest_rate(daemons, args.mails, args.seed))
+            runs[daemons].append(ingest_rate(daemons, args.mails, args.seed,
+                                             arriving=args.arriving))
     one = statistics.median(r.rate for r in runs[1])
     two = statistics.median(r.rate for r in runs[2])
     drained = {n: statistics.median(r.mails / r.drained_s for r in rs) for n, rs in runs.items()}
@@ -102,6 +105,9 @@ def main() -> None:
                         help="seconds to wait after the last fault for the run to settle")
     parser.add_argument("--share", action="store_true", help="point 6: one vs two daemons")
     parser.add_argument("--repeats", type=int, default=3, help="--share: runs of each")
+    parser.add_argument("--arriving", action="store_true",
+                        help="--share: the burst arrives while the daemons idle (default: in"
+                        " the mailbox before they start)")
     args = parser.parse_args()
     sys.exit(share(args) if args.share else faults(args))
 

@@ -57,6 +57,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from daemon.sender_auth import sign, signed_address
+from daemon.store.database import migrate, open_database
 from tests.imap.servers import DOVECOT, Account, DovecotServer, client, free_port
 from tests.outbound.smtp_server import SmtpServer
 
@@ -970,9 +971,12 @@ class RateRun:
 
 
 def ingest_rate(daemons: int, mails: int, seed: int, progress: Callable[[str], None] = print,
-                timeout_s: float = 600) -> RateRun:
-    """N daemons on one mailbox and one private PostgreSQL, started and idle; then the burst
-    (mailgen's mix, no commands) arrives by MULTIAPPEND; timed until every mail is stored."""
+                timeout_s: float = 600, arriving: bool = False) -> RateRun:
+    """N daemons on one mailbox and one private PostgreSQL, the same burst (mailgen's mix, no
+    commands) each time. By default the burst is in the mailbox before the daemons start
+    (all at once), timed from the first one's start-up line to the last mail stored: the
+    MULTIAPPEND rate does not cap the figure. `arriving`: the daemons idle on the empty
+    mailbox and the burst arrives by MULTIAPPEND, timed from the first APPEND."""
     mailgen = load_mailgen()
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tierdesk-rate-")))
@@ -991,18 +995,40 @@ def ingest_rate(daemons: int, mails: int, seed: int, progress: Callable[[str], N
                 if proc.process.poll() is None:
                     proc.kill()
 
+        def append_all() -> float:
+            began = time.monotonic()
+            with client(dovecot, account) as imap:
+                for start in range(0, len(raws), 50):
+                    imap.multiappend("INBOX", raws[start:start + 50])
+            return time.monotonic() - began
+
         stack.callback(kill_all)
-        for index in range(daemons):
-            procs.append(DaemonProcess(f"rate{daemons}-{index}", site, env, folder / "logs"))
-            procs[-1].wait_started()
         store = Store(url)
         stack.callback(store.close)
-        time.sleep(1.0)  # both IDLE-waiting on the empty mailbox
-        began = time.monotonic()
-        with client(dovecot, account) as imap:
-            for start in range(0, len(raws), 50):
-                imap.multiappend("INBOX", raws[start:start + 50])
-        appended = time.monotonic() - began
+        if arriving:
+            for index in range(daemons):
+                procs.append(DaemonProcess(f"rate{daemons}-{index}", site, env, folder / "logs"))
+                procs[-1].wait_started()
+            time.sleep(1.0)  # let them reach IDLE on the empty mailbox
+            began = time.monotonic()
+            appended = append_all()
+        else:
+            appended = append_all()
+            # Migrated beforehand (else one daemon would start ingesting while the other
+            # waits for the migration lock), then all start at once.
+            database = open_database(url)
+            try:
+                migrate(database)
+            finally:
+                database.close()
+            for index in range(daemons):
+                procs.append(DaemonProcess(f"rate{daemons}-{index}", site, env, folder / "logs"))
+            deadline = time.monotonic() + 60
+            while not any("tierdesk started:" in p.text() for p in procs):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no daemon started within 60 s")
+                time.sleep(0.01)
+            began = time.monotonic()
         deadline = began + timeout_s
         while store.stored_count() < mails and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -1019,10 +1045,16 @@ def ingest_rate(daemons: int, mails: int, seed: int, progress: Callable[[str], N
             "SELECT count(*) - count(DISTINCT ticket_id) FROM outbox"
             " WHERE template = 'acknowledgement'")
         tickets = store.scalar("SELECT count(*) FROM tickets")
+        # What opened each ticket (its first mail): a reply opening one lost its thread.
+        openers = Counter(
+            generated[int(m.group(1)) - 1].kind for (raw,) in store.rows(
+                "SELECT raw FROM messages WHERE id IN (SELECT min(id) FROM messages"
+                " WHERE direction = 'in' AND ticket_id IS NOT NULL GROUP BY ticket_id)")
+            for m in [SEQ.search(bytes(raw)[:400])] if m)
         copies = Counter(_bare(_header_id(r.data)) for r in smtp.received)
         codes = [proc.terminate() for proc in procs]
         result = RateRun(daemons, mails, ingest_s, drained_s,
-                         sorted(seqs) == list(range(1, mails + 1)) and max(seqs.values()) == 1,
+                         sorted(seqs) == list(range(1, mails + 1)) and set(seqs.values()) == {1},
                          sum(n - 1 for n in copies.values()), int(doubled or 0),
                          int(tickets or 0), news)
         progress(f"{daemons} daemon{'s' if daemons > 1 else ''}: {mails} mails appended in"
@@ -1030,5 +1062,5 @@ def ingest_rate(daemons: int, mails: int, seed: int, progress: Callable[[str], N
                  f"/s), outbox drained after {drained_s:.1f} s; stored once"
                  f" {result.stored_once}, tickets {result.tickets}/{result.expected_tickets},"
                  f" acknowledgements doubled {result.acks_doubled}, SMTP duplicates"
-                 f" {result.duplicates}; exit codes {codes}")
+                 f" {result.duplicates}; tickets opened by {dict(openers)}; exit codes {codes}")
         return result
