@@ -33,12 +33,13 @@ from daemon.runtime import Runtime
 from daemon.store import repository
 from daemon.store.deferred import OutboxRow, deferred, insert_outbox
 from daemon.store.models import Ticket
-from daemon.thread_keys import ThreadKeys, base_subject, thread_keys
+from daemon.thread_keys import ThreadKeys, base_subject, reply_ids, thread_keys
 from daemon.workflow.facts import EventRecord, RequesterReplied
 
 log = logging.getLogger(__name__)
 
-Action = Literal["opened", "updated", "recorded", "duplicate", "quarantined"]
+# "held": not processed now, see process_batch's `hold_orphans`.
+Action = Literal["opened", "updated", "recorded", "duplicate", "quarantined", "held"]
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,15 @@ def process_mail(session: Session, raw: bytes, inbox: Inbox, now: datetime, *,
 
 
 def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], inbox: Inbox,
-                  now: datetime, *, folder: str | None = None) -> list[Outcome]:
+                  now: datetime, *, folder: str | None = None,
+                  hold_orphans: bool = False) -> list[Outcome]:
     """Every mail (uid, raw) of a batch; one failure costs only that mail. The outbox rows of
     the whole batch are rendered together at the end (a few queries in all).
+
+    `hold_orphans` (another daemon is still ingesting the mail before this batch): a reply
+    that threads to nothing and would open a ticket is not processed but "held", touching
+    nothing, since what it answers may be in that daemon's batch; the caller processes it
+    again once that batch is committed.
 
     Fast path first: the batch in one savepoint, nothing flushed until the end, so it is
     written in a few multi-row statements (messages, events and timers as plain rows, see
@@ -95,13 +102,14 @@ def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], i
         with session.begin_nested(), session.no_autoflush, deferred(session) as held:
             parsed = [(uid, raw, _parse(raw, inbox)) for uid, raw in mails]
             fast = _Pass(session, inbox, now, folder,
-                         pending=_Pending.prefetch(session, inbox, parsed))
+                         pending=_Pending.prefetch(session, inbox, parsed),
+                         hold_orphans=hold_orphans)
             results = [fast.mail(uid, raw, msg) for uid, raw, msg in parsed]
         unsaved = held.outbox  # rendered first, then inserted once, body and all
     except Exception as exc:  # noqa: BLE001 - the careful pass sorts it out mail by mail
         log.info("batch falls back to one mail at a time: %s: %s", type(exc).__name__, exc)
         forget_parsed(session)
-        careful = _Pass(session, inbox, now, folder, pending=None)
+        careful = _Pass(session, inbox, now, folder, pending=None, hold_orphans=hold_orphans)
         results = [careful.guarded(uid, raw) for uid, raw in mails]
         unsaved = []
     try:
@@ -162,6 +170,7 @@ class _Pass:
     now: datetime
     folder: str | None
     pending: _Pending | None
+    hold_orphans: bool = False
     # The mail in hand has a Message-ID that another mail (another digest) already has.
     reused: bool = False
 
@@ -210,6 +219,8 @@ class _Pass:
             msg = replace(msg, from_addr=verdict.author, from_name=_ungrouped(msg.from_name))
         if verdict.automatic:
             return self._automatic(raw, msg, verdict, match, ticket)
+        if ticket is None and self.hold_orphans and reply_ids(msg):
+            return Outcome("held", None, "answers a mail not stored yet"), []
         if ticket is None or self.inbox.runtime.is_final(ticket):
             return self._open(raw, msg, verdict, match, ticket)
         return self._update(raw, msg, verdict, match, ticket)

@@ -9,16 +9,21 @@ mails unmarked on the server but never processes them again.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from daemon.imap import Mailbox, resume_point
+from sqlalchemy.orm import Session
+
+from daemon.imap import Fetched, Mailbox, resume_point
 from daemon.ingest import Inbox, Outcome, process_batch
 from daemon.now import utc_now
 from daemon.store import claims, repository
 from daemon.store.database import Database
+
+HOLD_POLL_S = 0.02  # how often a held reply looks whether the mail before it is in
 
 
 @dataclass
@@ -111,16 +116,57 @@ def _ingest(mailbox: Mailbox, database: Database, inbox: Inbox, claim: claims.Cl
     parts = mailbox.plan(uids) if uids else [[]]  # a range whose mails are gone still ends
     cursor = 0
     for number, part in enumerate(parts, 1):
+        last = number == len(parts)
         batch = mailbox.fetch_batch(part) if part else []
         with database.transaction() as session:
-            outcomes = (process_batch(session, [(m.uid, m.raw) for m in batch], inbox, clock(),
-                                      folder=claim.folder) if batch else [])
-            if number == len(parts):
+            now = clock()
+            outcomes = _process(session, batch, inbox, claim, now,
+                                hold=claims.busy_below(session, claim, now))
+            held = [mail for mail, outcome in zip(batch, outcomes, strict=True)
+                    if outcome.action == "held"]
+            if last and not held:
                 cursor = claims.finish(session, claim)
-        for outcome in outcomes:  # counted once committed
-            report.add(outcome)
-        mailbox.mark_processed([mail.uid for mail in batch])
-        if on_outcome is not None:
-            for outcome in outcomes:
-                on_outcome(outcome)
+        _done(mailbox, batch, outcomes, report, on_outcome)
+        if held:
+            # Replies to nothing stored, while another daemon still ingests the mails before
+            # them: what they answer may be there. Once it is committed, they go on.
+            _wait_below(database, claim, clock)
+            with database.transaction() as session:
+                outcomes = _process(session, held, inbox, claim, clock(), hold=False)
+                if last:
+                    cursor = claims.finish(session, claim)
+            _done(mailbox, held, outcomes, report, on_outcome)
     return cursor
+
+
+def _process(session: Session, batch: list[Fetched], inbox: Inbox, claim: claims.Claim,
+             now: datetime, *, hold: bool) -> list[Outcome]:
+    if not batch:
+        return []
+    return process_batch(session, [(m.uid, m.raw) for m in batch], inbox, now,
+                         folder=claim.folder, hold_orphans=hold)
+
+
+def _done(mailbox: Mailbox, batch: list[Fetched], outcomes: list[Outcome],
+          report: IngestReport, on_outcome: Callable[[Outcome], None] | None) -> None:
+    """After the commit: count the mails, flag them on the server, tell the listener; held
+    mails wait for their own commit."""
+    finished = [(mail, outcome) for mail, outcome in zip(batch, outcomes, strict=True)
+                if outcome.action != "held"]
+    for _, outcome in finished:
+        report.add(outcome)
+    mailbox.mark_processed([mail.uid for mail, _ in finished])
+    if on_outcome is not None:
+        for _, outcome in finished:
+            on_outcome(outcome)
+
+
+def _wait_below(database: Database, claim: claims.Claim, clock: Callable[[], datetime]) -> None:
+    """Until no other live daemon ingests a range below `claim`, for a lease at most (a
+    daemon that hangs must not hold this one: then the replies open tickets of their own)."""
+    deadline = time.monotonic() + claims.LEASE.total_seconds()
+    while time.monotonic() < deadline:
+        with database.reading() as session:
+            if not claims.busy_below(session, claim, clock()):
+                return
+        time.sleep(HOLD_POLL_S)

@@ -83,6 +83,16 @@ def take(session: Session, folder: str, uidvalidity: int, found: Sequence[int], 
     return _working_on(Claim(folder, top + 1, fresh[-1], fresh))
 
 
+def busy_below(session: Session, claim: Claim, now: datetime) -> bool:
+    """Whether another live daemon is still ingesting a range below this one: a reply in this
+    range may answer a mail of that one, not stored yet (ingest holds such replies back)."""
+    rows = session.execute(select(MailboxClaim.claimed_by, MailboxClaim.lease_until).where(
+        MailboxClaim.folder == claim.folder, MailboxClaim.low_uid < claim.low,
+        MailboxClaim.done.is_(False)))
+    me = this_process()
+    return any(by != me and lease > now and not is_gone(by) for by, lease in rows)
+
+
 def let_go(claim: Claim) -> None:
     """The drain is done with the range, finished or failed (then `take` gives it again)."""
     _working.discard((claim.folder, claim.low))

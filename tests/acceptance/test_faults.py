@@ -28,9 +28,6 @@ SMTP_OUTAGE_S = 5.0
 WAITS_FOR_SENDER = pytest.mark.xfail(
     strict=True, reason="waits for the sender fix (issue 15 (a)): a delivered mail is marked"
     " sent only with the next claim of up to 250 rows, so a SIGKILL re-sends up to hundreds")
-WAITS_FOR_MESSAGE_ID = pytest.mark.xfail(
-    strict=True, reason="waits for the Message-ID fix (issue 15 (b)): a reused Message-ID"
-    " with different content is dropped as a duplicate")
 
 
 def _unavailable(message: str) -> None:
@@ -66,13 +63,11 @@ def test_the_run_settles(figures: Figures) -> None:
     _holds(figures, "settled")
 
 
-@WAITS_FOR_MESSAGE_ID
 def test_every_appended_mail_is_stored_exactly_once(figures: Figures) -> None:
     """In messages (direction 'in') or in quarantine, found by the mail's own seq header."""
     _holds(figures, "stored_once")
 
 
-@WAITS_FOR_MESSAGE_ID
 def test_every_new_report_opens_one_ticket(figures: Figures) -> None:
     _holds(figures, "tickets_opened")
 
