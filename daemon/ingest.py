@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from daemon import technician
@@ -187,6 +188,10 @@ class _Pass:
             return Outcome("duplicate", None, "stored meanwhile by another daemon"), []
         except MailRejected as exc:
             return self._quarantine(raw, str(exc), uid), []
+        except (OperationalError, InterfaceError):
+            # The database, not the mail: a lost connection, a restart, a deadlock with
+            # another daemon. Quarantining would shelve a good mail; the batch is redone.
+            raise
         except Exception as exc:  # one bad mail must never stop the batch
             log.exception("mail %s in %s could not be processed", uid, self.folder)
             return self._quarantine(raw, f"{type(exc).__name__}: {exc}", uid), []

@@ -284,3 +284,26 @@ def test_two_auto_replies_from_one_address_in_one_batch_stay_on_the_fast_path(
         outcomes = process_batch(session, mails, inbox, T0)
     assert [o.action for o in outcomes] == ["recorded", "recorded"]
     assert "falls back" not in caplog.text
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_database_error_is_no_reason_to_quarantine_a_mail(database: Database,
+                                                           inbox: Inbox) -> None:
+    """A lock another daemon holds too long (or a deadlock, or a lost connection) fails the
+    batch, to be redone; the mail is fine and must not be shelved in quarantine."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from daemon.store.models import Quarantine
+
+    assert feed(database, inbox, mail(subject="VPN down")).action == "opened"
+    with database.transaction() as other:  # another daemon working on TD-1
+        other.execute(text("SELECT id FROM tickets WHERE ref = 'TD-1' FOR UPDATE"))
+        with pytest.raises(OperationalError), database.transaction() as session:
+            session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            process_mail(session, mail(subject="Re: [TD-1] VPN down", body="Still down."),
+                         inbox, T0, folder="INBOX", uid=2)
+    with database.reading() as session:
+        assert session.scalars(select(Quarantine)).all() == []
+    assert feed(database, inbox, mail(subject="Re: [TD-1] VPN down", body="Still down.")
+                ).action == "updated"  # redone once the lock is gone
