@@ -82,8 +82,11 @@ def share(args: argparse.Namespace) -> int:
     for n in (1, 2):
         rates = ", ".join(f"{r.rate:,.0f}" for r in runs[n])
         median = statistics.median(r.rate for r in runs[n])
+        cpu = statistics.median(1000 * r.daemon_cpu_s / r.mails for r in runs[n])
+        busy = statistics.median(r.machine_busy for r in runs[n])
         print(f"{n} daemon{'s' if n > 1 else ' '}: ingest {median:,.0f}"
-              f" mails/s (runs: {rates}); ingest + outbox drained {drained[n]:,.0f} mails/s")
+              f" mails/s (runs: {rates}); ingest + outbox drained {drained[n]:,.0f} mails/s;"
+              f" daemons' CPU {cpu:.2f} ms a mail, cores busy {busy:.0%} while ingesting")
     print(f"ratio two / one: ingest {two / one:.2f}, with the outbox drained"
           f" {drained[2] / drained[1]:.2f}")
     doubled = [r for rs in runs.values() for r in rs

@@ -964,10 +964,28 @@ class RateRun:
     acks_doubled: int  # acknowledgements beyond one per ticket
     tickets: int
     expected_tickets: int
+    # CPU seconds the daemons used until the last mail was stored (all of them together),
+    # and how busy the machine was meanwhile: whether the work was shared, not doubled,
+    # and whether the cores were the limit.
+    daemon_cpu_s: float = 0.0
+    machine_busy: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.mails / self.ingest_s
+
+
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of a live process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores so far, from /proc/stat."""
+    numbers = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = numbers[3] + numbers[4]  # idle + iowait
+    return sum(numbers) - idle, sum(numbers)
 
 
 def ingest_rate(daemons: int, mails: int, seed: int, progress: Callable[[str], None] = print,
@@ -1030,9 +1048,12 @@ def ingest_rate(daemons: int, mails: int, seed: int, progress: Callable[[str], N
                 time.sleep(0.01)
             began = time.monotonic()
         deadline = began + timeout_s
+        ticks = machine_ticks()
         while store.stored_count() < mails and time.monotonic() < deadline:
             time.sleep(0.02)
         ingest_s = time.monotonic() - began
+        busy, total = (b - a for a, b in zip(ticks, machine_ticks(), strict=True))
+        daemon_cpu_s = sum(process_cpu_s(p.process.pid) for p in procs)
         while (store.safe("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')")
                and time.monotonic() < deadline):
             time.sleep(0.05)
@@ -1056,10 +1077,11 @@ def ingest_rate(daemons: int, mails: int, seed: int, progress: Callable[[str], N
         result = RateRun(daemons, mails, ingest_s, drained_s,
                          sorted(seqs) == list(range(1, mails + 1)) and set(seqs.values()) == {1},
                          sum(n - 1 for n in copies.values()), int(doubled or 0),
-                         int(tickets or 0), news)
+                         int(tickets or 0), news, daemon_cpu_s, busy / total if total else 0.0)
         progress(f"{daemons} daemon{'s' if daemons > 1 else ''}: {mails} mails appended in"
                  f" {appended:.1f} s, all stored after {ingest_s:.1f} s ({result.rate:,.0f}"
-                 f"/s), outbox drained after {drained_s:.1f} s; stored once"
+                 f"/s; daemons' CPU {daemon_cpu_s:.1f} s, cores busy"
+                 f" {result.machine_busy:.0%}), outbox drained after {drained_s:.1f} s; stored once"
                  f" {result.stored_once}, tickets {result.tickets}/{result.expected_tickets},"
                  f" acknowledgements doubled {result.acks_doubled}, SMTP duplicates"
                  f" {result.duplicates}; tickets opened by {dict(openers)}; exit codes {codes}")
