@@ -34,8 +34,10 @@ from daemon.backoff import backoff_delay
 from daemon.config import Config
 from daemon.now import utc_now
 from daemon.outbox import Claimed, MailWriter, Outcome
+from daemon.recorder import Book, Recorder, open_book
 from daemon.smtp import (
     Accepted,
+    Connection,
     ConnectionTrouble,
     PermanentFailure,
     SmtpError,
@@ -43,6 +45,7 @@ from daemon.smtp import (
     TemporaryFailure,
 )
 from daemon.store.database import Database
+from daemon.store.journal import SentNote
 
 log = logging.getLogger("tierdesk.sender")
 
@@ -93,6 +96,7 @@ def backoff(attempts: int, settings: SenderSettings, rng: Callable[[], float]) -
 class _Pass:
     """The shared state of one pass: outcomes not yet written, and whether SMTP is down."""
 
+    recorder: Recorder  # sent mail, recorded at once (the other outcomes wait in `outcomes`)
     report: PassReport = field(default_factory=PassReport)
     outcomes: list[Outcome] = field(default_factory=list)
     outage: str | None = None
@@ -156,7 +160,19 @@ class Sender:
         cutoff = self.clock()
         if self.writer is not None:
             await asyncio.to_thread(self._render_leftovers, cutoff)
-        state = _Pass(stop=stop)
+        book = await asyncio.to_thread(open_book, self.database)
+        try:
+            state = _Pass(Recorder(book), stop=stop)
+            await self._pass(state, cutoff)
+        finally:
+            await asyncio.to_thread(book.close)
+        if state.outage:
+            state.report.outage = state.outage
+            if self.settings.log_outages:
+                self._log_outage(state)
+        return state.report
+
+    async def _pass(self, state: _Pass, cutoff: datetime) -> None:
         queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=self.settings.batch)
         workers = [asyncio.create_task(self._work(queue, state)) for _ in range(self.pool.size)]
         try:
@@ -175,12 +191,9 @@ class Sender:
             await asyncio.gather(*workers, return_exceptions=True)
             raise
         finally:  # what was sent is recorded, also when cancelled or failing
-            await asyncio.shield(asyncio.to_thread(self._record, state.take()))
-        if state.outage:
-            state.report.outage = state.outage
-            if self.settings.log_outages:
-                self._log_outage(state)
-        return state.report
+            await asyncio.shield(state.recorder.idle())
+            await asyncio.shield(asyncio.to_thread(self._record, state.take(),
+                                                   state.recorder.book))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pass after pass until `stop` is set; a failing pass is logged, never fatal."""
@@ -206,24 +219,48 @@ class Sender:
         """Claim batch after batch (recording the last batch's outcomes in the same
         transaction) until nothing is due or SMTP is down."""
         while state.outage is None and not state.stopping:
-            rows = await asyncio.to_thread(self._record_and_claim, state.take(), cutoff)
+            rows = await asyncio.to_thread(self._record_and_claim, state.take(), cutoff,
+                                           state.recorder.book)
             if not rows:
                 return
             for row in rows:
                 await queue.put(row)
 
     async def _work(self, queue: asyncio.Queue[Claimed | None], state: _Pass) -> None:
-        while (row := await queue.get()) is not None:
-            if state.outage is not None or state.stopping or state.broken:
-                state.outcomes.append(self._release(row, state))
-                continue
-            outcome = await self._deliver(row, state)
-            # Appended after the await: `take()` may have swapped the list meanwhile.
-            state.outcomes.append(outcome)
+        """One worker per connection, which it keeps for the pass: a mail the server took is
+        recorded before the next one goes out on it."""
+        async with self.pool.connection() as smtp:
+            while (row := await queue.get()) is not None:
+                if state.outage is not None or state.stopping or state.broken:
+                    state.outcomes.append(self._release(row, state))
+                    continue
+                outcome = await self._deliver(smtp, row, state)
+                if outcome.status == "sent" and await self._noted(row, outcome, state):
+                    continue
+                # Appended after the await: `take()` may have swapped the list meanwhile.
+                state.outcomes.append(outcome)
 
-    async def _deliver(self, row: Claimed, state: _Pass) -> Outcome:
+    async def _noted(self, row: Claimed, outcome: Outcome, state: _Pass) -> bool:
+        """Record a sent mail at once (daemon/recorder.py). If that fails, the outcome waits
+        with the batch's others and this pass tries no more mail: each mail sent now would
+        be one more to send again after a kill."""
+        note = SentNote(row.id, row.message_id, outcome.attempts, self.clock(), outcome.note)
         try:
-            accepted = await self.pool.send(self.envelope_from, row.recipients, row.body)
+            await state.recorder.record(note)
+        except asyncio.CancelledError:
+            state.outcomes.append(outcome)  # the pass's last record writes it, if need be
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store's trouble, reported by the pass
+            if not state.broken:
+                log.error("sender: cannot record sent mail <%s>: %s: %s; no more mail is "
+                          "sent in this pass", row.message_id, type(exc).__name__, exc)
+            state.broken = True
+            return False
+        return True
+
+    async def _deliver(self, smtp: Connection, row: Claimed, state: _Pass) -> Outcome:
+        try:
+            accepted = await smtp.send(self.envelope_from, row.recipients, row.body)
         except ConnectionTrouble as exc:
             return self._down(row, state, str(exc))
         except TemporaryFailure as exc:
@@ -290,18 +327,30 @@ class Sender:
 
     # ------------------------------------------------------------ database (worker threads)
 
-    def _record_and_claim(self, outcomes: list[Outcome], cutoff: datetime) -> list[Claimed]:
+    def _record_and_claim(self, outcomes: list[Outcome], cutoff: datetime,
+                          book: Book) -> list[Claimed]:
         now = self.clock()
         with self._keeping(outcomes) as kept, self.database.transaction() as session:
+            # Dead claimers first, then their notes: all a dead sender wrote is folded in
+            # before any of its rows can be taken again.
+            gone = outbox.gone_claimers(session, now)
+            notes = book.notes()
+            outbox.fold_sent(session, notes)
             if kept:
                 outbox.record(session, kept, now)
-            return outbox.claim(session, cutoff, self.settings.batch, now + self.settings.lease)
+            rows = outbox.claim(session, cutoff, self.settings.batch,
+                                now + self.settings.lease, gone=gone)
+        book.forget([note.outbox_id for note in notes])
+        return rows
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def _record(self, outcomes: list[Outcome], book: Book) -> None:
         with self._keeping(outcomes) as kept:
-            if kept:
+            notes = book.notes()
+            if kept or notes:
                 with self.database.transaction() as session:
+                    outbox.fold_sent(session, notes)
                     outbox.record(session, kept, self.clock())
+                book.forget([note.outbox_id for note in notes])
 
     @contextlib.contextmanager
     def _keeping(self, outcomes: list[Outcome]) -> Iterator[list[Outcome]]:
