@@ -8,8 +8,9 @@ Where the record goes (a `Book`):
   outbox first, so no restarted daemon re-sends a journaled mail.
 - PostgreSQL: the outbox row itself, `sending` -> `sent`, in a transaction of its own. Row
   locks keep it clear of ingest (which only inserts outbox rows).
-- SQLite in memory: the outbox row too; there is no file to put a journal beside, and no
-  other process to be killed and restarted against it.
+- SQLite in memory: no book (`open_book` gives None), sent mail is recorded with the next
+  claim as before. A kill takes the database with it, so nobody could re-send anything,
+  and its one shared connection cannot take a second thread's transaction meanwhile.
 
 Workers that finish a mail while a record is being written share the next one (group
 commit): one transaction for as many mails as there are connections, not one each.
@@ -77,10 +78,13 @@ class OutboxBook:
         pass
 
 
-def open_book(database: Database) -> Book:
-    """The journal beside a SQLite file, else the outbox itself (blocking: a thread's job)."""
+def open_book(database: Database) -> Book | None:
+    """The journal beside a SQLite file, the outbox itself on PostgreSQL, None in memory
+    (blocking: a thread's job)."""
+    if database.is_postgres:
+        return OutboxBook(database)
     file = database.sqlite_file
-    return JournalBook(SentJournal(journal_path(file))) if file else OutboxBook(database)
+    return JournalBook(SentJournal(journal_path(file))) if file else None
 
 
 class Recorder:

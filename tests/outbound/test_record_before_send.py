@@ -20,7 +20,7 @@ from sqlalchemy import select
 from daemon.outbox import MailWriter
 from daemon.sender import PassReport
 from daemon.smtp import SmtpPool
-from daemon.store.database import Database
+from daemon.store.database import Database, migrate, open_database
 from daemon.store.journal import journal_path
 from daemon.store.models import Outbox
 from tests.outbound.helpers import Clock, rows, sender, smtp_settings
@@ -173,3 +173,17 @@ def test_a_restarted_sender_folds_the_journal_before_claiming(
     assert after[first.id].status == "sent" and after[first.id].sent_at == clock.now
     assert {row.status for row in after.values()} == {"sent"}
     assert journaled(database) == {}
+
+
+def test_in_memory_sqlite_has_no_journal_and_records_with_the_claims(
+        writer: MailWriter, smtp_server: SmtpServer, clock: Clock, tmp_path: Path) -> None:
+    memory = open_database("sqlite://")
+    try:
+        migrate(memory)
+        assert memory.sqlite_file is None
+        fill(memory, writer, clock.now, count=5)
+        assert drain(memory, smtp_server, clock, size=2).sent == 5
+        assert {row.status for row in rows(memory)} == {"sent"}
+        assert list(tmp_path.glob("*-sent")) == []
+    finally:
+        memory.close()
