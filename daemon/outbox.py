@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -732,19 +732,30 @@ def record(session: Session, outcomes: Sequence[Outcome], now: datetime) -> None
 def fold_sent(session: Session, notes: Sequence[SentNote]) -> None:
     """Mark sent the rows the sent journal (daemon/store/journal.py) says the server took.
     Only rows still `sending` with the noted Message-ID: folding twice changes nothing, and a
-    note about some other database's row matches none."""
-    if not notes:
-        return
+    note about some other database's row matches none. One statement for the notes without
+    a remark, like `record` (their sent_at is the latest among them: when the last of them
+    was accepted); the few partly refused mails row by row."""
     table = Outbox.__table__
     assert isinstance(table, Table)
-    noted = ((table.c.id == bindparam("b_id")) & (table.c.message_id == bindparam("b_mid"))
-             & (table.c.status == "sending"))
-    session.connection().execute(
-        update(table).where(noted).values(
-            status="sent", attempts=bindparam("b_attempts"), last_error=bindparam("b_note"),
-            sent_at=bindparam("b_sent")),
-        [{"b_id": n.outbox_id, "b_mid": n.message_id, "b_attempts": n.attempts,
-          "b_note": n.note, "b_sent": n.sent_at} for n in notes])
+    plain = [n for n in notes if n.note is None]
+    if plain:
+        session.connection().execute(
+            update(table).where(
+                tuple_(table.c.id, table.c.message_id).in_(
+                    [(n.outbox_id, n.message_id) for n in plain]),
+                table.c.status == "sending")
+            .values(status="sent", sent_at=max(n.sent_at for n in plain),
+                    attempts=table.c.attempts + 1, last_error=None))
+    remarked = [n for n in notes if n.note is not None]
+    if remarked:
+        noted = ((table.c.id == bindparam("b_id")) & (table.c.message_id == bindparam("b_mid"))
+                 & (table.c.status == "sending"))
+        session.connection().execute(
+            update(table).where(noted).values(
+                status="sent", attempts=bindparam("b_attempts"), last_error=bindparam("b_note"),
+                sent_at=bindparam("b_sent")),
+            [{"b_id": n.outbox_id, "b_mid": n.message_id, "b_attempts": n.attempts,
+              "b_note": n.note, "b_sent": n.sent_at} for n in remarked])
 
 
 def _record_each(session: Session, table: Table, outcomes: Sequence[Outcome],

@@ -12,7 +12,9 @@ Where the record goes (a `Book`):
   claim as before. A kill takes the database with it, so nobody could re-send anything,
   and its one shared connection cannot take a second thread's transaction meanwhile.
 
-Workers that finish a mail while a record is being written share the next one (group
+The journal is written on the event loop when its lock is free (a local write that waits
+for nobody: cheaper than a thread hop); otherwise, and on PostgreSQL, in a thread, and
+workers that finish a mail while a record is being written there share the next one (group
 commit): one transaction for as many mails as there are connections, not one each.
 """
 
@@ -33,6 +35,10 @@ class Book(Protocol):
 
     def write(self, notes: Sequence[SentNote]) -> None: ...
 
+    def try_write(self, notes: Sequence[SentNote]) -> bool:
+        """`write` on the event loop if that cannot wait for anyone; False if it might."""
+        ...
+
     def notes(self) -> list[SentNote]:
         """Records not yet in the outbox: the claim folds them in (`outbox.fold_sent`)."""
         ...
@@ -48,6 +54,9 @@ class JournalBook:
 
     def write(self, notes: Sequence[SentNote]) -> None:
         self.journal.write(notes)
+
+    def try_write(self, notes: Sequence[SentNote]) -> bool:
+        return self.journal.try_write(notes)
 
     def notes(self) -> list[SentNote]:
         return self.journal.notes()
@@ -67,6 +76,9 @@ class OutboxBook:
         with self.database.transaction() as session:
             outbox.record(session, [Outcome(n.outbox_id, "sent", n.attempts, n.note)
                                     for n in notes], max(n.sent_at for n in notes))
+
+    def try_write(self, notes: Sequence[SentNote]) -> bool:
+        return False  # a round trip to the server: always in a thread
 
     def notes(self) -> list[SentNote]:
         return []
@@ -96,6 +108,8 @@ class Recorder:
         self._writing: asyncio.Task[None] | None = None
 
     async def record(self, note: SentNote) -> None:
+        if self._writing is None and self.book.try_write([note]):
+            return
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((note, future))
         if self._writing is None:
