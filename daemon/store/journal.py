@@ -3,7 +3,7 @@ each mail the SMTP server accepted before it sends the next one on that connecti
 
 Why a file of its own: every write transaction on the database file waits for ingest's
 write lock (WAL or not), often for seconds, and mail delivered meanwhile would go out again
-after a kill. Nobody else writes this file, so a note costs a few tens of microseconds.
+after a kill. Only senders write this file, so a note costs about 10 µs.
 `synchronous=NORMAL` in WAL mode: a commit has reached the OS when it returns, so a killed
 process loses none; a power cut may lose the last notes, which only means those mails are
 sent once more (at least once, never lost). The claim transaction folds the notes into the

@@ -187,3 +187,23 @@ def test_in_memory_sqlite_has_no_journal_and_records_with_the_claims(
         assert list(tmp_path.glob("*-sent")) == []
     finally:
         memory.close()
+
+
+def test_the_journal_never_makes_the_event_loop_wait(tmp_path: Path, now: datetime) -> None:
+    """try_write (on the loop) gives up at once while another writer has the journal; the
+    Recorder then writes in a thread, which waits its turn."""
+    from daemon.store.journal import SentJournal, SentNote
+
+    path = journal_path(tmp_path / "tierdesk.db")
+    with SentJournal(path) as journal:
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            assert journal.try_write([SentNote(1, "<a@example.com>", 1, now)]) is False
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        assert journal.try_write([SentNote(1, "<a@example.com>", 1, now)]) is True
+        assert [(n.outbox_id, n.sent_at) for n in journal.notes()] == [(1, now)]
+        journal.forget([1])
+        assert journal.notes() == []
