@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -40,6 +40,7 @@ from daemon.sender_auth import sign, signed_address
 from daemon.settings import MailSettings, SiteSettings
 from daemon.store import repository
 from daemon.store.deferred import OutboxRow
+from daemon.store.journal import SentNote
 from daemon.store.models import AutoSender, Event, Message, Outbox, Ticket
 from daemon.workflow.facts import EventRecord
 
@@ -616,13 +617,15 @@ class Claimed:
 
 
 def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
-          max_bytes: int = CLAIM_BYTES) -> list[Claimed]:
+          max_bytes: int = CLAIM_BYTES, gone: Sequence[str] | None = None) -> list[Claimed]:
     """Take up to `limit` due rows, and no more than `max_bytes` of mail (at least one row):
     `sending` ones whose sender died (its lease ran out, or it is a process of this machine
-    that no longer exists) first, then pending ones. They become `sending` until
-    `lease_until`, claimed by this process; on PostgreSQL rows another sender holds are
-    skipped, so no row is sent by two senders."""
-    due = _due(session, "sending", now, limit, also=_gone_claimers(session, now))
+    that no longer exists: `gone`, looked up here unless given) first, then pending ones.
+    They become `sending` until `lease_until`, claimed by this process; on PostgreSQL rows
+    another sender holds are skipped, so no row is sent by two senders."""
+    if gone is None:
+        gone = gone_claimers(session, now)
+    due = _due(session, "sending", now, limit, also=gone)
     due += _due(session, "pending", now, limit - len(due))
     taken = _within(due, max_bytes)
     if not taken:
@@ -647,7 +650,7 @@ class _Due:
     size: int
 
 
-def _gone_claimers(session: Session, now: datetime) -> list[str]:
+def gone_claimers(session: Session, now: datetime) -> list[str]:
     """Holders of unexpired claims that are provably dead processes (daemon/liveness.py)."""
     held = session.scalars(select(Outbox.claimed_by).distinct().where(
         Outbox.status == "sending", Outbox.next_attempt_at > now))
@@ -724,6 +727,35 @@ def record(session: Session, outcomes: Sequence[Outcome], now: datetime) -> None
     done = set(plain)
     _record_each(session, table, [o for o in outcomes if o.id not in done], now)
     _note_parked(session, [o for o in outcomes if o.status == "parked"], now)
+
+
+def fold_sent(session: Session, notes: Sequence[SentNote]) -> None:
+    """Mark sent the rows the sent journal (daemon/store/journal.py) says the server took.
+    Only rows still `sending` with the noted Message-ID: folding twice changes nothing, and a
+    note about some other database's row matches none. One statement for the notes without
+    a remark, like `record` (their sent_at is the latest among them: when the last of them
+    was accepted); the few partly refused mails row by row."""
+    table = Outbox.__table__
+    assert isinstance(table, Table)
+    plain = [n for n in notes if n.note is None]
+    if plain:
+        session.connection().execute(
+            update(table).where(
+                tuple_(table.c.id, table.c.message_id).in_(
+                    [(n.outbox_id, n.message_id) for n in plain]),
+                table.c.status == "sending")
+            .values(status="sent", sent_at=max(n.sent_at for n in plain),
+                    attempts=table.c.attempts + 1, last_error=None))
+    remarked = [n for n in notes if n.note is not None]
+    if remarked:
+        noted = ((table.c.id == bindparam("b_id")) & (table.c.message_id == bindparam("b_mid"))
+                 & (table.c.status == "sending"))
+        session.connection().execute(
+            update(table).where(noted).values(
+                status="sent", attempts=bindparam("b_attempts"), last_error=bindparam("b_note"),
+                sent_at=bindparam("b_sent")),
+            [{"b_id": n.outbox_id, "b_mid": n.message_id, "b_attempts": n.attempts,
+              "b_note": n.note, "b_sent": n.sent_at} for n in remarked])
 
 
 def _record_each(session: Session, table: Table, outcomes: Sequence[Outcome],

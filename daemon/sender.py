@@ -1,13 +1,19 @@
 """The sender loop: drains the outbox over a pool of SMTP connections.
 
-One pass claims due rows in batches (short transactions; rows become `sending` under a lease),
-hands them to one worker per connection, and records the outcomes together with the next
-claim. Mail is delivered at least once: a sender that dies after the server took a mail but
-before recording it leaves the row `sending`, claimed by its process; the next pass of a
-daemon on the same machine sees that process is gone and sends it again at once (any other
-sender when the lease runs out), with the same Message-ID, so the duplicate is recognisable.
+One pass claims due rows in batches (short transactions; rows become `sending` under a lease)
+and hands them to one worker per connection, which keeps that connection for the pass. A
+mail the server accepted is recorded before the worker sends the next one, in a write of its
+own that never waits for ingest (daemon/recorder.py: on SQLite a journal beside the file,
+folded into the outbox by the next claim; on PostgreSQL the row itself). The other outcomes
+are recorded together with the next claim.
 
-- accepted: `sent`.
+Mail is delivered at least once, and a kill re-sends at most one mail per connection: the
+one on the wire, or accepted and not yet recorded. Its row stays `sending`, claimed by the
+dead process; the next pass of a daemon on the same machine sees that process is gone and
+sends it again at once (any other sender when the lease runs out), with the same
+Message-ID, so the duplicate is recognisable.
+
+- accepted: `sent` (recorded at once, before the connection's next mail).
 - 4xx: back to `pending`, due after an exponential backoff with jitter; parked after
   `max_attempts` tries.
 - 5xx or unsendable: `parked` with the server's answer.
@@ -34,8 +40,10 @@ from daemon.backoff import backoff_delay
 from daemon.config import Config
 from daemon.now import utc_now
 from daemon.outbox import Claimed, MailWriter, Outcome
+from daemon.recorder import Book, Recorder, open_book
 from daemon.smtp import (
     Accepted,
+    Connection,
     ConnectionTrouble,
     PermanentFailure,
     SmtpError,
@@ -43,6 +51,7 @@ from daemon.smtp import (
     TemporaryFailure,
 )
 from daemon.store.database import Database
+from daemon.store.journal import SentNote
 
 log = logging.getLogger("tierdesk.sender")
 
@@ -50,10 +59,11 @@ log = logging.getLogger("tierdesk.sender")
 
 @dataclass(frozen=True)
 class SenderSettings:
-    # Rows per claim (and per recorded batch). Bigger batches cost the database thread less
-    # per mail; a crash resends at most the mails of about two batches, once each. Each row
-    # holds its whole mail, and two batches are in memory at once: 500 cost the daemon
-    # ~4 MB more RSS than 250, and 100 fell below 80% of the raw SMTP rate (bench/send.py).
+    # Rows per claim (and per batch of retries and parks recorded with it). Bigger batches
+    # cost the database thread less per mail (a crash re-sends one mail per connection
+    # whatever the size: sent mail is recorded at once). Each row holds its whole mail, and
+    # two batches are in memory at once: 500 cost the daemon ~4 MB more RSS than 250, and
+    # 100 fell below 80% of the raw SMTP rate (bench/send.py).
     batch: int = 250
     max_attempts: int = 8
     backoff: timedelta = timedelta(minutes=1)  # first retry; doubles each time
@@ -93,6 +103,8 @@ def backoff(attempts: int, settings: SenderSettings, rng: Callable[[], float]) -
 class _Pass:
     """The shared state of one pass: outcomes not yet written, and whether SMTP is down."""
 
+    # Sent mail is recorded at once (the other outcomes wait in `outcomes`); None: in memory.
+    recorder: Recorder | None
     report: PassReport = field(default_factory=PassReport)
     outcomes: list[Outcome] = field(default_factory=list)
     outage: str | None = None
@@ -103,6 +115,10 @@ class _Pass:
     @property
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+    @property
+    def book(self) -> Book | None:
+        return self.recorder.book if self.recorder else None
 
     def take(self) -> list[Outcome]:
         taken, self.outcomes = self.outcomes, []
@@ -156,7 +172,20 @@ class Sender:
         cutoff = self.clock()
         if self.writer is not None:
             await asyncio.to_thread(self._render_leftovers, cutoff)
-        state = _Pass(stop=stop)
+        book = await asyncio.to_thread(open_book, self.database)
+        try:
+            state = _Pass(Recorder(book) if book else None, stop=stop)
+            await self._pass(state, cutoff)
+        finally:
+            if book is not None:
+                await asyncio.to_thread(book.close)
+        if state.outage:
+            state.report.outage = state.outage
+            if self.settings.log_outages:
+                self._log_outage(state)
+        return state.report
+
+    async def _pass(self, state: _Pass, cutoff: datetime) -> None:
         queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=self.settings.batch)
         workers = [asyncio.create_task(self._work(queue, state)) for _ in range(self.pool.size)]
         try:
@@ -175,12 +204,9 @@ class Sender:
             await asyncio.gather(*workers, return_exceptions=True)
             raise
         finally:  # what was sent is recorded, also when cancelled or failing
-            await asyncio.shield(asyncio.to_thread(self._record, state.take()))
-        if state.outage:
-            state.report.outage = state.outage
-            if self.settings.log_outages:
-                self._log_outage(state)
-        return state.report
+            if state.recorder is not None:
+                await asyncio.shield(state.recorder.idle())
+            await asyncio.shield(asyncio.to_thread(self._record, state.take(), state.book))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pass after pass until `stop` is set; a failing pass is logged, never fatal."""
@@ -206,24 +232,50 @@ class Sender:
         """Claim batch after batch (recording the last batch's outcomes in the same
         transaction) until nothing is due or SMTP is down."""
         while state.outage is None and not state.stopping:
-            rows = await asyncio.to_thread(self._record_and_claim, state.take(), cutoff)
+            rows = await asyncio.to_thread(self._record_and_claim, state.take(), cutoff,
+                                           state.book)
             if not rows:
                 return
             for row in rows:
                 await queue.put(row)
 
     async def _work(self, queue: asyncio.Queue[Claimed | None], state: _Pass) -> None:
-        while (row := await queue.get()) is not None:
-            if state.outage is not None or state.stopping or state.broken:
-                state.outcomes.append(self._release(row, state))
-                continue
-            outcome = await self._deliver(row, state)
-            # Appended after the await: `take()` may have swapped the list meanwhile.
-            state.outcomes.append(outcome)
+        """One worker per connection, which it keeps for the pass: a mail the server took is
+        recorded before the next one goes out on it."""
+        async with self.pool.connection() as smtp:
+            while (row := await queue.get()) is not None:
+                if state.outage is not None or state.stopping or state.broken:
+                    state.outcomes.append(self._release(row, state))
+                    continue
+                outcome = await self._deliver(smtp, row, state)
+                if (outcome.status == "sent" and state.recorder is not None
+                        and await self._noted(state.recorder, row, outcome, state)):
+                    continue
+                # Appended after the await: `take()` may have swapped the list meanwhile.
+                state.outcomes.append(outcome)
 
-    async def _deliver(self, row: Claimed, state: _Pass) -> Outcome:
+    async def _noted(self, recorder: Recorder, row: Claimed, outcome: Outcome,
+                     state: _Pass) -> bool:
+        """Record a sent mail at once (daemon/recorder.py). If that fails, the outcome waits
+        with the batch's others and this pass tries no more mail: each mail sent now would
+        be one more to send again after a kill."""
+        note = SentNote(row.id, row.message_id, outcome.attempts, self.clock(), outcome.note)
         try:
-            accepted = await self.pool.send(self.envelope_from, row.recipients, row.body)
+            await recorder.record(note)
+        except asyncio.CancelledError:
+            state.outcomes.append(outcome)  # the pass's last record writes it, if need be
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store's trouble, reported by the pass
+            if not state.broken:
+                log.error("sender: cannot record sent mail <%s>: %s: %s; no more mail is "
+                          "sent in this pass", row.message_id, type(exc).__name__, exc)
+            state.broken = True
+            return False
+        return True
+
+    async def _deliver(self, smtp: Connection, row: Claimed, state: _Pass) -> Outcome:
+        try:
+            accepted = await smtp.send(self.envelope_from, row.recipients, row.body)
         except ConnectionTrouble as exc:
             return self._down(row, state, str(exc))
         except TemporaryFailure as exc:
@@ -290,18 +342,32 @@ class Sender:
 
     # ------------------------------------------------------------ database (worker threads)
 
-    def _record_and_claim(self, outcomes: list[Outcome], cutoff: datetime) -> list[Claimed]:
+    def _record_and_claim(self, outcomes: list[Outcome], cutoff: datetime,
+                          book: Book | None) -> list[Claimed]:
         now = self.clock()
         with self._keeping(outcomes) as kept, self.database.transaction() as session:
+            # Dead claimers first, then their notes: all a dead sender wrote is folded in
+            # before any of its rows can be taken again.
+            gone = outbox.gone_claimers(session, now)
+            notes = book.notes() if book else []
+            outbox.fold_sent(session, notes)
             if kept:
                 outbox.record(session, kept, now)
-            return outbox.claim(session, cutoff, self.settings.batch, now + self.settings.lease)
+            rows = outbox.claim(session, cutoff, self.settings.batch,
+                                now + self.settings.lease, gone=gone)
+        if book is not None:
+            book.forget([note.outbox_id for note in notes])
+        return rows
 
-    def _record(self, outcomes: list[Outcome]) -> None:
+    def _record(self, outcomes: list[Outcome], book: Book | None) -> None:
         with self._keeping(outcomes) as kept:
-            if kept:
+            notes = book.notes() if book else []
+            if kept or notes:
                 with self.database.transaction() as session:
+                    outbox.fold_sent(session, notes)
                     outbox.record(session, kept, self.clock())
+            if book is not None:
+                book.forget([note.outbox_id for note in notes])
 
     @contextlib.contextmanager
     def _keeping(self, outcomes: list[Outcome]) -> Iterator[list[Outcome]]:

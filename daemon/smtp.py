@@ -14,8 +14,9 @@ STARTTLS only "if supported"), `none` never upgrades.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -59,6 +60,17 @@ class Accepted:
     refused: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Connection:
+    """A connection held from the pool (SmtpPool.connection); reconnects when it must."""
+
+    pool: SmtpPool
+    client: aiosmtplib.SMTP
+
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> Accepted:
+        return await self.pool._send(self.client, sender, recipients, data)
+
+
 def describe(settings: SmtpSettings) -> str:
     return f"{settings.host}:{settings.port} ({settings.security})"
 
@@ -83,10 +95,17 @@ class SmtpPool:
         await self.close()
 
     async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> Accepted:
+        async with self.connection() as connection:
+            return await connection.send(sender, recipients, data)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """One connection of the pool, nobody else's until the block ends: the sender
+        records each mail the server took before the next one goes out on it."""
         idle = self._clients()
         client = await idle.get()
         try:
-            return await self._send(client, sender, recipients, data)
+            yield Connection(self, client)
         finally:
             idle.put_nowait(client)
 

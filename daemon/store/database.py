@@ -64,6 +64,13 @@ class Database:
     def is_postgres(self) -> bool:
         return self.url.get_backend_name() == "postgresql"
 
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite database's file, or None (PostgreSQL, or SQLite in memory)."""
+        if self.url.get_backend_name() != "sqlite" or _in_memory(self.url):
+            return None
+        return self.url.database
+
     def transaction(self) -> AbstractContextManager[Session]:
         """`with db.transaction() as session:` commits on success and rolls back on error."""
         return self.sessions.begin()
@@ -158,9 +165,12 @@ def _create_engine(url: URL) -> Engine:
     raise ArgumentError(f"backend {backend!r} is not supported (use sqlite or postgresql)")
 
 
+def _in_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
 def _sqlite_engine(url: URL) -> Engine:
-    in_memory = url.database in (None, "", ":memory:")
-    if in_memory:
+    if _in_memory(url):
         # One shared connection, or every checkout would see a new, empty database.
         engine = create_engine(
             url, poolclass=StaticPool, connect_args={"check_same_thread": False}

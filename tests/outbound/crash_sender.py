@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
+import aiosmtplib
+
 from daemon.sender import Sender
 from daemon.settings import SmtpSettings
 from daemon.smtp import Accepted, SmtpPool
@@ -19,8 +21,9 @@ from daemon.store.database import open_database
 
 
 class HangingPool(SmtpPool):
-    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> Accepted:
-        accepted = await super().send(sender, recipients, data)
+    async def _send(self, client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str],
+                    data: bytes) -> Accepted:
+        accepted = await super()._send(client, sender, recipients, data)
         print("accepted", flush=True)
         await asyncio.sleep(3600)
         return accepted

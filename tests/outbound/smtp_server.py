@@ -6,6 +6,8 @@ Reusable from any test folder:
 
 - `server.received` / `server.wait_for(n)`: the envelopes accepted so far (raw bytes kept).
 - `server.fail_next(n, code)`: answer the next n mails with e.g. 451 or 550 instead of 250.
+- `server.handler.delay`: seconds each mail takes before its answer (a slower server).
+- `server.handler.before_accept`: called with (session, Received) before a mail is taken.
 - `server.stop()` then `server.start()`: down and back up on the same port (a new aiosmtpd
   Controller each time: a stopped one has closed its loop).
 - `tls_contexts(tmp_path)`: a throwaway CA-less self-signed pair for TLS and STARTTLS tests.
@@ -26,7 +28,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -66,6 +68,8 @@ class RecordingHandler:
         self._answers: deque[str] = deque()
         self.greetings = 0  # EHLOs seen: one per connection (two with STARTTLS)
         self._hold: tuple[threading.Event, threading.Event] | None = None
+        self.delay = 0.0
+        self.before_accept: Callable[[Session, Received], None] | None = None
 
     def hold_next(self) -> tuple[threading.Event, threading.Event]:
         """The next DATA waits, before it is accepted, until the second event is set; the
@@ -91,13 +95,18 @@ class RecordingHandler:
         if hold is not None:
             hold[0].set()
             await asyncio.to_thread(hold[1].wait, 30)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        content = envelope.original_content or envelope.content or b""
+        data = content if isinstance(content, bytes) else content.encode()
+        received = Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), data)
         with self._changed:
             if self._answers:
                 return self._answers.popleft()
-            content = envelope.original_content or envelope.content or b""
-            data = content if isinstance(content, bytes) else content.encode()
-            self._received.append(Received(envelope.mail_from or "",
-                                           tuple(envelope.rcpt_tos), data))
+        if self.before_accept is not None:
+            self.before_accept(session, received)
+        with self._changed:
+            self._received.append(received)
             self._changed.notify_all()
         return "250 2.0.0 OK: queued"
 
