@@ -25,11 +25,6 @@ MAILS = int(os.environ.get("FAULTS_MAILS", "500"))
 SEED = int(os.environ.get("FAULTS_SEED", "1"))
 SMTP_OUTAGE_S = 5.0
 
-WAITS_FOR_SENDER = pytest.mark.xfail(
-    strict=True, reason="waits for the sender fix (issue 15 (a)): a delivered mail is marked"
-    " sent only with the next claim of up to 250 rows, so a SIGKILL re-sends up to hundreds")
-
-
 def _unavailable(message: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}. CI=true, so the fault tests may not be skipped", pytrace=False)
@@ -79,14 +74,9 @@ def test_every_owed_mail_is_delivered(figures: Figures) -> None:
 
 
 def test_duplicates_at_the_smtp_server_stay_within_kills_times_connections(
-        figures: Figures, request: pytest.FixtureRequest) -> None:
+        figures: Figures) -> None:
     """A kill may re-send the one mail in flight on each of the pool's 4 connections, and a
-    re-sent mail is the same mail (same Message-ID, recipients and bytes).
-
-    Today SQLite's single daemon re-sends far more (xfail, strict); on PostgreSQL the
-    killed daemon's share of the sending varies with the moment, so no mark there."""
-    if figures.store == "sqlite":
-        request.node.add_marker(WAITS_FOR_SENDER)
+    re-sent mail is the same mail (same Message-ID, recipients and bytes)."""
     _holds(figures, "duplicates")
 
 
