@@ -36,6 +36,13 @@ WAITS_FOR_SENDER = pytest.mark.xfail(
     " sent only with the next claim of up to 250 rows, so a SIGKILL re-sends up to hundreds")
 
 
+WAITS_FOR_CLOCK_LOCK = pytest.mark.xfail(
+    strict=True, reason="waits for the clock to lock the tickets it fires timers for"
+    " (daemon/clock.py _tickets reads them without FOR UPDATE): two daemons catching up on"
+    " PostgreSQL fire different timers of one ticket at once, one on a stale copy, so the"
+    " timeline gets lines from a state the ticket had left (and two moves could overwrite)")
+
+
 def _unavailable(message: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}. CI=true, so the fault tests may not be skipped", pytrace=False)
@@ -96,11 +103,16 @@ def test_duplicates_at_the_smtp_server_stay_within_kills_times_connections(
     _holds(figures, "duplicates")
 
 
-def test_every_ticket_is_where_the_story_puts_it(figures: Figures) -> None:
+def test_every_ticket_is_where_the_story_puts_it(figures: Figures,
+                                                request: pytest.FixtureRequest) -> None:
     """A state of the workflow, reached through its recorded events (each starts where the
     previous left it), every move explained: triage's route, one tier per #escalate (or a
     refusal in tier 3), and the clock's timeout moves only once the state's limit has passed
-    (measured from when the state was entered); taken by a #take's sender."""
+    (measured from when the state was entered); taken by a #take's sender.
+
+    On PostgreSQL the two daemons' clocks race on one ticket today (xfail, strict)."""
+    if figures.store == "postgresql":
+        request.node.add_marker(WAITS_FOR_CLOCK_LOCK)
     _holds(figures, "tickets_explained")
 
 
