@@ -36,8 +36,10 @@ WAITS_FOR_SENDER = pytest.mark.xfail(
     " sent only with the next claim of up to 250 rows, so a SIGKILL re-sends up to hundreds")
 
 
+# Not strict: the race shows in about half the CI-size runs (it needs two clocks on one
+# ticket in the same instant); make it strict once the clock locks its tickets.
 WAITS_FOR_CLOCK_LOCK = pytest.mark.xfail(
-    strict=True, reason="waits for the clock to lock the tickets it fires timers for"
+    strict=False, reason="waits for the clock to lock the tickets it fires timers for"
     " (daemon/clock.py _tickets reads them without FOR UPDATE): two daemons catching up on"
     " PostgreSQL fire different timers of one ticket at once, one on a stale copy, so the"
     " timeline gets lines from a state the ticket had left (and two moves could overwrite)")
@@ -110,7 +112,8 @@ def test_every_ticket_is_where_the_story_puts_it(figures: Figures,
     refusal in tier 3), and the clock's timeout moves only once the state's limit has passed
     (measured from when the state was entered); taken by a #take's sender.
 
-    On PostgreSQL the two daemons' clocks race on one ticket today (xfail, strict)."""
+    On PostgreSQL the two daemons' clocks race on one ticket today (xfail, not strict:
+    it shows in about half the runs)."""
     if figures.store == "postgresql":
         request.node.add_marker(WAITS_FOR_CLOCK_LOCK)
     _holds(figures, "tickets_explained")
