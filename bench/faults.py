@@ -2,9 +2,12 @@
 (point 6). The harness is tests/acceptance/faults.py, shared with tests/acceptance/test_faults.py.
 
     python bench/faults.py [--mails 2000] [--kills K] [--seed 1] [--store sqlite|postgresql]
-                           [--smtp-outage 30]
+                           [--smtp-outage 30] [--early-share 0.2] [--timer-kills 1]
     python bench/faults.py --share [--mails 2000] [--repeats 3] [--seed 1]
 
+First the timer phase: a daemon whose clock stands three working days back opens
+--early-share of the reports and stops, so their timers are due as the burst starts and fire
+while it is ingested and sent; --timer-kills of the kills are placed on the timers fired.
 Faults: SQLite, one `run.py run` SIGKILLed K times (default 5) at seeded points of the work,
 restarted each time. PostgreSQL (a private cluster, initdb/pg_ctl on a free port, removed at
 the end): two daemons on one mailbox and one database, one of them SIGKILLed K times (default
@@ -43,11 +46,13 @@ def faults(args: argparse.Namespace) -> int:
     for store in stores:
         if store == "sqlite":
             scenario = Scenario("sqlite", args.mails, kills=_kills(args, 5), seed=args.seed,
-                                settle_s=args.settle)
+                                settle_s=args.settle, early_share=args.early_share,
+                                timer_kills=args.timer_kills)
         else:
             scenario = Scenario("postgresql", args.mails, kills=_kills(args, 3), seed=args.seed,
                                 daemons=2, db_restart=True, smtp_outage_s=args.smtp_outage,
-                                dovecot_restart=True, settle_s=args.settle)
+                                dovecot_restart=True, settle_s=args.settle,
+                                early_share=args.early_share, timer_kills=args.timer_kills)
         results.append(run(scenario))
         print(results[-1].detail(), flush=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -106,6 +111,11 @@ def main() -> None:
     parser.add_argument("--smtp-outage", type=float, default=30.0, help="seconds")
     parser.add_argument("--settle", type=float, default=600.0,
                         help="seconds to wait after the last fault for the run to settle")
+    parser.add_argument("--early-share", type=float, default=0.2,
+                        help="the timer phase: this share of --mails are new reports opened"
+                        " first by a daemon whose clock stands 3 working days back (0: none)")
+    parser.add_argument("--timer-kills", type=int, default=1,
+                        help="of the kills, placed on the timers fired (the clock catching up)")
     parser.add_argument("--share", action="store_true", help="point 6: one vs two daemons")
     parser.add_argument("--repeats", type=int, default=3, help="--share: runs of each")
     parser.add_argument("--arriving", action="store_true",

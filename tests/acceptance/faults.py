@@ -44,7 +44,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time as wall_time, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from types import ModuleType
@@ -57,6 +57,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from daemon.sender_auth import sign, signed_address
+from daemon.settings import Calendar
 from daemon.store.database import migrate, open_database
 from tests.imap.servers import DOVECOT, Account, DovecotServer, client, free_port
 from tests.outbound.smtp_server import SmtpServer
@@ -73,6 +74,15 @@ ESCALATES = {"triage": "tier1", "tier1": "tier2", "tier2": "tier3"}  # default d
 SITE_FOLDERS = ("config", "workflows", "mail_templates")
 # Faults are placed on the work done: mails stored + outbox rows sent, about 1.5 rows a mail.
 WORK_PER_MAIL = 2.5
+# The timer phase: this share of the burst's mails are new reports opened first by a daemon
+# whose clock stands this many business days (default calendar) in the past, at a morning.
+EARLY_SHARE = 0.2
+EARLY_BUSINESS_DAYS = 3
+TIMESHIFT = ROOT / "tests" / "timeshift"
+# Clock events an early ticket gets while the clock catches up (measured: ~14 three working
+# days back: each tier's expiry with its breach and late-timer lines, the SLA targets, tier
+# 3's manager alerts, the last reminder); timer kills are placed on fractions of this.
+CLOCK_EVENTS_PER_EARLY = 12.0
 
 
 def load_mailgen() -> ModuleType:
@@ -117,31 +127,44 @@ class Planned:
 class Burst:
     mails: list[Planned]  # base mails in arrival order (commands are appended when due)
     commands: list[Planned]
+    # New reports opened before the burst by a daemon whose clock is business days in the
+    # past (the timer phase), so their timers are due when the burst starts.
+    early: list[Planned] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.mails) + len(self.commands)
+        return len(self.early) + len(self.mails) + len(self.commands)
 
     @property
     def by_seq(self) -> dict[int, Planned]:
-        return {p.seq: p for p in (*self.mails, *self.commands)}
+        return {p.seq: p for p in (*self.early, *self.mails, *self.commands)}
+
+    @property
+    def reports(self) -> list[Planned]:
+        """Every mail that opens a ticket: the early reports and the burst's new ones."""
+        return [p for p in (*self.early, *self.mails) if p.kind in ("new", "reused_id")]
 
     def summary(self) -> str:
         kinds = Counter(p.kind for p in self.mails)
         commands = Counter(p.command for p in self.commands)
-        return (f"{self.total:,} mails: " + ", ".join(f"{n:,} {k}" for k, n in
-                                                    sorted(kinds.items()))
+        early = sum(1 for c in self.commands if c.target in {p.seq for p in self.early})
+        return (f"{self.total:,} mails: {len(self.early):,} new reports opened before the"
+                " burst (timer phase); then " + ", ".join(f"{n:,} {k}" for k, n in
+                                                        sorted(kinds.items()))
                 + f"; {len(self.commands):,} commands ("
-                + ", ".join(f"{n} #{c}" for c, n in sorted(commands.items())) + ")")
+                + ", ".join(f"{n} #{c}" for c, n in sorted(commands.items()))
+                + f"; {early} on early tickets)")
 
 
 def with_seq(raw: bytes, seq: int) -> bytes:
     return SEQ_HEADER + f": {seq}\r\n".encode() + raw
 
 
-def make_burst(n: int, seed: int, site: Path) -> Burst:
+def make_burst(n: int, seed: int, site: Path, early_share: float = 0.0) -> Burst:
     """n mails: ~80% mailgen's mix, ~0.5% (at least 2) new reports reusing an earlier
-    Message-ID, the rest technicians' commands on tickets opened earlier in the burst."""
+    Message-ID, the rest technicians' commands on tickets opened earlier in the burst.
+    `early_share` of n (at most half the new reports) are the mix's first new reports, taken
+    out of the burst to be opened before it (the timer phase); commands answer those too."""
     mailgen = load_mailgen()
     rng = random.Random(seed * 7919 + 1)
     n_commands = max(3, n // 5)
@@ -160,8 +183,12 @@ def make_burst(n: int, seed: int, site: Path) -> Burst:
         raw = _reused_id_report(seq, earlier.message_id, rng)
         at = rng.randrange(mails.index(earlier) + 1, len(mails) + 1)
         mails.insert(at, Planned(seq, "reused_id", raw, earlier.message_id, None))
+    n_early = min(int(n * early_share), len(news) // 2)
+    early = news[:n_early]
+    taken = {p.seq for p in early}
+    mails = [p for p in mails if p.seq not in taken]
     staff = members(site)
-    opened = [p for p in mails if p.kind == "new"]
+    opened = [*early, *(p for p in mails if p.kind == "new")]
     escalated: Counter[int] = Counter()
     commands: list[Planned] = []
     for _ in range(n_commands):
@@ -173,7 +200,7 @@ def make_burst(n: int, seed: int, site: Path) -> Burst:
         escalated[target.seq] += command == "escalate"
         commands.append(Planned(seq, "command", target=target.seq, command=command,
                                 member=rng.choice(staff)))
-    return Burst(mails, commands)
+    return Burst(mails, commands, early)
 
 
 def _reused_id_report(seq: int, message_id: str, rng: random.Random) -> bytes:
@@ -367,6 +394,38 @@ def daemon_env(server: DovecotServer, account: Account, smtp: SmtpServer,
     return env
 
 
+def past_business_morning(site: Path, now: datetime, days: int) -> datetime:
+    """An hour after opening on the `days`-th working day before `now`'s local date on the
+    site's default calendar (weekends, closed days and holidays skipped), in UTC. Computed
+    from the caller's clock, so it holds whatever the date (and under tests/timeshift)."""
+    settings = yaml.safe_load((site / "config" / "settings.yaml").read_text())
+    calendar = Calendar.model_validate(settings["calendars"]["default"],
+                                       context={"config_dir": str(site / "config")})
+    zone = calendar.timezone
+    day = now.astimezone(zone).date()
+    found = 0
+    for _ in range(3 * 366):
+        day -= timedelta(days=1)
+        spans = calendar.spans(day.weekday())
+        if not spans or calendar.is_holiday(day):
+            continue
+        found += 1
+        if found == days:
+            opens = datetime.combine(day, wall_time()) + spans[0].start
+            return (opens + timedelta(hours=1)).replace(tzinfo=zone).astimezone(UTC)
+    raise RuntimeError(f"no {days} working days in the default calendar before {now}")
+
+
+def shifted_env(env: dict[str, str], at: datetime) -> dict[str, str]:
+    """A child whose Python clock starts at `at` (tests/timeshift/sitecustomize.py): its own
+    TIMESHIFT_TO, and no TIMESHIFT_OFFSET inherited from this process (a date-shifted run
+    hands its own offset down), so the child computes the offset to `at` itself."""
+    shifted = {k: v for k, v in env.items() if k != "TIMESHIFT_OFFSET"}
+    shifted["TIMESHIFT_TO"] = at.isoformat()
+    shifted["PYTHONPATH"] = os.pathsep.join([str(TIMESHIFT), env.get("PYTHONPATH", "")])
+    return shifted
+
+
 def make_site(folder: Path) -> Path:
     root = folder / "site"
     for name in SITE_FOLDERS:
@@ -390,20 +449,37 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def scalar(self, sql: str) -> Any:
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         with self.engine.connect() as connection:
-            return connection.execute(text(sql)).scalar()
+            return connection.execute(text(sql), params or {}).scalar()
 
     def rows(self, sql: str) -> list[Any]:
         with self.engine.connect() as connection:
             return list(connection.execute(text(sql)))
 
-    def safe(self, sql: str, default: Any = None) -> Any:
+    def safe(self, sql: str, default: Any = None, params: dict[str, Any] | None = None) -> Any:
         """For polling while faults happen: the database may be restarting."""
         try:
-            return self.scalar(sql)
+            return self.scalar(sql, params)
         except Exception:  # noqa: BLE001  (any driver error while PostgreSQL restarts)
             return default
+
+    def instant(self, value: datetime) -> Any:
+        """A UTC instant as a bound parameter: SQLite stores naive UTC text (the daemon's
+        UTCDateTime), which compares as text; PostgreSQL takes the aware datetime."""
+        if self.engine.dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
+
+    def clock_events(self) -> int:
+        """Timeline lines the clock wrote (timers fired: moves, reminders, warnings, SLA)."""
+        return int(self.safe("SELECT count(*) FROM events WHERE actor = 'clock'", 0) or 0)
+
+    def due_timers(self) -> int | None:
+        """Timers due now (this process's clock, which the daemons of the burst share)."""
+        value = self.safe("SELECT count(*) FROM timers WHERE due_at <= :now", None,
+                          {"now": self.instant(datetime.now(UTC))})
+        return None if value is None else int(value)
 
     def stored_count(self) -> int:
         stored = self.safe("SELECT (SELECT count(*) FROM messages WHERE direction = 'in')"
@@ -456,7 +532,7 @@ class Feeder(threading.Thread):
     def _feed(self) -> None:
         deadline = time.monotonic() + self.deadline_s
         pending = list(self.burst.commands)
-        targets = {p.seq: p for p in self.burst.mails}
+        targets = {p.seq: p for p in (*self.burst.early, *self.burst.mails)}
         mails = self.burst.mails
         for start in range(0, len(mails), self.chunk):
             self._append(mails[start:start + self.chunk])
@@ -468,6 +544,12 @@ class Feeder(threading.Thread):
             pending = self._commands(pending, targets, limit=self.chunk)
             if len(pending) == before:
                 time.sleep(0.2)
+
+    def append_early(self) -> None:
+        """The timer phase's reports, in this thread (before the burst's own starts)."""
+        mails = self.burst.early
+        for start in range(0, len(mails), self.chunk):
+            self._append(mails[start:start + self.chunk])
 
     def _commands(self, pending: list[Planned], targets: dict[int, Planned],
                   limit: int) -> list[Planned]:
@@ -534,28 +616,97 @@ def mailbox_last_uid(server: DovecotServer, account: Account) -> int | None:
 
 @dataclass(frozen=True)
 class Fault:
-    at: float  # fraction of the estimated work (mails stored + rows sent)
+    # by "work": fraction of the estimated work (mails stored + rows sent); by "timers":
+    # fraction of the timer phase's expected clock events (timers fired)
+    at: float
     kind: str  # kill, db_restart, smtp_outage, dovecot_restart
     daemon: int = 0
+    by: str = "work"
 
 
-def schedule(rng: random.Random, kills: int, extra: tuple[str, ...] = ()) -> list[Fault]:
-    """Kills at seeded points of the first 90% of the burst; the other faults after them,
-    in order, between 55% and 95%."""
-    faults = [Fault(round(rng.uniform(0.03, 0.9), 3), "kill") for _ in range(kills)]
+def schedule(rng: random.Random, kills: int, extra: tuple[str, ...] = (),
+             timer_kills: int = 0) -> list[Fault]:
+    """`timer_kills` of the kills at seeded points of the clock's catching up (the timer
+    phase's due timers firing), first; the others at seeded points of the first 90% of the
+    burst; the other faults after them, in order, between 55% and 95%."""
+    timer_kills = min(timer_kills, kills)
+    by_timers = sorted(Fault(round(rng.uniform(0.1, 0.6), 3), "kill", by="timers")
+                       for _ in range(timer_kills))
+    faults = [Fault(round(rng.uniform(0.03, 0.9), 3), "kill") for _ in range(kills - timer_kills)]
     for i, kind in enumerate(extra):
         low = 0.55 + 0.4 * i / max(len(extra), 1)
         faults.append(Fault(round(rng.uniform(low, low + 0.4 / max(len(extra), 1)), 3), kind))
-    return sorted(faults, key=lambda f: f.at)
+    return [*sorted(by_timers, key=lambda f: f.at), *sorted(faults, key=lambda f: f.at)]
 
 
 @dataclass
 class FaultLog:
     entries: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    kills_while_firing: int = 0  # SIGKILLs that found due timers not yet fired
 
     def add(self, what: str) -> None:
         self.entries.append(f"{time.monotonic() - self.started:7.1f}s {what}")
+
+
+# ------------------------------------------------------------------ the timer phase
+
+@dataclass(frozen=True)
+class TimerPhase:
+    at: datetime | None  # the early daemon's clock at its start (None: no timer phase)
+    due: int  # timers due when the burst starts
+    clock_base: int  # clock events before the burst (the early daemon fires none)
+    expected: float  # clock events the catching up is expected to write (kills are placed on it)
+
+
+def _timer_phase(s: Scenario, site: Path, env: dict[str, str], logs: Path, burst: Burst,
+                 feeder: Feeder, store: Store, every: list[DaemonProcess],
+                 exit_codes: dict[str, int | None], log: FaultLog) -> TimerPhase:
+    """Before the burst: a daemon whose clock stands EARLY_BUSINESS_DAYS working days back (a
+    morning) opens the early reports and sends their mail, and is stopped (SIGTERM). Their
+    tickets' timers (triage's expiry, the SLA targets, then each tier's) are then due at the
+    burst's real time, so the burst's daemons catch up on them while mail comes and goes."""
+    if not burst.early:
+        return TimerPhase(None, 0, 0, 0.0)
+    at = past_business_morning(site, datetime.now(UTC), EARLY_BUSINESS_DAYS)
+    early = DaemonProcess("early", site, shifted_env(env, at), logs)
+    every.append(early)
+    early.wait_started()  # migrates the store
+    feeder.append_early()
+    deadline = time.monotonic() + 120
+    while True:
+        tickets = int(store.safe("SELECT count(*) FROM tickets", 0) or 0)
+        busy = store.safe("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')")
+        if tickets >= len(burst.early) and busy == 0:
+            break
+        if time.monotonic() > deadline or early.process.poll() is not None:
+            raise RuntimeError(f"the timer phase did not settle ({tickets}/{len(burst.early)}"
+                               f" tickets, {busy} mails unsent):\n{early.text()[-3000:]}")
+        time.sleep(0.1)
+    exit_codes[early.name] = early.terminate()
+    due = store.due_timers() or 0
+    base = store.clock_events()
+    phase = TimerPhase(at, due, base, expected=CLOCK_EVENTS_PER_EARLY * len(burst.early))
+    log.add(f"timer phase: {len(burst.early)} tickets opened at {at:%a %Y-%m-%d %H:%M} UTC"
+            f" (clock shifted {EARLY_BUSINESS_DAYS} working days back); {due} timers due"
+            f" at the burst")
+    s.progress(f"[{s.store}] {log.entries[-1].strip()}")
+    return phase
+
+
+def _wait_timers(store: Store, target: float, base: int, feeder: Feeder, deadline_s: float,
+                 stall_s: float = 5.0) -> None:
+    """Until the clock wrote `target` events since the timer phase, or it stalls."""
+    deadline = time.monotonic() + deadline_s
+    last, moved = -1, time.monotonic()
+    while (done := store.clock_events() - base) < target:
+        if feeder.error is not None:
+            raise feeder.error
+        if done != last:
+            last, moved = done, time.monotonic()
+        if time.monotonic() - moved > stall_s or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 # ------------------------------------------------------------------ the counts
@@ -587,6 +738,20 @@ class Figures:
     tracebacks: int
     settled: bool
     seconds: float
+    clock_events: Counter[str] = field(default_factory=Counter)  # the clock's lines, by kind
+    timer_problems: list[str] = field(default_factory=list)
+    timer_mails: int = 0  # owed mails that fired timers queued
+    timer_mails_delivered: int = 0
+    kills_while_firing: int = 0  # SIGKILLs that found due timers not yet fired
+
+    @property
+    def timers_fired(self) -> int:
+        """Timers that fired and did something, from the clock's lines: an expiry writes a
+        breach with its move (the states that escalate run their clock), a reminder or a
+        warning its line, a first-response or resolution target its breach or met line.
+        (Resolution targets set again for paused time and stale timers write none.)"""
+        return sum(self.clock_events[k] for k in ("sla_breach", "sla_met", "reminder",
+                                                   "warning", "refused"))
 
     @property
     def duplicate_bound(self) -> int:
@@ -596,7 +761,8 @@ class Figures:
         return (f"{self.store:<10} daemons {self.daemons}  appended {self.appended:>5}  "
                 f"stored {self.stored:>5}  owed {self.owed:>5}  delivered {self.delivered:>5}  "
                 f"duplicates {self.duplicates:>4} (bound {self.duplicate_bound})  "
-                f"kills {self.kills}  {self.seconds:.0f} s")
+                f"kills {self.kills} ({self.kills_while_firing} while timers fire)  "
+                f"timers fired {self.timers_fired}  {self.seconds:.0f} s")
 
     def detail(self) -> str:
         return "\n".join([
@@ -610,6 +776,9 @@ class Figures:
             f" ({self.unknown_at_smtp} unknown Message-IDs)",
             f"  tickets {self.tickets} (expected {self.expected_tickets}); unexplained:"
             f" {len(self.bad_tickets)} {self.bad_tickets[:5]}",
+            f"  clock: {dict(sorted(self.clock_events.items()))}; timer mails owed"
+            f" {self.timer_mails}, delivered {self.timer_mails_delivered}; timer problems"
+            f" {len(self.timer_problems)} {self.timer_problems[:5]}",
             f"  exit codes on SIGTERM {self.exit_codes}; tracebacks in logs {self.tracebacks};"
             f" settled {self.settled}",
             *(f"  {entry}" for entry in self.faults),
@@ -636,6 +805,9 @@ class Figures:
             f" from the first copy: {self.duplicate_mismatch[:3]}",
             "tickets_explained": None if not self.bad_tickets else
             f"{len(self.bad_tickets)} tickets the story does not explain: {self.bad_tickets[:5]}",
+            "timers": None if not self.timer_problems else
+            f"{len(self.timer_problems)} timer problems (lost, left unfired, or fired"
+            f" without their mails): {self.timer_problems[:5]}",
             "clean_exit": None if all(c == 0 for c in self.exit_codes.values()) else
             f"exit codes on SIGTERM {self.exit_codes}",
         }
@@ -653,7 +825,7 @@ def _bare(message_id: str | None) -> str:
     return (message_id or "").strip().strip("<>")
 
 
-def count(store: Store, smtp: SmtpServer, burst: Burst, feeder: Feeder, workflow_states: set[str],
+def count(store: Store, smtp: SmtpServer, burst: Burst, feeder: Feeder, workflow: WorkflowFacts,
           kills: int, daemons: int, log: FaultLog, exit_codes: dict[str, int | None],
           tracebacks: int, settled: bool, started: float) -> Figures:
     planned = burst.by_seq
@@ -693,8 +865,10 @@ def count(store: Store, smtp: SmtpServer, burst: Burst, feeder: Feeder, workflow
             by_id.setdefault(mid, set()).add((tuple(sorted(r.rcpt_tos)), r.data))
     mismatch = [mid for mid, variants in by_id.items() if len(variants) > 1]
 
-    tickets, expected_tickets, bad = check_tickets(store, burst, ticket_of_seq, feeder,
-                                                   workflow_states)
+    check = check_tickets(store, burst, ticket_of_seq, feeder, workflow)
+    # The mails fired timers queued are owed like any other (loop protection aside).
+    owed_ids = {_bare(r[0]): r[1] for r in owed_rows}
+    timer_owed = {mid for mid in map(_bare, check.timer_mail_ids) if mid in owed_ids}
     return Figures(
         store=store.engine.dialect.name, daemons=daemons, appended=len(appended),
         stored=stored, missing=missing, doubled=doubled,
@@ -703,24 +877,124 @@ def count(store: Store, smtp: SmtpServer, burst: Burst, feeder: Feeder, workflow
         unsent=Counter(r[1] for r in owed_rows if r[1] != "sent"), delivered=delivered,
         received=len(received), duplicates=sum(n - 1 for n in copies.values()),
         duplicate_mismatch=mismatch, unknown_at_smtp=len(seen - outbox_ids), kills=kills,
-        faults=log.entries, tickets=tickets, expected_tickets=expected_tickets,
-        bad_tickets=bad, exit_codes=exit_codes, tracebacks=tracebacks, settled=settled,
-        seconds=time.monotonic() - started)
+        faults=log.entries, tickets=check.tickets, expected_tickets=check.expected,
+        bad_tickets=check.bad, exit_codes=exit_codes, tracebacks=tracebacks, settled=settled,
+        seconds=time.monotonic() - started, clock_events=check.clock_events,
+        timer_problems=check.timer_problems, timer_mails=len(timer_owed),
+        timer_mails_delivered=sum(1 for mid in timer_owed
+                                  if owed_ids[mid] == "sent" and mid in seen),
+        kills_while_firing=log.kills_while_firing)
+
+
+@dataclass(frozen=True)
+class Timeout:
+    then: str
+    after: timedelta
+    per_priority: dict[str, timedelta]
+    remind_every: timedelta | None
+    warn_at: float | None
+
+    def limit(self, priority: str) -> timedelta:
+        return self.per_priority.get(priority, self.after)
+
+
+@dataclass(frozen=True)
+class WorkflowFacts:
+    """What the harness reads from workflows/*.yaml itself (never the daemon's own model)."""
+
+    states: set[str]
+    timeouts: dict[str, Timeout]  # by state
+    notify: dict[str, list[str]]  # event or trigger -> templates
+
+    def mails_for(self, trigger: str, moved: bool) -> set[str]:
+        names = self.notify.get(trigger) if trigger in self.notify else (
+            self.notify.get("moved", []) if moved else [])
+        return set(names or [])
+
+
+_DURATION = re.compile(r"(\d+)\s*([wdhms])")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration(value: str) -> timedelta:
+    """"30m", "4h", "1h30m", "5d": as workflows/*.yaml writes them."""
+    parts = _DURATION.findall(str(value))
+    if not parts:
+        raise ValueError(f"not a duration: {value!r}")
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+
+
+def workflow_facts(site: Path) -> WorkflowFacts:
+    states: set[str] = set()
+    timeouts: dict[str, Timeout] = {}
+    notify: dict[str, list[str]] = {}
+    for path in sorted((site / "workflows").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        states |= set(data["states"])
+        for name, state in data["states"].items():
+            timeout = (state or {}).get("timeout")
+            if not timeout or timeout.get("vendor_clock"):
+                continue  # a vendor's clock is the vendor's calendar: not in this story
+            remind = timeout.get("remind")
+            timeouts[name] = Timeout(
+                timeout["then"], duration(timeout["after"]),
+                {k: duration(v) for k, v in (timeout.get("per_priority") or {}).items()},
+                duration(remind["every"]) if remind else None, timeout.get("warn_at"))
+        for key, mails in (data.get("notify") or {}).items():
+            notify[key] = [m["template"] for m in mails or []]
+    return WorkflowFacts(states, timeouts, notify)
+
+
+def _instant(value: Any) -> datetime:
+    """An events/outbox time as read by plain SQL: SQLite gives naive UTC text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _data(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return dict(json.loads(value) or {})
+    return dict(value or {})
+
+
+@dataclass
+class TicketCheck:
+    tickets: int
+    expected: int
+    bad: list[str]
+    clock_events: Counter[str]  # by kind (transitions by trigger)
+    timer_problems: list[str]
+    timer_mail_ids: set[str]  # outbox Message-IDs of the mails fired timers queued
 
 
 def check_tickets(store: Store, burst: Burst, ticket_of_seq: dict[int, int], feeder: Feeder,
-                  workflow_states: set[str]) -> tuple[int, int, list[str]]:
+                  workflow: WorkflowFacts) -> TicketCheck:
     """Every ticket in a state of the workflow, reached through its recorded events (each
-    event starts where the previous left it), and where the story puts it: triage's route,
-    then one tier up per `#escalate` sent (tier 3 refuses it); assigned to one who took it
-    (unless an #escalate moved it to another team, which clears the assignee)."""
+    event starts where the previous left it), every move explained by the story:
+    - triage's route (the report's planned tier), at opening;
+    - a member's `#escalate` one tier up; every #escalate sent is a move or, in tier 3, a
+      refusal;
+    - the clock: the state's timeout trigger (`then`) to its default tier, only once the
+      state's limit has passed: the event comes at least the limit (wall time, never less
+      than the business time it stands for) after the state was entered; a late expiry
+      enters the next state at the missed deadline, so the bound adds up along the chain.
+      Reminders and warnings likewise no earlier than their share of the limit.
+    Assigned to one who took it (unless a move changed the team, which clears the assignee).
+    Also: every fired timer queued the mails the workflow's notify says, in its transaction
+    (outbox rows of the ticket at the event's instant)."""
     tickets = {row[0]: row for row in store.rows(
-        "SELECT id, ref, state, assignee FROM tickets")}
+        "SELECT id, ref, state, assignee, priority FROM tickets")}
     events: dict[int, list[Any]] = {}
-    for row in store.rows("SELECT ticket_id, kind, from_state, to_state, actor FROM events"
-                          " ORDER BY id"):
+    for row in store.rows("SELECT ticket_id, kind, from_state, to_state, actor, at, data"
+                          " FROM events ORDER BY id"):
         events.setdefault(row[0], []).append(row)
-    opened = [p for p in burst.mails if p.kind in ("new", "reused_id")]
+    outbox: dict[tuple[int, datetime], list[tuple[str, str]]] = {}
+    for ticket_id, created, template, message_id in store.rows(
+            "SELECT ticket_id, created_at, template, message_id FROM outbox"
+            " WHERE ticket_id IS NOT NULL"):
+        outbox.setdefault((ticket_id, _instant(created)), []).append((template, message_id))
+    opened = burst.reports
     escalations: Counter[int] = Counter()
     takers: dict[int, set[str]] = {}
     appended = feeder.appended_set
@@ -731,43 +1005,141 @@ def check_tickets(store: Store, burst: Burst, ticket_of_seq: dict[int, int], fee
         if command.command == "escalate":
             escalations[command.target] += 1
         if command.command == "take":
-            takers.setdefault(command.target, set()).add(command.member.address)
+            takers.setdefault(command.target, set()).add(command.member.address.lower())
     bad: list[str] = []
-    for tid, (_, ref, state, _assignee) in tickets.items():
+    clock: Counter[str] = Counter()
+    timer_problems: list[str] = []
+    timer_mails: set[str] = set()
+    # ticket id -> (routes, #escalate moves, #escalate refusals, team changes)
+    story: dict[int, tuple[list[str], int, int, int]] = {}
+    for tid, (_, ref, state, _assignee, priority) in tickets.items():
         current: str | None = None
-        for _, kind, src, dest, _actor in events.get(tid, []):
+        entered: datetime | None = None
+        routes: list[str] = []
+        moved = refused = team_moves = 0
+        for _, kind, src, dest, actor, at_value, data_value in events.get(tid, []):
             if src is not None and current is not None and src != current:
                 bad.append(f"{ref}: {kind} from {src} while in {current}")
                 break
             current = dest if dest is not None else current
-        if state not in workflow_states:
-            bad.append(f"{ref}: state {state!r} is not in the workflow")
-        elif current != state:
-            bad.append(f"{ref}: in {state} but its events end in {current}")
+            at, data = _instant(at_value), _data(data_value)
+            if kind == "created":
+                entered = at
+            if actor == "clock":
+                why = _clock_event(ref, kind, src, dest, at, data, entered, priority, workflow)
+                clock[f"{kind} {data.get('trigger')}" if kind == "transition" else kind] += 1
+                if isinstance(why, str):
+                    bad.append(why)
+                    break
+                entered = why if why is not None else entered
+                if kind in ("transition", "reminder", "warning"):
+                    want = (workflow.mails_for(data.get("trigger", ""), src != dest)
+                            if kind == "transition" else workflow.mails_for(kind, False))
+                    rows = outbox.get((tid, at), [])
+                    if not want <= {template for template, _ in rows}:
+                        timer_problems.append(
+                            f"{ref}: the clock's {kind} {data.get('trigger', '')} at {at:%H:%M:%S}"
+                            f" queued {sorted(t for t, _ in rows)}, notify says {sorted(want)}")
+                    timer_mails |= {mid for template, mid in rows if template in want}
+                team_moves += kind == "transition" and src != dest
+            elif kind == "transition":
+                trigger = data.get("trigger")
+                if actor == "triage" and trigger == "route":
+                    routes.append(str(dest))
+                elif data.get("command") == "escalate" and dest == ESCALATES.get(src or ""):
+                    moved += 1
+                    team_moves += 1
+                else:
+                    bad.append(f"{ref}: a move the story does not have: {trigger} {src} -> {dest}"
+                               f" by {actor} ({data})")
+                    break
+                entered = at
+            elif kind == "refused" and "escalate" in str(data.get("command", "")).lower():
+                if src != "tier3":
+                    bad.append(f"{ref}: #escalate refused in {src}")
+                    break
+                refused += 1
+        else:
+            if state not in workflow.states:
+                bad.append(f"{ref}: state {state!r} is not in the workflow")
+            elif current != state:
+                bad.append(f"{ref}: in {state} but its events end in {current}")
+        story[tid] = (routes, moved, refused, team_moves)
     for report in opened:
         tid = ticket_of_seq.get(report.seq)
         if tid is None or tid not in tickets:
             continue  # counted as not stored
-        _, ref, state, assignee = tickets[tid]
-        want = report.route or "triage"
-        for _ in range(escalations[report.seq]):
-            want = ESCALATES.get(want, want)
-        if state != want:
-            bad.append(f"{ref}: in {state}, the story says {want}"
-                       f" (route {report.route}, {escalations[report.seq]} #escalate)")
-        # A move to another team clears the assignee (the engine), so only without one.
-        if report.seq in takers and not escalations[report.seq] \
+        _, ref, state, assignee, _ = tickets[tid]
+        routes, moved, refused, team_moves = story[tid]
+        want = [report.route] if report.route else []
+        if routes != want:
+            bad.append(f"{ref}: routed to {routes}, the story says {want}")
+        if moved + refused != escalations[report.seq]:
+            bad.append(f"{ref}: {escalations[report.seq]} #escalate sent, {moved} moved it,"
+                       f" {refused} refused in tier 3")
+        if report.seq in takers and not team_moves \
                 and (assignee or "").lower() not in takers[report.seq]:
             bad.append(f"{ref}: assigned to {assignee!r}, taken by {sorted(takers[report.seq])}")
     expected = sum(1 for p in opened if p.seq in appended)
-    return len(tickets), expected, bad
+    timer_problems += _timers_left(store, tickets, workflow)
+    return TicketCheck(len(tickets), expected, bad, clock, timer_problems, timer_mails)
 
 
-def workflow_states(site: Path) -> set[str]:
-    states: set[str] = set()
-    for path in (site / "workflows").glob("*.yaml"):
-        states |= set(yaml.safe_load(path.read_text())["states"])
-    return states
+def _clock_event(ref: str, kind: str, src: str | None, dest: str | None, at: datetime,
+                 data: dict[str, Any], entered: datetime | None, priority: str,
+                 workflow: WorkflowFacts) -> str | datetime | None:
+    """A line the clock wrote, checked against the state's timeout: a problem (str), the
+    lower bound of when the next state was entered (a datetime, for a move), or None."""
+    timeout = workflow.timeouts.get(src or "")
+    if kind == "transition":
+        if timeout is None or entered is None:
+            return f"{ref}: the clock moved it from {src}, which has no timeout"
+        step = ESCALATES.get(src or "") if timeout.then == "escalate" else src
+        if data.get("trigger") != timeout.then or data.get("timer") != "expire" or dest != step:
+            return (f"{ref}: the clock moved it {src} -> {dest} by {data.get('trigger')}; the"
+                    f" timeout of {src} says {timeout.then} to {step}")
+        due = entered + timeout.limit(priority)
+        if at < due:
+            return (f"{ref}: the clock moved it {src} -> {dest} at {at:%Y-%m-%d %H:%M:%S}, before"
+                    f" its limit could pass ({timeout.limit(priority)} after {entered:%H:%M:%S})")
+        return due
+    if kind in ("reminder", "warning"):
+        if timeout is None or entered is None:
+            return f"{ref}: a {kind} in {src}, which has no timeout"
+        if kind == "reminder":
+            if timeout.remind_every is None:
+                return f"{ref}: a reminder in {src}, which has none"
+            earliest = entered + timeout.remind_every * max(1, int(data.get("seq") or 1))
+        else:
+            if timeout.warn_at is None:
+                return f"{ref}: a warning in {src}, which has none"
+            earliest = entered + timeout.limit(priority) * timeout.warn_at
+        if at < earliest:
+            return f"{ref}: a {kind} in {src} at {at:%H:%M:%S}, before {earliest:%H:%M:%S}"
+        return None
+    if src != dest:
+        return f"{ref}: the clock's {kind} moved it {src} -> {dest}"
+    return None  # late_timer, sla_breach, sla_met, a refusal: the ticket stays
+
+
+def _timers_left(store: Store, tickets: dict[int, Any], workflow: WorkflowFacts) -> list[str]:
+    """None lost, none left behind: nothing due (but just now) unfired, and every ticket in
+    a state with a timeout holds exactly one expiry for that state."""
+    problems: list[str] = []
+    cutoff = datetime.now(UTC) - timedelta(seconds=10)
+    overdue = store.scalar("SELECT count(*) FROM timers WHERE due_at <= :cutoff",
+                           {"cutoff": store.instant(cutoff)})
+    if overdue:
+        problems.append(f"{overdue} timers due more than 10 s ago never fired")
+    expiries: Counter[int] = Counter()
+    states = {tid: row[2] for tid, row in tickets.items()}
+    for ticket_id, state in store.rows("SELECT ticket_id, state FROM timers WHERE kind = 'expire'"):
+        if states.get(ticket_id) == state:
+            expiries[ticket_id] += 1
+    for tid, (_, ref, state, _, _) in tickets.items():
+        if state in workflow.timeouts and expiries[tid] != 1:
+            problems.append(f"{ref}: in {state} with {expiries[tid]} expiry timers (want 1)")
+    return problems
 
 
 # ------------------------------------------------------------------ one scenario
@@ -783,6 +1155,8 @@ class Scenario:
     smtp_outage_s: float = 0.0
     dovecot_restart: bool = False
     settle_s: float = 240.0  # after the last fault: every mail seen, the outbox quiet
+    early_share: float = EARLY_SHARE  # the timer phase's reports, a share of `mails`
+    timer_kills: int = 1  # of `kills`, placed on the timers fired instead of the work done
     progress: Callable[[str], None] = print
 
 
@@ -828,13 +1202,14 @@ def _play(s: Scenario, folder: Path, dovecot: DovecotServer, smtp: SmtpServer,
     site = make_site(folder)
     logs = folder / "logs"
     logs.mkdir()
-    burst = make_burst(s.mails, s.seed, site)
+    burst = make_burst(s.mails, s.seed, site, s.early_share)
     s.progress(f"[{s.store}] burst: {burst.summary()}")
     account = dovecot.new_account()
     env = daemon_env(dovecot, account, smtp, url)
     runs: Counter[int] = Counter()
     live: dict[int, DaemonProcess] = {}
     every: list[DaemonProcess] = []
+    exit_codes: dict[str, int | None] = {}
 
     def start(index: int) -> DaemonProcess:
         runs[index] += 1
@@ -851,23 +1226,34 @@ def _play(s: Scenario, folder: Path, dovecot: DovecotServer, smtp: SmtpServer,
     stack.callback(kill_all)
     store = Store(url)
     stack.callback(store.close)
+    feeder = Feeder(dovecot, account, burst, store)
+    stack.callback(feeder.stopping.set)
+    log = FaultLog()
+    timer_phase = _timer_phase(s, site, env, logs, burst, feeder, store, every, exit_codes, log)
+    base = store.work()  # the timer phase's mails and rows, done before the burst
+    # The burst starts arriving as the daemons start, so their clock's catching up on the
+    # timer phase's due timers runs while mail is ingested and sent.
+    feeder.start()
     first = start(0)
     first.wait_started()  # migrates the store; a second daemon then finds it migrated
     for index in range(1, s.daemons):
         start(index).wait_started()
-    log = FaultLog()
     extra = tuple(kind for kind, on in (("db_restart", s.db_restart),
                                         ("smtp_outage", s.smtp_outage_s > 0),
                                         ("dovecot_restart", s.dovecot_restart)) if on)
-    faults = schedule(random.Random(s.seed), s.kills, extra)
+    faults = schedule(random.Random(s.seed), s.kills, extra,
+                      timer_kills=s.timer_kills if burst.early else 0)
     s.progress(f"[{s.store}] faults at: "
-               + ", ".join(f"{f.kind}@{f.at:.0%}" for f in faults))
-    feeder = Feeder(dovecot, account, burst, store)
-    feeder.start()
-    stack.callback(feeder.stopping.set)
+               + ", ".join(f"{f.kind}@{f.at:.0%}{' of the timers' if f.by == 'timers' else ''}"
+                           for f in faults))
     kills = 0
     for fault in faults:
-        _wait_progress(store, fault.at * burst.total * WORK_PER_MAIL, feeder, deadline_s=300)
+        if fault.by == "timers":
+            _wait_timers(store, fault.at * timer_phase.expected, timer_phase.clock_base,
+                         feeder, deadline_s=120)
+        else:
+            _wait_progress(store, base + fault.at * burst.total * WORK_PER_MAIL, feeder,
+                           deadline_s=300)
         kills += _inject(fault, s, live, start, cluster, smtp, dovecot, log, store)
         s.progress(f"[{s.store}] {log.entries[-1].strip()}")
     feeder.join(s.settle_s)
@@ -875,9 +1261,9 @@ def _play(s: Scenario, folder: Path, dovecot: DovecotServer, smtp: SmtpServer,
         raise feeder.error
     settled = _settle(store, dovecot, account, feeder, s.settle_s)
     s.progress(f"[{s.store}] settled: {settled}, after {time.monotonic() - started:.0f} s")
-    exit_codes = {d.name: d.terminate() for d in live.values()}
+    exit_codes.update({d.name: d.terminate() for d in live.values()})
     tracebacks = sum(d.tracebacks() for d in every)
-    figures = count(store, smtp, burst, feeder, workflow_states(site), kills, s.daemons, log,
+    figures = count(store, smtp, burst, feeder, workflow_facts(site), kills, s.daemons, log,
                     exit_codes, tracebacks, settled, started)
     if figures.tracebacks or not settled:
         for daemon in every:
@@ -893,7 +1279,12 @@ def _inject(fault: Fault, s: Scenario, live: dict[int, DaemonProcess],
     if fault.kind == "kill":
         victim = live[fault.daemon]
         victim.kill()
-        log.add(f"SIGKILL {victim.name} at {stored} (planned at {fault.at:.0%})")
+        due, fired = store.due_timers(), store.clock_events()
+        firing = bool(due)
+        log.kills_while_firing += firing
+        log.add(f"SIGKILL {victim.name} at {stored}, {fired} clock events, {due} timers due"
+                f"{' (while timers fire)' if firing else ''} (planned at {fault.at:.0%}"
+                f"{' of the timers' if fault.by == 'timers' else ''})")
         start(fault.daemon).wait_started()
         return 1
     if fault.kind == "db_restart":

@@ -1,9 +1,15 @@
 """Fault injection as users would hit it (issue 15, point 5), at CI size; bench/faults.py
 runs the same at full size. The harness is tests/acceptance/faults.py.
 
+- First, the timer phase: a daemon whose Python clock stands three working days back (a
+  morning on the default calendar, counted from the current clock, so any date holds) opens
+  a fifth of the burst's new reports and is stopped; their timers are due when the burst
+  starts, and the burst's daemons fire them (escalations up the tiers, tier 3's manager
+  alerts, reminders, SLA breaches) while mail is ingested and sent.
 - SQLite: a burst of new reports, replies, auto-replies, bounces, reused Message-IDs and
   technicians' #take/#note/#escalate to their signed reply address; one `run.py run`,
-  SIGKILLed 5 times at seeded points of the work and restarted each time.
+  SIGKILLed 5 times at seeded points and restarted each time: one kill placed on the timers
+  fired (the clock's events), the others on the work done.
 - PostgreSQL (a private cluster): two daemons on one mailbox and one database, the same
   burst, one daemon SIGKILLed 3 times; then `pg_ctl restart`, the SMTP server away for a
   while, Dovecot restarted.
@@ -82,9 +88,22 @@ def test_duplicates_at_the_smtp_server_stay_within_kills_times_connections(
 
 def test_every_ticket_is_where_the_story_puts_it(figures: Figures) -> None:
     """A state of the workflow, reached through its recorded events (each starts where the
-    previous left it): triage's route plus one tier per #escalate; taken by a #take's
-    sender."""
+    previous left it), every move explained: triage's route, one tier per #escalate (or a
+    refusal in tier 3), and the clock's timeout moves only once the state's limit has passed
+    (measured from when the state was entered); taken by a #take's sender. With two
+    daemons on PostgreSQL, both clocks fire timers: never two on one ticket at once."""
     _holds(figures, "tickets_explained")
+
+
+def test_every_due_timer_fires_once_with_its_mails(figures: Figures) -> None:
+    """The timer phase's tickets (opened by a daemon whose clock stood working days back)
+    have their timers due as the burst starts, and a kill lands while they fire: nothing
+    due is left unfired, every ticket in a timed state keeps exactly one expiry, and each
+    move, reminder and warning the clock made queued the mails the workflow's notify says
+    (those are owed, and so counted by the delivery test)."""
+    assert figures.timers_fired, f"no timer fired: the timer phase did nothing\n{figures.detail()}"
+    assert figures.kills_while_firing, f"no kill landed while timers fired\n{figures.detail()}"
+    _holds(figures, "timers")
 
 
 def test_every_daemon_exits_0_on_sigterm(figures: Figures) -> None:
