@@ -55,12 +55,16 @@ class TickResult:
 
 
 def tick(database: Database, runtime: Runtime, now: datetime, batch: int = 500) -> TickResult:
-    """Fire up to `batch` due timers in one transaction."""
+    """Fire up to `batch` due timers in one transaction. The timers of a ticket that another
+    transaction holds (ingest on its mail, another daemon's clock on its other timers) are
+    left for the next tick: two clocks firing timers of one ticket at once would each move
+    it from its own stale copy."""
     with database.transaction() as session:
         timers = repository.due_timers(session, now, batch)
         if not timers:
             return TickResult()
         tickets = _tickets(session, {t.ticket_id for t in timers})
+        timers = [t for t in timers if t.ticket_id in tickets]
         # Deleted first: a move's cancel_timers must not see them, nor a second clock.
         repository.delete_timers(session, timers)
         fired = superseded = 0
@@ -94,7 +98,10 @@ def run_due(database: Database, runtime: Runtime, now: datetime, batch: int = 50
 
 
 def _tickets(session: Session, ids: set[int]) -> dict[int, Ticket]:
-    rows = session.scalars(select(Ticket).where(Ticket.id.in_(ids)))
+    """The tickets, locked; on PostgreSQL those another transaction holds are left out
+    (SKIP LOCKED: waiting could deadlock with the other clock's cancel_timers)."""
+    rows = session.scalars(select(Ticket).where(Ticket.id.in_(ids))
+                           .with_for_update(skip_locked=True))
     return {ticket.id: ticket for ticket in rows}
 
 

@@ -76,7 +76,8 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
             cursor = _ingest(mailbox, database, inbox, claim, clock, report, on_outcome)
         finally:
             claims.let_go(claim)
-        report.last_uid = max(report.last_uid, cursor)
+        if cursor is not None:
+            report.last_uid = max(report.last_uid, cursor)
         if stop is not None and stop.is_set():
             break  # the rest waits for the next start, after the committed cursor
     return report
@@ -109,9 +110,11 @@ def _claims(mailbox: Mailbox, database: Database, uidvalidity: int,
 
 def _ingest(mailbox: Mailbox, database: Database, inbox: Inbox, claim: claims.Claim,
             clock: Callable[[], datetime], report: IngestReport,
-            on_outcome: Callable[[Outcome], None] | None) -> int:
+            on_outcome: Callable[[Outcome], None] | None) -> int | None:
     """The mails of one range, a batch per transaction; the last one also finishes the
-    range. Returns the cursor after it."""
+    range. Returns the cursor after it, or None when the range was given back: its held
+    replies wait for a range below that its daemon abandoned (`_claims` takes that next,
+    then this one again, whose mails committed meanwhile are then duplicates)."""
     uids = list(claim.uids) or mailbox.uids_between(claim.low, claim.high)
     parts = mailbox.plan(uids) if uids else [[]]  # a range whose mails are gone still ends
     cursor = 0
@@ -121,16 +124,19 @@ def _ingest(mailbox: Mailbox, database: Database, inbox: Inbox, claim: claims.Cl
         with database.transaction() as session:
             now = clock()
             outcomes = _process(session, batch, inbox, claim, now,
-                                hold=claims.busy_below(session, claim, now))
+                                hold=claims.below(session, claim, now) != "clear")
             held = [mail for mail, outcome in zip(batch, outcomes, strict=True)
                     if outcome.action == "held"]
             if last and not held:
                 cursor = claims.finish(session, claim)
         _done(mailbox, batch, outcomes, report, on_outcome)
         if held:
-            # Replies to nothing stored, while another daemon still ingests the mails before
-            # them: what they answer may be there. Once it is committed, they go on.
-            _wait_below(database, claim, clock)
+            # Replies to nothing stored, while the mails before them are not all in: what
+            # they answer may be there. Once it is committed, they go on.
+            if _wait_below(database, claim, clock) == "abandoned":
+                with database.transaction() as session:
+                    claims.give_back(session, claim, clock())
+                return None
             with database.transaction() as session:
                 outcomes = _process(session, held, inbox, claim, clock(), hold=False)
                 if last:
@@ -161,12 +167,15 @@ def _done(mailbox: Mailbox, batch: list[Fetched], outcomes: list[Outcome],
             on_outcome(outcome)
 
 
-def _wait_below(database: Database, claim: claims.Claim, clock: Callable[[], datetime]) -> None:
-    """Until no other live daemon ingests a range below `claim`, for a lease at most (a
-    daemon that hangs must not hold this one: then the replies open tickets of their own)."""
-    deadline = time.monotonic() + claims.LEASE.total_seconds()
-    while time.monotonic() < deadline:
+def _wait_below(database: Database, claim: claims.Claim,
+                clock: Callable[[], datetime]) -> claims.Below:
+    """While another live daemon ingests a range below `claim`: until it is done, or no
+    longer worked on. A lease and a little at most: by then a silent daemon's lease ran out
+    (and a daemon that never commits must not hold this one for ever)."""
+    deadline = time.monotonic() + claims.LEASE.total_seconds() + 1
+    while True:
         with database.reading() as session:
-            if not claims.busy_below(session, claim, clock()):
-                return
+            state = claims.below(session, claim, clock())
+        if state != "busy" or time.monotonic() > deadline:
+            return state
         time.sleep(HOLD_POLL_S)

@@ -35,6 +35,9 @@ log = logging.getLogger("tierdesk.service")
 # transaction each), so `status` sees it alive without the beats costing the work.
 IDLE_BEAT_S = 15.0
 BUSY_BEAT_S = 1.0
+# The clock's catch-up on SQLite: timers per transaction, and the longest pause between two.
+CATCH_UP_BATCH = 100
+CATCH_UP_PAUSE_S = 0.5
 
 
 @dataclass
@@ -208,9 +211,17 @@ class ClockLoop:
     def _step(self) -> None:
         parts = self.context.parts
         fired = 0
+        sqlite = not parts.database.is_postgres
         try:
             while not self.context.stop.is_set():  # one transaction per batch of timers
-                result = tick(parts.database, parts.runtime, self.context.clock())
+                began = time.monotonic()
+                result = tick(parts.database, parts.runtime, self.context.clock(),
+                              CATCH_UP_BATCH if sqlite else 500)
+                if sqlite and result.seen:
+                    # Catching up on SQLite, where writers take turns on one lock: a pause as
+                    # long as the batch took lets ingest and the sender in. Back to back, the
+                    # clock won the lock every time and held them off for many seconds.
+                    self.context.stop.wait(min(time.monotonic() - began, CATCH_UP_PAUSE_S))
                 for timer in result.timers:
                     log.info(timer.describe(), extra={"loop": "clock", "ref": timer.ref,
                                                       "timer": timer.kind})

@@ -160,3 +160,31 @@ def test_two_clocks_never_fire_the_same_timer(database: Database, runtime: Runti
         warnings = session.scalar(select(func.count()).select_from(Event)
                                   .where(Event.kind == "warning"))
     assert warnings == len(refs)
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_ticket_another_transaction_holds_fires_at_the_next_tick(
+        database: Database, runtime: Runtime) -> None:
+    """Two daemons' clocks (or a clock and ingest) on one ticket: the second neither waits
+    (it could deadlock) nor fires on a stale copy; it leaves that ticket's timers due."""
+    from sqlalchemy import text
+
+    ref = open_ticket(database, runtime, "VPN down for all users")
+    due = T0 + 2 * H
+    with database.reading() as session:
+        pending = session.scalar(select(func.count()).select_from(Timer)
+                                 .where(Timer.due_at <= due))
+    assert pending
+    results: list[int] = []
+    with database.transaction() as other:  # another daemon works on the ticket
+        other.execute(text("SELECT id FROM tickets WHERE ref = :ref FOR UPDATE"), {"ref": ref})
+        clock = threading.Thread(target=lambda: results.append(
+            tick(database, runtime, due).seen), daemon=True)
+        clock.start()
+        clock.join(10)
+        assert not clock.is_alive(), "the clock waits for the ticket another transaction holds"
+    assert results == [0]
+    with database.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Timer)
+                              .where(Timer.due_at <= due)) == pending
+    assert run_due(database, runtime, due).fired  # once it is free

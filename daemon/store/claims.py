@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -83,14 +84,29 @@ def take(session: Session, folder: str, uidvalidity: int, found: Sequence[int], 
     return _working_on(Claim(folder, top + 1, fresh[-1], fresh))
 
 
-def busy_below(session: Session, claim: Claim, now: datetime) -> bool:
-    """Whether another live daemon is still ingesting a range below this one: a reply in this
-    range may answer a mail of that one, not stored yet (ingest holds such replies back)."""
-    rows = session.execute(select(MailboxClaim.claimed_by, MailboxClaim.lease_until).where(
+Below = Literal["clear", "busy", "abandoned"]
+
+
+def below(session: Session, claim: Claim, now: datetime) -> Below:
+    """What lies below this range: all done ("clear"), a range another live daemon is still
+    ingesting ("busy"), or a range nobody works on any more ("abandoned": its daemon died,
+    or its lease ran out). A reply in this range may answer a mail of such a range, not
+    stored yet: ingest holds such replies back (daemon/ingest_loop.py)."""
+    rows = session.execute(select(MailboxClaim).where(
         MailboxClaim.folder == claim.folder, MailboxClaim.low_uid < claim.low,
-        MailboxClaim.done.is_(False)))
+        MailboxClaim.done.is_(False))).scalars().all()
     me = this_process()
-    return any(by != me and lease > now and not is_gone(by) for by, lease in rows)
+    if any(_abandoned(row, me, now) for row in rows):
+        return "abandoned"
+    return "busy" if rows else "clear"
+
+
+def give_back(session: Session, claim: Claim, now: datetime) -> None:
+    """Leave the range undone, for anyone to take again at once (ranges below first): its
+    held replies wait for an abandoned range below, which this daemon takes over next."""
+    row = session.get(MailboxClaim, (claim.folder, claim.low))
+    if row is not None and row.claimed_by == this_process() and not row.done:
+        row.lease_until = now
 
 
 def let_go(claim: Claim) -> None:

@@ -44,7 +44,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time as wall_time, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as wall_time
 from email.utils import format_datetime
 from pathlib import Path
 from types import ModuleType

@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ from sqlalchemy import func, select
 
 from daemon.app import Parts
 from daemon.cli import main
-from daemon.config import Config, load_config
+from daemon.config import load_config
 from daemon.imap import Fetched, ImapError, Mailbox
 from daemon.ingest_loop import IngestReport, drain
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Quarantine, Ticket
 from tests.imap.servers import Account, DovecotServer, ImapTestServer, append, client, settings
+from tests.ingest.conftest import Connect
 from tests.ingest.mails import bounce, mail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,38 +36,7 @@ SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 SEEN = b"\\Seen"
 
 
-# ---------------------------------------------------------------- fixtures and helpers
-
-@pytest.fixture(scope="module")
-def config() -> Config:
-    return load_config(ROOT, {})
-
-
-@pytest.fixture
-def parts(config: Config, database: Database) -> Parts:
-    """The daemon's own wiring: acknowledgements are rendered in the ingest transaction."""
-    return Parts.build(config, database)
-
-
-Connect = Callable[..., Mailbox]
-
-
-@pytest.fixture
-def connect(imap_server: ImapTestServer, imap_account: Account) -> Iterator[Connect]:
-    """connect(mailbox_class=Mailbox, batch_size=..., **settings) -> a connected Mailbox."""
-    opened: list[Mailbox] = []
-
-    def make(mailbox_class: type[Mailbox] = Mailbox, options: dict[str, Any] | None = None,
-             **overrides: Any) -> Mailbox:
-        box = mailbox_class(settings(imap_server, imap_account, **overrides), **(options or {}))
-        opened.append(box)
-        box.connect()
-        return box
-
-    yield make
-    for box in opened:
-        box.close()
-
+# ---------------------------------------------------------------- helpers (fixtures: conftest.py)
 
 def append_all(server: ImapTestServer, account: Account, raws: Iterable[bytes],
                folder: str = "INBOX") -> None:
