@@ -46,6 +46,7 @@ from mailgen import generate  # noqa: E402
 from tests.imap.servers import Account, client  # noqa: E402
 from tests.ingest.mails import mail  # noqa: E402
 from tests.outbound.smtp_server import SmtpServer  # noqa: E402
+from tests.processes import pythonpath  # noqa: E402
 
 TARGET_P50_MS, TARGET_P99_MS, TARGET_RSS_MB = 300, 1000, 80
 _IN_REPLY_TO = re.compile(rb"^In-Reply-To:\s*<([^>]+)>", re.M | re.I)
@@ -185,7 +186,7 @@ def main() -> None:
         database = folder / "tierdesk.db"
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("TIERDESK_")},
                **site.env(account, database), "TIERDESK_SMTP_PORT": str(smtp.port),
-               "PYTHONPATH": str(ROOT)}
+               "PYTHONPATH": pythonpath(ROOT)}
         daemon = start_daemon(site, env, folder / "daemon.log")
         try:
             time.sleep(1.0)

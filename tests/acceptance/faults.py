@@ -62,6 +62,7 @@ from daemon.settings import Calendar
 from daemon.store.database import migrate, open_database
 from tests.imap.servers import DOVECOT, Account, DovecotServer, client, free_port
 from tests.outbound.smtp_server import SmtpServer
+from tests.processes import pythonpath
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -382,7 +383,7 @@ def daemon_env(server: DovecotServer, account: Account, smtp: SmtpServer,
                url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERDESK_")}
     # Keep what is on PYTHONPATH (tests/timeshift moves the clock of every process started).
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = pythonpath(ROOT)
     env.update({
         "PYTHONUNBUFFERED": "1",
         "TIERDESK_IMAP_HOST": server.host, "TIERDESK_IMAP_PORT": str(server.port),
