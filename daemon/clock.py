@@ -148,7 +148,15 @@ def _fire(session: Session, runtime: Runtime, ticket: Ticket, timer: Timer,
     # The engine sees the due time, so a state entered by a late escalation starts its clock
     # at the deadline it missed, not at the moment the daemon came back.
     event = TimerFired(timer.kind, timer.state, timer.seq)  # type: ignore[arg-type]
-    decision = engine.handle(repository.facts(ticket), event, timer.due_at)
+    facts = repository.facts(ticket)
+    decision = engine.handle(facts, event, timer.due_at)
+    if (now - timer.due_at > LATE and not decision.refused
+            and decision.ticket.state == ticket.state and timer.kind == "expire"):
+        # A timeout that keeps the ticket where it is (tier 3 alerting its manager) starts
+        # the state's clock again: from the missed deadline, catching up after downtime
+        # replayed every missed round, each with its mails (a week off: a dozen alerts a
+        # ticket; the years of a skewed clock: thousands). One round, from now.
+        decision = engine.handle(facts, event, now)
     if decision.refused:
         repository.record_refusal(session, ticket, decision.refusal or "", now, actor="clock",
                                   data={"timer": timer.kind, "state": timer.state})

@@ -188,3 +188,26 @@ def test_a_ticket_another_transaction_holds_fires_at_the_next_tick(
         assert session.scalar(select(func.count()).select_from(Timer)
                               .where(Timer.due_at <= due)) == pending
     assert run_due(database, runtime, due).fired  # once it is free
+
+
+def test_catching_up_a_timeout_that_stays_in_its_state_fires_it_once(
+        database: Database, runtime: Runtime) -> None:
+    """Tier 3's timeout alerts the escalation manager and stays in tier 3. After a month of
+    downtime the ladder catches up (each late escalation from the deadline it missed), but
+    tier 3 alerts once, from now: not once for every four hours it was away."""
+    ref = open_ticket(database, runtime, "VPN down for all users")  # P1
+    back = T0 + 30 * 24 * H
+    run_due(database, runtime, back)
+    with database.reading() as session:
+        ticket = repository.get_ticket(session, ref)
+        assert ticket is not None
+        moves = [(e.from_state, e.to_state) for e in repository.timeline(session, ticket)
+                 if e.kind == "transition"]
+        alerts = session.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.ticket_id == ticket.id, Outbox.to_role == "escalation_manager"))
+        pending = session.scalars(select(Timer.due_at).where(
+            Timer.ticket_id == ticket.id, Timer.kind == "expire")).all()
+    assert ticket.state == "tier3"
+    assert moves.count(("tier3", "tier3")) == 1, moves
+    assert alerts == 1
+    assert pending and min(pending) > back  # the next round counts from now
