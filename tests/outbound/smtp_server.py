@@ -139,8 +139,10 @@ class _Controller(Controller):
         def close() -> None:
             for smtp in self.sessions:
                 if smtp.transport is not None:
-                    smtp.transport.close()
-            done.set()
+                    smtp.transport.abort()  # at once: close() would wait for unsent replies
+            # abort() closes each socket in a callback it schedules: done once those ran, or
+            # stopping the loop first leaves sockets to be closed (and warned of) by the GC.
+            self.loop.call_soon(done.set)
 
         self.loop.call_soon_threadsafe(close)
         done.wait(5)
