@@ -62,6 +62,23 @@ def tickets_and_mails(database: Database) -> list[tuple[str, int]]:
             .group_by(Ticket.ref).order_by(Ticket.ref))]
 
 
+def drain_behind(imap_server: ImapTestServer, imap_account: Account, database: Database,
+                 parts: Parts, connect: Connect, other: subprocess.Popen[bytes],
+                 ) -> tuple[threading.Thread, list[dict[str, int]]]:
+    """The report and its reply in the mailbox, the report's range claimed by `other`; this
+    daemon's drain running in a thread, a second on, so it took the reply's range and holds
+    the reply. Returns the thread and where its counts will be."""
+    append_all(imap_server, imap_account, [PARENT, REPLY])
+    box = connect()
+    claim_as(database, other, 1, 1, box.select())
+    done: list[dict[str, int]] = []
+    ours = threading.Thread(target=lambda: done.append(
+        dict(drain(box, database, parts.inbox).counts)))
+    ours.start()
+    time.sleep(1.0)
+    return ours, done
+
+
 def test_ranges_follow_each_other_and_the_cursor_passes_only_done_ones(
         database: Database) -> None:
     with database.transaction() as session:
@@ -95,14 +112,7 @@ def test_a_dead_daemons_range_is_taken_over_at_once(
 def test_a_reply_waits_for_the_mail_another_daemon_is_ingesting(
         imap_server: ImapTestServer, imap_account: Account, database: Database,
         parts: Parts, connect: Connect, other: subprocess.Popen[bytes]) -> None:
-    append_all(imap_server, imap_account, [PARENT, REPLY])
-    box = connect()
-    claim_as(database, other, 1, 1, box.select())  # the other daemon has the report
-    done: list[dict[str, int]] = []
-    ours = threading.Thread(target=lambda: done.append(
-        dict(drain(box, database, parts.inbox).counts)))
-    ours.start()
-    time.sleep(1.0)  # this daemon took the reply's range and holds the reply
+    ours, done = drain_behind(imap_server, imap_account, database, parts, connect, other)
     assert count(database, Message) == 0 and ours.is_alive()
     with database.transaction() as session:  # the other daemon commits the report
         process_batch(session, [(1, PARENT)], parts.inbox, NOW, folder="INBOX")
@@ -115,14 +125,7 @@ def test_a_reply_waits_for_the_mail_another_daemon_is_ingesting(
 def test_a_reply_held_for_a_daemon_that_dies_goes_on_after_its_range(
         imap_server: ImapTestServer, imap_account: Account, database: Database,
         parts: Parts, connect: Connect, other: subprocess.Popen[bytes]) -> None:
-    append_all(imap_server, imap_account, [PARENT, REPLY])
-    box = connect()
-    claim_as(database, other, 1, 1, box.select())
-    done: list[dict[str, int]] = []
-    ours = threading.Thread(target=lambda: done.append(
-        dict(drain(box, database, parts.inbox).counts)))
-    ours.start()
-    time.sleep(1.0)
+    ours, done = drain_behind(imap_server, imap_account, database, parts, connect, other)
     other.kill()  # dies holding the report's range: this daemon takes it over, then its own
     other.wait()
     ours.join(10)
