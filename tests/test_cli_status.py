@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,14 +93,31 @@ def _site(database: Database, server: ImapTestServer, monkeypatch: pytest.Monkey
     return Site(database, server, account, env)
 
 
-def status(capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, str, str]:
-    code = main(["status", "--config", str(ROOT), *flags])
+def server_time(site: Site) -> datetime:
+    """The IMAP server's clock: the INTERNALDATE it gives a mail appended without one (in a
+    folder of its own, deleted again)."""
+    with IMAPClient(site.imap.host, site.imap.port, ssl=False, timeout=30) as imap:
+        imap.login(site.account.username, site.account.password)
+        imap.create_folder("Probe")
+        imap.append("Probe", mail(subject="What time is it?"))
+        imap.select_folder("Probe", readonly=True)
+        (found,) = imap.fetch(imap.search("ALL"), ["INTERNALDATE"]).values()
+        imap.close_folder()
+        imap.delete_folder("Probe")
+    moment = found[b"INTERNALDATE"]
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def status(capsys: pytest.CaptureFixture[str], *flags: str,
+           clock: Callable[[], datetime] = now) -> tuple[int, str, str]:
+    code = main(["status", "--config", str(ROOT), *flags], clock=clock)
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def status_json(capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, dict[str, Any]]:
-    code, out, _ = status(capsys, "--json", *flags)
+def status_json(capsys: pytest.CaptureFixture[str], *flags: str,
+                clock: Callable[[], datetime] = now) -> tuple[int, dict[str, Any]]:
+    code, out, _ = status(capsys, "--json", *flags, clock=clock)
     return code, json.loads(out)
 
 
@@ -212,13 +229,20 @@ def test_imap_unreachable_is_attention_with_the_reason(
 def test_mail_waiting_counts_after_the_cursor_and_too_long_is_attention(
         database: Database, imap_server: ImapTestServer, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """On Dovecot and on the embedded server: the cursor left by really processing mail."""
+    """On Dovecot and on the embedded server: the cursor left by really processing mail.
+    Times follow the IMAP server's clock: Dovecot gives a mail appended with a date in its
+    future its own time instead, and the date-shifted runs put this process years ahead."""
     site = _site(database, imap_server, monkeypatch)
+    ahead = server_time(site) - datetime.now(UTC)
+
+    def now() -> datetime:
+        return datetime.now(UTC) + ahead
+
     site.beat_all(f"{HOST}:1", now())
     site.append(mail(subject="Processed already"), now() - timedelta(hours=2))
     site.drain(1)
     site.append(mail(subject="Just arrived"), now() - timedelta(seconds=5))
-    code, report = status_json(capsys)
+    code, report = status_json(capsys, clock=now)
     assert code == 0, report["attention"]
     assert report["mailbox"]["waiting"] == 1
 
@@ -226,7 +250,7 @@ def test_mail_waiting_counts_after_the_cursor_and_too_long_is_attention(
     # Arrival order is UID order; the first mail after the cursor has waited longest.
     site.append(mail(subject="Sent during the night"), now() - timedelta(hours=1))
     site.append(mail(subject="And this morning"), now())
-    code, out, _ = status(capsys, "--health")
+    code, out, _ = status(capsys, "--health", clock=now)
     assert code == 1
     assert "2 mails waiting in INBOX on" in out and "the oldest for 1h" in out
 
