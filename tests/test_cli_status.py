@@ -33,6 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "mail1"
 
 
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class Site:
     database: Database
@@ -50,12 +54,12 @@ class Site:
             imap.login(self.account.username, self.account.password)
             imap.append("INBOX", raw, msg_time=arrived)
 
-    def drain(self, expected: int) -> None:
+    def drain(self, expected: int, clock: Callable[[], datetime] = now) -> None:
         """Process the mailbox as the ingest loop does; the cursor moves past it."""
         mailbox = Mailbox(load_config(ROOT, self.env).settings.imap)
         mailbox.connect()
         try:
-            assert drain(mailbox, self.database, self.parts().inbox).total == expected
+            assert drain(mailbox, self.database, self.parts().inbox, clock).total == expected
         finally:
             mailbox.close()
 
@@ -66,10 +70,6 @@ class Site:
         with self.database.transaction() as session:
             outcome = process_mail(session, raw, self.parts().inbox, at)
         assert outcome.action != "quarantined", outcome
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -240,13 +240,13 @@ def test_mail_waiting_counts_after_the_cursor_and_too_long_is_attention(
 
     site.beat_all(f"{HOST}:1", now())
     site.append(mail(subject="Processed already"), now() - timedelta(hours=2))
-    site.drain(1)
+    site.drain(1, now)
     site.append(mail(subject="Just arrived"), now() - timedelta(seconds=5))
     code, report = status_json(capsys, clock=now)
     assert code == 0, report["attention"]
     assert report["mailbox"]["waiting"] == 1
 
-    site.drain(1)
+    site.drain(1, now)
     # Arrival order is UID order; the first mail after the cursor has waited longest.
     site.append(mail(subject="Sent during the night"), now() - timedelta(hours=1))
     site.append(mail(subject="And this morning"), now())
