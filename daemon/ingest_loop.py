@@ -90,11 +90,10 @@ def _claims(mailbox: Mailbox, database: Database, uidvalidity: int,
     folder = mailbox.settings.folder
     known: list[int] = []
     while True:
-        with database.reading() as session:
-            top = claims.frontier(session, folder)
-        known = [uid for uid in known if uid > top]
-        searched = not known
+        searched = not known  # else `take` drops what others took meanwhile, under its lock
         if searched:
+            with database.reading() as session:
+                top = claims.frontier(session, folder)
             known = next(mailbox.windows_after(top), [])
         with database.transaction() as session:
             claim = claims.take(session, folder, uidvalidity, known, mailbox.batch_size,
