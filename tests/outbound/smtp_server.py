@@ -137,6 +137,10 @@ class _Controller(Controller):
         done = threading.Event()
 
         def close() -> None:
+            # Stop listening first: a client that connects between closing the sessions
+            # and stopping the loop would leave a transport nobody closes.
+            if self.server is not None:
+                self.server.close()
             for smtp in self.sessions:
                 if smtp.transport is not None:
                     smtp.transport.abort()  # at once: close() would wait for unsent replies
