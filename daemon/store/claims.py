@@ -64,11 +64,15 @@ def take(session: Session, folder: str, uidvalidity: int, found: Sequence[int], 
     the first `limit` of `found` (ascending UIDs the caller searched) above every claim.
     None when there is neither (`found` was taken meanwhile, or nothing is new)."""
     cursor = _locked_cursor(session, folder, uidvalidity)
-    # Ranges of another UIDVALIDITY name no mail any more (the folder was renumbered).
-    session.execute(delete(MailboxClaim).where(MailboxClaim.folder == folder,
-                                               MailboxClaim.uidvalidity != uidvalidity))
-    claims = list(session.scalars(select(MailboxClaim).where(MailboxClaim.folder == folder)
-                                  .order_by(MailboxClaim.low_uid)))
+    if cursor.uidvalidity != uidvalidity:
+        return None  # renumbered since this drain selected the folder: the next one resets
+    claims = []
+    for claim in session.scalars(select(MailboxClaim).where(MailboxClaim.folder == folder)
+                                 .order_by(MailboxClaim.low_uid)):
+        if claim.uidvalidity == uidvalidity:
+            claims.append(claim)
+        else:  # a range of the folder's old numbering names no mail any more
+            session.delete(claim)
     me = this_process()
     for claim in claims:
         if not claim.done and _abandoned(claim, me, now):

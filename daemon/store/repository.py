@@ -401,8 +401,9 @@ def _skip_locked(stmt: Select[Any]) -> Select[Any]:
 def new_message_id(domain: str, ticket_id: int | None = None) -> str:
     """A Message-ID that names its ticket and is unique forever, so a resend is recognisable.
 
-    Stored bare and lower-case (left@right), the form inbound parsing gives the ids it reads,
-    so a reply's In-Reply-To finds it; the mail header adds the angle brackets.
+    Stored bare (left@right), the form inbound parsing gives the ids it reads (exactly as
+    written), so a reply's In-Reply-To finds it; the mail header adds the angle brackets.
+    Lower case throughout, so even a mailer that lower-cases ids cannot lose the thread.
     """
     prefix = f"td-{ticket_id}" if ticket_id is not None else "td"
     # 128 random bits, as hex: uuid4() is the same bytes with more work (5x slower).
