@@ -48,26 +48,6 @@ class Book(Protocol):
     def close(self) -> None: ...
 
 
-class JournalBook:
-    def __init__(self, journal: SentJournal) -> None:
-        self.journal = journal
-
-    def write(self, notes: Sequence[SentNote]) -> None:
-        self.journal.write(notes)
-
-    def try_write(self, notes: Sequence[SentNote]) -> bool:
-        return self.journal.try_write(notes)
-
-    def notes(self) -> list[SentNote]:
-        return self.journal.notes()
-
-    def forget(self, ids: Sequence[int]) -> None:
-        self.journal.forget(ids)
-
-    def close(self) -> None:
-        self.journal.close()
-
-
 class OutboxBook:
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -96,7 +76,7 @@ def open_book(database: Database) -> Book | None:
     if database.is_postgres:
         return OutboxBook(database)
     file = database.sqlite_file
-    return JournalBook(SentJournal(journal_path(file))) if file else None
+    return SentJournal(journal_path(file)) if file else None  # a Book as it is
 
 
 class Recorder:
