@@ -21,7 +21,7 @@ lifecycle; the queries are small and each says which index it walks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from daemon import notice_gate
 from daemon.config import Config
 from daemon.directory import Directory
 from daemon.liveness import is_gone, this_process
@@ -70,13 +71,15 @@ class MailWriter:
     attach_limit: int = ATTACH_LIMIT
     secret: str = field(default="", repr=False)  # settings.auth.secret: signs reply addresses
     reply_lifetime: timedelta = timedelta(days=90)  # settings.auth.reply_address_lifetime
+    notice_window: timedelta = timedelta(minutes=10)  # settings.auth.refusal_notices_every
 
     @classmethod
     def from_config(cls, config: Config) -> MailWriter:
         auth = config.settings.auth
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
                    config.settings.site, secret=auth.secret.get_secret_value(),
-                   reply_lifetime=auth.reply_address_lifetime)
+                   reply_lifetime=auth.reply_address_lifetime,
+                   notice_window=auth.refusal_notices_every)
 
     def __call__(self, session: Session, rows: list[OutboxRow], now: datetime) -> None:
         materialize(session, rows, self, now)
@@ -205,6 +208,8 @@ def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
     reason = guard.check(recipient)
     if reason:
         return skip(session, row, ticket, reason, now)
+    if row.template in notice_gate.LIMITED:
+        plan = _gated(session, plan, recipient, writer, now)
     try:
         mail = compose(session, plan, recipient, writer, threads, records, now)
         body = build(mail)
@@ -212,6 +217,21 @@ def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
         return park(session, row, ticket, f"cannot build the mail: {exc}", now)
     guard.count(recipient)
     _store(row, mail, body, recipient)
+
+
+def _gated(session: Session, plan: _Plan, recipient: Recipient, writer: MailWriter,
+           now: datetime) -> _Plan:
+    """A refusal notice goes now, waits, or replaces a waiting one (daemon/notice_gate.py)."""
+    row = plan.row
+    admission = notice_gate.admit(session, row, recipient.address,
+                                  str(plan.facts.get("ref") or ""), writer.notice_window, now)
+    old = admission.replaces
+    if old is not None:
+        held = session.get(Ticket, old.ticket_id) if old.ticket_id is not None else None
+        skip(session, old, held, admission.merged, now)
+    row.next_attempt_at = admission.due
+    row.context = {**row.context, **admission.context}
+    return replace(plan, facts={**plan.facts, **admission.context})
 
 
 def _facts(row: OutboxRow, ticket: Ticket | None) -> dict[str, Any]:

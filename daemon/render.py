@@ -250,6 +250,10 @@ ENRICHED_SAMPLE: dict[str, Any] = {
          "detail": "#esclate is not a command; did you mean #escalate?",
          "syntax": "#escalate [to <tier>] [reason]"},
     ],
+    # A refusal notice: how many refused mails it stands for (daemon/notice_gate.py).
+    "refused_count": 3,
+    "refused_refs": ["TD-42", "TD-40"],
+    "refused_since": "2026-03-02T08:50:00+00:00",
 }
 
 # The same keys when there is nothing to tell: templates must cope with both.
@@ -260,6 +264,8 @@ ENRICHED_SPARSE: dict[str, Any] = {
     "timeline": [],
     "attachments": [],
     "results": [],
+    "refused_count": 1,
+    "refused_refs": [],
 }
 
 

@@ -371,6 +371,9 @@ class AuthSettings(Record):
     reply_address_lifetime: Duration = timedelta(days=90)
     # ... and this long after its ticket was resolved, whichever comes first.
     reply_address_after_resolve: Duration = timedelta(days=14)
+    # At most one "a mail in your name was refused" notice per address this often; the
+    # next one counts what was refused meanwhile (daemon/notice_gate.py).
+    refusal_notices_every: Duration = timedelta(minutes=10)
 
     @field_validator("secret")
     @classmethod
