@@ -316,14 +316,21 @@ class Verdict:
 
 
 def authenticate(claim: Claim, policy: AuthPolicy) -> Verdict:
-    """Pass by a valid signed reply address or by a trusted Authentication-Results."""
-    by_token = _by_token(claim, policy)
-    if by_token.ok:
-        return by_token
-    by_header = _by_header(claim, policy)
-    if by_header.ok:
-        return by_header
-    return Verdict(False, f"{by_token.how}; {by_header.how}", by_token.token)
+    """The first proof that holds, in the order of `attempts`; else why none did."""
+    failed: list[Verdict] = []
+    for _, verdict in attempts(claim, policy):
+        if verdict.ok:
+            return verdict
+        failed.append(verdict)
+    return Verdict(False, "; ".join(v.how for v in failed),
+                   next((v.token for v in failed if v.token), ""))
+
+
+def attempts(claim: Claim, policy: AuthPolicy) -> Iterator[tuple[str, Verdict]]:
+    """Each way of proof by name with its verdict, lazily: authenticate stops at the first
+    that holds (no DNS after a valid signed address), `explain` lists them all."""
+    yield "signed reply address", _by_token(claim, policy)
+    yield "Authentication-Results", _by_header(claim, policy)
 
 
 def _by_token(claim: Claim, policy: AuthPolicy) -> Verdict:
