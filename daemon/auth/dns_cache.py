@@ -154,7 +154,6 @@ def _negative_ttl(response: dns.message.Message | None) -> timedelta:
 
 
 def _rcodes(exc: dns.resolver.NoNameservers) -> str:
-    """What the servers said, e.g. "SERVFAIL from 127.0.0.1"."""
-    said = [f"{error[3]} from {error[0]}" for error in exc.kwargs.get("errors", ())
-            if len(error) >= 4]
+    """What the servers said, e.g. "SERVFAIL" (or the error of a server that said nothing)."""
+    said = sorted({str(error[3]) for error in exc.kwargs.get("errors", ()) if len(error) >= 4})
     return ", ".join(said) or "no DNS server answered"
