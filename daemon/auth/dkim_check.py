@@ -17,6 +17,7 @@ expired); our cache ages by the `now` we are given.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from daemon.auth.alignment import Dmarc, aligned, dmarc_names, normal, org_domai
 from daemon.auth.dns_cache import DnsFailure, Lookups, TxtCache
 from daemon.sender_auth import Verdict
 
+log = logging.getLogger(__name__)
 MIN_KEY_BITS = 1024  # RFC 8301: verifiers must not accept smaller RSA keys
 MAX_SIGNATURES = 5  # a mail with more is judged by its first five (bounded DNS and work)
 _NAME_LIKE = re.compile(r"[A-Za-z0-9@._-]{1,80}")
@@ -52,7 +54,13 @@ class DkimVerifier:
         return lambda raw, from_domain: self.check(raw, from_domain, now)
 
     def check(self, raw: bytes, from_domain: str, now: datetime) -> Verdict:
-        return _Check(raw, normal(from_domain), self.dns.budget(now, self.timeout)).run()
+        try:
+            return _Check(raw, normal(from_domain), self.dns.budget(now, self.timeout)).run()
+        except Exception as exc:  # noqa: BLE001 - a library's surprise refuses, never drops
+            # the mail: quarantining it would also keep the member's words off the ticket.
+            log.warning("DKIM check failed unexpectedly: %s: %s", type(exc).__name__, exc)
+            return Verdict(False, f"its DKIM signature could not be checked "
+                                  f"({type(exc).__name__})")
 
 
 @dataclass

@@ -265,3 +265,12 @@ def test_a_signature_that_does_not_sign_from_is_refused(dns: StubDns) -> None:
     verdict = verifier(dns).check(edited + raw, "example.com", T0)
     assert not verdict.ok and "it does not sign the From header" in verdict.how
     assert dns.queries == {}
+
+
+def test_a_surprise_inside_the_check_refuses_instead_of_raising(dns: StubDns) -> None:
+    """Whatever a library raises, the mail is refused with a reason, never dropped."""
+    broken = DkimVerifier(None, timedelta(seconds=1))  # type: ignore[arg-type]
+    verdict = broken.check(dkim_sign(tech(MORGAN, "#take", auth=None), "example.com"),
+                           "example.com", T0)
+    assert (verdict.ok, verdict.how) == (
+        False, "its DKIM signature could not be checked (AttributeError)")
