@@ -55,7 +55,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         files = len({p.file for p in exc.problems})
         print(f"{_plural(len(exc.problems), 'problem')} in {_plural(files, 'file')}")
         return 1
-    warnings = auth_warnings(config.settings, args.config / "config")
+    warnings = auth_warnings(config.settings, args.config / "config", os.environ)
     for warning in warnings:
         print(f"warning: {warning}")
     print(f"ok: {_plural(len(config.workflows), 'workflow')}, "

@@ -69,11 +69,14 @@ class MailWriter:
     site: SiteSettings
     attach_limit: int = ATTACH_LIMIT
     secret: str = field(default="", repr=False)  # settings.auth.secret: signs reply addresses
+    reply_lifetime: timedelta = timedelta(days=90)  # settings.auth.reply_address_lifetime
 
     @classmethod
     def from_config(cls, config: Config) -> MailWriter:
+        auth = config.settings.auth
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
-                   config.settings.site, secret=config.settings.auth.secret.get_secret_value())
+                   config.settings.site, secret=auth.secret.get_secret_value(),
+                   reply_lifetime=auth.reply_address_lifetime)
 
     def __call__(self, session: Session, rows: list[OutboxRow], now: datetime) -> None:
         materialize(session, rows, self, now)
@@ -87,14 +90,16 @@ class MailWriter:
         local = self.mail.address.rsplit("@", 1)[0].split("+", 1)[0]
         return Address(self.mail.name, f"{local}+{ref}@{self.site.domain}")
 
-    def reply_to_for(self, ref: str, recipient: Recipient) -> Address:
-        """A directory member's own signed reply address (daemon/sender_auth.py), so their
-        answer authenticates them; everyone else gets support+TD-12@."""
+    def reply_to_for(self, ref: str, recipient: Recipient, now: datetime) -> Address:
+        """A directory member's own signed reply address (daemon/sender_auth.py), working
+        for `reply_lifetime` from now, so their answer authenticates them; everyone else
+        gets support+TD-12@."""
         found = None if recipient.external else self.directory.member_by_address(
             recipient.address)
         if not self.secret or found is None:
             return self.reply_to(ref)
-        token = sign(ref, found[1].addresses[0], self.secret)
+        last_day = (now + self.reply_lifetime).date()
+        token = sign(ref, found[1].addresses[0], self.secret, last_day)
         return Address(self.mail.name,
                        signed_address(self.mail.address, self.site.domain, ref, token))
 
@@ -240,7 +245,7 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
     history = (_history(session, records, ticket, recipient, writer.attach_limit)
                if wanted & HISTORY_KEYS else None)
     ref = str(facts.get("ref") or "")
-    reply_to = writer.reply_to_for(ref, recipient) if ref else None
+    reply_to = writer.reply_to_for(ref, recipient, now) if ref else None
     context = {**facts, **enrich(facts, writer, now), **(history.context if history else {}),
                **({"reply_address": reply_to.address} if reply_to else {})}
     rendered = writer.renderer.render(row.template, context)

@@ -23,11 +23,19 @@ address (2, no I/O), our own DKIM check (3, DNS), a trusted Authentication-Resul
    - Trust in a pass is trust in the sending domain: it proves the mail left through that
      domain's servers, which must not let their users send as each other.
 
-2. The mail was sent to the member's signed reply address `support+TD-n.<token>@domain`:
-   token = HMAC-SHA256(site secret, "tierdesk-reply-v1", ticket ref, member's first directory
-   address), the first 20 characters of its lower-case base32 (100 bits; mail servers may
-   lower-case addresses). Compared in constant time. A token is a capability for one ticket
-   and one member: it is handed out only in mails to that member.
+2. The mail was sent to the member's signed reply address `support+TD-n.<token>@domain`.
+   The token (24 characters of lower-case base32: mail servers may lower-case addresses) is
+   `kid exp mac`: one character naming the key that signed it, three for the last day it
+   works (days since 2020-01-01), and 20 of HMAC-SHA256(that key, "tierdesk-reply-v2", ticket
+   ref, the member's first directory address, kid and exp): 100 bits, compared in constant
+   time. A token is a capability for one ticket and one member, handed out only in mails to
+   that member, and it stops working (issue 16):
+   - on its last day (`auth.reply_address_lifetime` after the mail that carried it), and
+   - `auth.reply_address_after_resolve` after the ticket was resolved (a state whose clock
+     is stopped): once forwarded, archived or cc'd, an old address acts for no one.
+   `auth.secret` can be rotated: tokens signed by a key in `auth.previous_secrets` keep
+   working until they expire; removing a key from that list retires its tokens at once.
+   Tokens of the first version (20 characters, no expiry) are refused.
 
 3. A DKIM signature we verify ourselves, aligned with the From domain by its DMARC record
    (daemon/auth/dkim_check.py). This module stays pure: the verifier is handed in with the
@@ -42,27 +50,86 @@ import hmac
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
-TOKEN_LENGTH = 20
-_CONTEXT = b"tierdesk-reply-v1"
+TOKEN_LENGTH = 24  # kid (1) + last day (3) + mac (20)
+_MAC_LENGTH = 20
+_V1_LENGTH = 20  # the first version: a bare mac, valid for ever
+_CONTEXT = b"tierdesk-reply-v2"
+_KEY_ID = b"tierdesk-key-id"
+_EPOCH = date(2020, 1, 1)
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
 _PROPERTY = re.compile(r'([\w.-]+(?:/[\w.-]+)?)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]*)')
 
 
 # ------------------------------------------------------------------ signed reply addresses
 
-def sign(ref: str, member: str, secret: str) -> str:
-    """The token of `member`'s reply address for ticket `ref`."""
+def key_id(secret: str) -> str:
+    """One base32 character naming a key, so a token says which key to check it with."""
+    return _B32[hashlib.sha256(_KEY_ID + b"\x00" + secret.encode()).digest()[0] >> 3]
+
+
+def _day(day: date) -> str:
+    n = max(0, min((day - _EPOCH).days, 32 ** 3 - 1))
+    return _B32[n >> 10] + _B32[(n >> 5) & 31] + _B32[n & 31]
+
+
+def _undo_day(text: str) -> date | None:
+    if len(text) != 3 or any(c not in _B32 for c in text):
+        return None
+    n = (_B32.index(text[0]) << 10) | (_B32.index(text[1]) << 5) | _B32.index(text[2])
+    return _EPOCH + timedelta(days=n)
+
+
+def _mac(secret: str, ref: str, member: str, stamp: str) -> str:
     message = b"\x00".join((_CONTEXT, ref.strip().upper().encode(),
-                            member.strip().lower().encode()))
+                            member.strip().lower().encode(), stamp.encode()))
     digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
-    return base64.b32encode(digest).decode("ascii").lower()[:TOKEN_LENGTH]
+    return base64.b32encode(digest).decode("ascii").lower()[:_MAC_LENGTH]
 
 
-def token_valid(token: str, ref: str, member: str, secret: str) -> bool:
-    """Constant-time check of a token as written in an address (any case)."""
-    if not secret or not token:
-        return False
-    return hmac.compare_digest(sign(ref, member, secret), token.strip().lower())
+def sign(ref: str, member: str, secret: str, last_day: date) -> str:
+    """The token of `member`'s reply address for ticket `ref`, working through `last_day`."""
+    stamp = key_id(secret) + _day(last_day)
+    return stamp + _mac(secret, ref, member, stamp)
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """A token read against the site's keys: `ok`, or why not. `kind` names the refusal
+    for the security event: invalid, expired, retired or outdated."""
+
+    ok: bool
+    why: str
+    kind: str = ""
+    last_day: date | None = None
+
+
+def check_token(token: str, ref: str, member: str, secrets: Sequence[str],
+                today: date) -> TokenCheck:
+    """A token as written in an address (any case), against the current key and the
+    previous ones (`secrets`, current first). Constant-time comparison of the mac."""
+    token = token.strip().lower()
+    newer = "reply to a newer mail we sent you about this ticket: each carries a fresh address"
+    if len(token) == _V1_LENGTH:
+        return TokenCheck(False, f"the signed reply address is of an older kind that never "
+                                 f"expired and is no longer accepted; {newer}", "outdated")
+    last_day = _undo_day(token[1:4]) if len(token) == TOKEN_LENGTH else None
+    if last_day is None:
+        return TokenCheck(False, f"the signed reply address it was sent to is not valid for "
+                                 f"{ref} and {member}", "invalid")
+    keys = [s for s in secrets if s and key_id(s) == token[0]]
+    if not any(hmac.compare_digest(_mac(s, ref, member, token[:4]), token[4:]) for s in keys):
+        if not keys:
+            return TokenCheck(False, "the signed reply address was signed with a key this "
+                                     f"site no longer holds (retired, or forged); {newer}",
+                              "retired", last_day)
+        return TokenCheck(False, f"the signed reply address it was sent to is not valid for "
+                                 f"{ref} and {member}", "invalid")
+    if today > last_day:
+        return TokenCheck(False, f"the signed reply address expired on {last_day.isoformat()}; "
+                                 f"{newer}", "expired", last_day)
+    return TokenCheck(True, f"signed reply address for {ref}", "", last_day)
 
 
 def signed_address(support_address: str, domain: str, ref: str, token: str) -> str:
@@ -224,8 +291,14 @@ class AuthPolicy:
     trusted_ids: frozenset[str]
     trusted_headers: int = 1
     secret: str = ""  # empty: signed reply addresses are off
+    previous_secrets: tuple[str, ...] = ()  # still accepted until their tokens expire
+    after_resolve: timedelta = timedelta(days=14)
     # Our own DKIM check: (raw mail, From domain) -> Verdict; None: off (auth.dkim: false).
     dkim: Callable[[bytes, str], Verdict] | None = field(default=None, compare=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.secret, *self.previous_secrets) if self.secret else ()
 
 
 @dataclass(frozen=True)
@@ -237,6 +310,8 @@ class Claim:
     tokens: tuple[str, ...]  # tokens of signed reply addresses for this ticket
     ref: str
     member: str  # the member's first directory address: what tokens are signed for
+    now: datetime | None = None  # None: expiry is not checked (explain without a store)
+    resolved_at: datetime | None = None  # when the ticket left work (None: it is open)
     raw: bytes = field(default=b"", repr=False)  # the mail as received, for the DKIM check
 
 
@@ -244,18 +319,23 @@ class Claim:
 class Verdict:
     ok: bool
     how: str  # what proved it, or what failed (for the event and the member's notice)
+    # Why a token failed, for the security event: invalid, expired, retired, outdated.
+    token: str = ""
 
 
 def authenticate(claim: Claim, policy: AuthPolicy) -> Verdict:
     """Pass by a valid signed reply address, else by our own DKIM check, else by a trusted
     Authentication-Results; a failure says why each did not count."""
-    failed: list[str] = []
-    for method in (_by_token, _by_dkim, _by_header):
+    by_token = _by_token(claim, policy)
+    if by_token.ok:
+        return by_token
+    failed = [by_token.how]
+    for method in (_by_dkim, _by_header):
         verdict = method(claim, policy)
         if verdict.ok:
             return verdict
         failed.append(verdict.how)
-    return Verdict(False, "; ".join(failed))
+    return Verdict(False, "; ".join(failed), by_token.token)
 
 
 def _by_token(claim: Claim, policy: AuthPolicy) -> Verdict:
@@ -263,10 +343,25 @@ def _by_token(claim: Claim, policy: AuthPolicy) -> Verdict:
         return Verdict(False, "it was not sent to your signed reply address")
     if not policy.secret:
         return Verdict(False, "signed reply addresses are not configured on this site")
-    if any(token_valid(t, claim.ref, claim.member, policy.secret) for t in claim.tokens):
-        return Verdict(True, f"signed reply address for {claim.ref}")
-    return Verdict(False, f"the signed reply address it was sent to is not valid for "
-                          f"{claim.ref} and {claim.member}")
+    today = claim.now.date() if claim.now else date.min  # no clock: expiry unchecked
+    checks = [check_token(t, claim.ref, claim.member, policy.secrets, today)
+              for t in claim.tokens]
+    passed = next((c for c in checks if c.ok), None)
+    if passed is None:
+        return Verdict(False, checks[0].why, checks[0].kind)
+    if claim.resolved_at is not None and claim.now is not None \
+            and claim.now > claim.resolved_at + policy.after_resolve:
+        stopped = (claim.resolved_at + policy.after_resolve).date().isoformat()
+        return Verdict(False, f"the signed reply address stopped working on {stopped}, "
+                              f"{_days(policy.after_resolve)} after {claim.ref} was resolved; "
+                              "reply to a newer mail we sent you about this ticket",
+                       "expired")
+    return Verdict(True, passed.why)
+
+
+def _days(span: timedelta) -> str:
+    days = span.days
+    return f"{days} day{'s' if days != 1 else ''}" if days else str(span)
 
 
 def _by_dkim(claim: Claim, policy: AuthPolicy) -> Verdict:

@@ -361,6 +361,19 @@ def dns_server_address(value: str) -> tuple[str, int]:
 
 
 DnsServer = Annotated[str, AfterValidator(_check_dns_server)]
+def _secret_list(value: object) -> object:
+    """A list, or one comma-separated string (TIERDESK_AUTH_PREVIOUS_SECRETS)."""
+    if isinstance(value, Secret):
+        value = value.get_secret_value()
+    return tuple(v.strip() for v in value.split(",") if v.strip()) \
+        if isinstance(value, str) else value
+
+
+def _check_secret(secret: Secret) -> None:
+    length = len(secret.get_secret_value())
+    if 0 < length < MIN_SECRET:
+        raise ValueError(f"the secret has {length} characters, fewer than {MIN_SECRET}; "
+                         f"{SECRET_HINT}")
 
 
 class AuthSettings(Record):
@@ -375,6 +388,14 @@ class AuthSettings(Record):
     trusted_headers: int = Field(default=1, ge=1, le=10)
     # Signs reply addresses; from TIERDESK_AUTH_SECRET, never from this file.
     secret: Secret = Field(default=Secret(""), repr=False)
+    # Keys that signed reply addresses before `secret` was rotated: their addresses keep
+    # working until they expire. TIERDESK_AUTH_PREVIOUS_SECRETS, comma-separated.
+    previous_secrets: Annotated[tuple[Secret, ...], BeforeValidator(_secret_list)] = \
+        Field(default=(), repr=False)
+    # A signed reply address stops working this long after the mail that carried it ...
+    reply_address_lifetime: Duration = timedelta(days=90)
+    # ... and this long after its ticket was resolved, whichever comes first.
+    reply_address_after_resolve: Duration = timedelta(days=14)
     # Verify DKIM signatures ourselves, aligned with the From domain's DMARC (daemon/auth/).
     dkim: bool = True
     # All DNS lookups of one mail (DKIM keys, DMARC records) give up after this long.
@@ -385,11 +406,15 @@ class AuthSettings(Record):
     @field_validator("secret")
     @classmethod
     def _long_enough(cls, secret: Secret) -> Secret:
-        length = len(secret.get_secret_value())
-        if 0 < length < MIN_SECRET:
-            raise ValueError(f"the secret has {length} characters, fewer than {MIN_SECRET}; "
-                             f"{SECRET_HINT}")
+        _check_secret(secret)
         return secret
+
+    @field_validator("previous_secrets")
+    @classmethod
+    def _all_long_enough(cls, secrets: tuple[Secret, ...]) -> tuple[Secret, ...]:
+        for secret in secrets:
+            _check_secret(secret)
+        return secrets
 
     @property
     def signing(self) -> bool:
@@ -397,15 +422,38 @@ class AuthSettings(Record):
         return bool(self.secret.get_secret_value())
 
 
-def auth_warnings(settings: Settings, config_dir: Path) -> list[Problem]:
-    """What `run.py check` warns about but does not fail on: without a secret, strict mode
-    still accepts commands proven by the receiving server's Authentication-Results, but
-    technicians get no signed reply addresses."""
+def auth_warnings(settings: Settings, config_dir: Path,
+                  environ: Mapping[str, str] | None = None) -> list[Problem]:
+    """What `tierdesk check` warns about but does not fail on: trusting a receiving server's
+    Authentication-Results (safe only if that server deletes forged ones), and no secret
+    (technicians get no signed reply addresses)."""
+    path = config_dir / "settings.yaml"
+    source = load_yaml(path) if path.exists() else Source(str(path), {}, {})
+    warnings: list[Problem] = []
+    trusted = settings.auth.trusted_authserv_ids
+    if trusted:
+        variable = f"{ENV_PREFIX}AUTH_TRUSTED_AUTHSERV_IDS"
+        where = (f"{variable} (environment)" if variable in (environ or {})
+                 else "auth.trusted_authserv_ids")
+        ids = ", ".join(trusted)
+        warnings.append(source.problem(
+            ("auth", "trusted_authserv_ids"),
+            f"{where} trusts Authentication-Results headers bearing {ids}: anyone can write "
+            f"such a header into a mail, so this is safe only if the server that delivers "
+            f"into the mailbox deletes incoming Authentication-Results bearing {ids} and "
+            f"writes its own (RFC 8601 section 5). Dovecot LMTP, fetchmail and many relays "
+            f"add none and delete none",
+            f"test it: from an account outside your domain, send the support address a mail "
+            f"carrying the header `Authentication-Results: {trusted[0]}; dmarc=pass "
+            f"header.from={settings.site.domain}`, then look at the delivered copy (or run "
+            f"`tierdesk explain` on it): that header must be gone. If it is still there, "
+            f"empty auth.trusted_authserv_ids"))
     if settings.auth.mode == "strict" and not settings.auth.signing:
-        return [Problem(str(config_dir / "settings.yaml"), 0, "TIERDESK_AUTH_SECRET is not "
-                        "set: technicians get no signed reply addresses, so their commands "
-                        "are accepted only with a passing Authentication-Results", SECRET_HINT)]
-    return []
+        warnings.append(Problem(str(path), source.line(("auth",)) if source.lines else 0,
+                                "TIERDESK_AUTH_SECRET is not set: technicians get no signed "
+                                "reply addresses, so their commands run only when their "
+                                "mail is otherwise authenticated", SECRET_HINT))
+    return warnings
 
 
 class DaemonSettings(Record):

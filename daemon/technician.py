@@ -188,7 +188,15 @@ class _Desk:
         refs = plus_refs(self.msg, settings.mail.address, (settings.site.domain,))
         tokens = tuple(p.token for p in refs if p.token and p.ref == self.ticket.ref)
         return Claim(self.msg.from_addr, tuple(self.msg.headers.get("authentication-results", ())),
-                     tokens, self.ticket.ref, sender.home, self.raw)
+                     tokens, self.ticket.ref, sender.home, self.now, self._resolved_at(),
+                     self.raw)
+
+    def _resolved_at(self) -> datetime | None:
+        """When the ticket stopped being worked on (a state whose clock is stopped), or None
+        while it is open: signed addresses expire some days after (sender_auth)."""
+        state = self.workflow.states.get(self.ticket.state)
+        stopped = state is not None and (state.clock == "stopped" or state.final)
+        return self.ticket.state_entered_at if stopped else None
 
     def _refuse(self, sender: MemberSender, scan: TagScan,
                 verdict: Verdict) -> tuple[str, list[OutboxRow]]:
@@ -198,7 +206,8 @@ class _Desk:
         # Not the member as actor: they did not act (an SLA must not count this as theirs).
         record = replace(self.event("security", f"mail in the name of {sender.member.name} "
                                     f"({self.msg.from_addr}) refused: {verdict.how}",
-                                    commands=tags, claimed=self.msg.from_addr, internal=True),
+                                    commands=tags, claimed=self.msg.from_addr, internal=True,
+                                    **({"token": verdict.token} if verdict.token else {})),
                          actor="security")
         listed = [Result(tag, tag, False, "").as_context() for tag in tags]
         notice = self.mail("command_refused", "member", "refused", reason=verdict.how,
@@ -320,7 +329,9 @@ def _policy(runtime: Runtime, now: datetime) -> AuthPolicy:
     # Called only after a signed address failed (sender_auth's order): DNS for no one else.
     dkim = runtime.dkim.at(now) if runtime.dkim is not None else None
     return AuthPolicy(frozenset(auth.trusted_authserv_ids), auth.trusted_headers,
-                      auth.secret.get_secret_value(), dkim)
+                      auth.secret.get_secret_value(),
+                      tuple(s.get_secret_value() for s in auth.previous_secrets),
+                      auth.reply_address_after_resolve, dkim)
 
 
 def _member_address(who: str, directory: Directory) -> str | None:

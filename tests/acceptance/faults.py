@@ -228,7 +228,8 @@ def command_mail(planned: Planned, ref: str, subject: str) -> bytes:
     """A member's answer to the ticket's handoff, to their own signed reply address."""
     assert planned.member is not None
     member = planned.member
-    to = signed_address(SUPPORT, DOMAIN, ref, sign(ref, member.address, SECRET))
+    last_day = (datetime.now(UTC) + timedelta(days=90)).date()  # as the handoff carries it
+    to = signed_address(SUPPORT, DOMAIN, ref, sign(ref, member.address, SECRET, last_day))
     tag = {"take": "#take", "note": f"#note checked the logs (fault run {planned.seq})",
            "escalate": f"#escalate needs the next tier (fault run {planned.seq})"}
     lines = [

@@ -7,7 +7,7 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAILS = ROOT / "tests" / "mails"
 SECRET = "test-secret-0123456789-abcdefghijklmnop"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+LAST_DAY = (T0 + timedelta(days=90)).date()  # of a reply address handed out at T0
 REQUESTER = "ann@example.org"
 SUPPORT = "support@example.com"
 # Who is who in the shipped config/teams.yaml.
@@ -42,8 +43,14 @@ VENDOR = "support@vpnco.example"
 DMARC = "mx.example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
 
 
-def config(secret: str = SECRET) -> Config:
-    return load_config(ROOT, {"TIERDESK_AUTH_SECRET": secret} if secret else {})
+# The receiving server these tests stand behind writes Authentication-Results as
+# mx.example.com and deletes incoming ones with that id; the shipped settings trust none.
+TRUSTED = {"TIERDESK_AUTH_TRUSTED_AUTHSERV_IDS": "mx.example.com"}
+
+
+def config(secret: str = SECRET, trusted: bool = True) -> Config:
+    env = {**(TRUSTED if trusted else {}), **({"TIERDESK_AUTH_SECRET": secret} if secret else {})}
+    return load_config(ROOT, env)
 
 
 def build_inbox(site: Config) -> Inbox:
@@ -89,8 +96,10 @@ def tech(sender: str, body: str, ref: str = "TD-1", *, auth: str | tuple[str, ..
     return mail(sender, f"Re: [{ref}] Printer on floor 3 jams", body, auth=auth, **kw)
 
 
-def signed(member: str, ref: str = "TD-1", secret: str = SECRET) -> str:
-    return f"support+{ref}.{sign(ref, member, secret)}@example.com"
+def signed(member: str, ref: str = "TD-1", secret: str = SECRET,
+           last_day: date = LAST_DAY) -> str:
+    """The member's reply address as a mail sent at T0 carries it."""
+    return f"support+{ref}.{sign(ref, member, secret, last_day)}@example.com"
 
 
 def rewrite(raw: bytes, **headers: str) -> bytes:

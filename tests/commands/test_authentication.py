@@ -6,10 +6,13 @@ real directory address is told."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
+from daemon.config import load_config
 from daemon.ingest import Inbox
+from daemon.sender_auth import key_id
 from daemon.store.database import Database
 from tests.commands.desk import (
     DMARC,
@@ -17,6 +20,9 @@ from tests.commands.desk import (
     JORDAN,
     MORGAN,
     ROBIN,
+    ROOT,
+    SECRET,
+    TRUSTED,
     build_inbox,
     config,
     events,
@@ -142,10 +148,13 @@ def flip(address: str) -> str:
 
 
 INVALID = "is not valid for TD-1 and morgan.lee@example.com"
+assert key_id("x" * 40) != key_id(SECRET)
 TAMPERED: dict[str, tuple[Callable[[], str], str]] = {
     "one character changed": (lambda: flip(signed(MORGAN)), INVALID),
     "another member's token": (lambda: signed(ROBIN), INVALID),
-    "signed with another secret": (lambda: signed(MORGAN, secret="x" * 40), INVALID),
+    # Another key id: a key we do not hold (the two secrets' ids differ; asserted below).
+    "signed with another secret": (lambda: signed(MORGAN, secret="x" * 40),
+                                   "signed with a key this site no longer holds"),
     "token cut short": (lambda: signed(MORGAN).split("@")[0][:-5] + "@example.com", INVALID),
     # The mail threads to TD-1 by its subject; a TD-2 token says nothing about TD-1.
     "another ticket's token": (lambda: signed(MORGAN, "TD-2"),
@@ -197,3 +206,50 @@ def test_a_reply_to_the_handoff_authenticates_the_member(database: Database,
     assert ticket(database).state == "waiting_on_customer"
     [receipt] = receipts(outbox(database, since))
     assert receipt.reply_to == handoff.reply_to  # the receipt carries it again
+
+
+# ------------------------------------------------------------------ expiry and rotation
+
+def test_a_signed_address_stops_working_14_days_after_the_ticket_was_resolved(
+        database: Database, inbox: Inbox) -> None:
+    """Through resolve it still works (a member may reopen), then it acts for no one."""
+    open_in(database, inbox, "resolved", state_entered_at=later(10))
+    note = "#note still watching the printer"
+    feed(database, inbox, tech(MORGAN, note, auth=None, to=signed(MORGAN)),
+         later(10) + timedelta(days=13))
+    assert events(database, "security") == []
+    since = last_id(database)
+    feed(database, inbox, tech(MORGAN, ORDER + "\n#reopen", auth=None, to=signed(MORGAN)),
+         later(10) + timedelta(days=15))
+    sent = outbox(database, since)
+    assert [(s.template, s.to) for s in sent] == [("command_refused", MORGAN)]
+    assert "stopped working on 2026-03-16, 14 days after TD-1 was resolved" in sent[0].text
+    assert "reply to a newer mail" in sent[0].text
+    [security] = events(database, "security")
+    assert security.data["token"] == "expired" and ticket(database).state == "resolved"
+
+
+def test_an_address_past_its_last_day_is_refused_on_an_open_ticket(
+        database: Database, inbox: Inbox) -> None:
+    open_in(database, inbox, "tier2")
+    since = last_id(database)
+    feed(database, inbox, tech(MORGAN, ORDER, auth=None, to=signed(MORGAN)),
+         later(0) + timedelta(days=91))
+    assert_refused(database, since, MORGAN, "expired on 2026-05-31")
+    assert events(database, "security")[0].data["token"] == "expired"
+
+
+def test_a_rotated_secret_keeps_old_addresses_until_it_is_retired(database: Database) -> None:
+    new = "n" * 40
+    rotated = load_config(ROOT, {**TRUSTED, "TIERDESK_AUTH_SECRET": new,
+                                 "TIERDESK_AUTH_PREVIOUS_SECRETS": SECRET})
+    inbox = build_inbox(rotated)
+    open_in(database, inbox, "tier2")
+    assert "1 done" in feed(database, inbox, tech(MORGAN, "#take", auth=None,
+                                                  to=signed(MORGAN)), later(5)).detail
+    retired = build_inbox(load_config(ROOT, {**TRUSTED, "TIERDESK_AUTH_SECRET": new}))
+    since = last_id(database)
+    feed(database, retired, tech(MORGAN, ORDER, auth=None, to=signed(MORGAN)), later(6))
+    [notice] = outbox(database, since)
+    assert notice.template == "command_refused" and "no longer holds" in notice.text
+    assert events(database, "security")[0].data["token"] == "retired"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -14,9 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from daemon.cli import main
+from daemon.sender_auth import check_token
 from daemon.store.database import open_database
 from daemon.store.models import Ticket
-from tests.commands.desk import MORGAN, REQUESTER, SECRET, mail, signed
+from tests.commands.desk import MORGAN, REQUESTER, SECRET, mail
 from tests.imap.servers import Account, EmbeddedServer, append
 from tests.outbound.smtp_server import Received, SmtpServer, smtp_server  # noqa: F401
 from tests.sites import make_site
@@ -76,11 +78,16 @@ def test_a_member_works_the_ticket_from_their_mail_client(
     assert "1 opened" in site.run_once(capsys)
     first = site.smtp.wait_for(3)  # acknowledgement, a handoff to each tier2 member
     [handoff] = to(first, MORGAN)
-    assert str(handoff.message["Reply-To"]) == f"IT Support <{signed(MORGAN)}>"
+    # Morgan's own signed address (its last day is the daemon's today + 90 days).
+    [reply_to] = handoff.message["Reply-To"].addresses
+    local, token = reply_to.username.split(".")
+    assert (reply_to.display_name, local, reply_to.domain) == (
+        "IT Support", "support+TD-1", "example.com")
+    assert check_token(token, "TD-1", MORGAN, [SECRET], date.min).ok
     # Morgan's client answers the handoff: To is its Reply-To; no Authentication-Results.
     reply = mail(MORGAN, f"Re: {handoff.message['Subject']}",
                  "#take\n#resolve restarted the VPN gateway\nAnn, it works again.",
-                 to=signed(MORGAN), in_reply_to=str(handoff.message["Message-ID"]))
+                 to=reply_to.addr_spec, in_reply_to=str(handoff.message["Message-ID"]))
     site.deliver(reply)
     site.run_once(capsys)
     assert site.ticket().state == "resolved"

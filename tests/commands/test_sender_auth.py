@@ -3,6 +3,9 @@ which headers count, alignment, and signed reply address tokens."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
 import pytest
 
 from daemon.sender_auth import (
@@ -10,10 +13,11 @@ from daemon.sender_auth import (
     Claim,
     aligned,
     authenticate,
+    check_token,
+    key_id,
     parse_authentication_results,
     sign,
     signed_address,
-    token_valid,
     trusted_results,
 )
 
@@ -21,11 +25,13 @@ SECRET = "k" * 40
 OURS = frozenset({"mx.example.com"})
 POLICY = AuthPolicy(OURS, 1, SECRET)
 ROBIN = "robin.okafor@example.com"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LAST = date(2026, 5, 31)  # what a mail sent at NOW carries: 90 days
 
 
 def claim(*headers: str, tokens: tuple[str, ...] = (), sender: str = ROBIN,
           ref: str = "TD-5") -> Claim:
-    return Claim(sender, headers, tokens, ref, ROBIN)
+    return Claim(sender, headers, tokens, ref, ROBIN, NOW)
 
 
 # ------------------------------------------------------------------ parsing (RFC 8601 2.2)
@@ -138,20 +144,51 @@ def test_the_reason_names_what_was_seen() -> None:
 
 # ------------------------------------------------------------------ signed reply addresses
 
-def test_token_is_short_lower_case_and_bound_to_ticket_member_and_secret() -> None:
-    token = sign("TD-5", ROBIN, SECRET)
-    assert len(token) == 20 and token == token.lower() and token.isalnum()
-    assert sign("td-5", ROBIN.upper(), SECRET) == token
-    assert len({token, sign("TD-6", ROBIN, SECRET), sign("TD-5", "x@example.com", SECRET),
-                sign("TD-5", ROBIN, SECRET + "x")}) == 4
+def tok(ref: str = "TD-5", member: str = ROBIN, secret: str = SECRET, last: date = LAST) -> str:
+    return sign(ref, member, secret, last)
 
 
-def test_token_check() -> None:
-    token = sign("TD-5", ROBIN, SECRET)
-    assert token_valid(token.upper(), "TD-5", ROBIN, SECRET)
-    assert not token_valid(token[:-1] + ("a" if token[-1] != "a" else "b"), "TD-5", ROBIN, SECRET)
-    assert not token_valid(token, "TD-5", ROBIN, "")
-    assert not token_valid("", "TD-5", ROBIN, SECRET)
+def test_token_is_short_lower_case_and_bound_to_ticket_member_secret_and_day() -> None:
+    token = tok()
+    assert len(token) == 24 and token == token.lower() and token.isalnum()
+    assert sign("td-5", ROBIN.upper(), SECRET, LAST) == token
+    assert token[0] == key_id(SECRET) and token[0] != key_id(SECRET + "x")
+    assert len({token, tok("TD-6"), tok(member="x@example.com"), tok(secret=SECRET + "x"),
+                tok(last=LAST + timedelta(days=1))}) == 5
+
+
+def test_token_check_reads_the_key_and_the_last_day() -> None:
+    token = tok()
+    checked = check_token(token.upper(), "TD-5", ROBIN, [SECRET], NOW.date())
+    assert checked.ok and checked.last_day == LAST
+    assert check_token(token, "TD-5", ROBIN, [SECRET], LAST).ok  # through its last day
+    late = check_token(token, "TD-5", ROBIN, [SECRET], LAST + timedelta(days=1))
+    assert (late.ok, late.kind) == (False, "expired") and "expired on 2026-05-31" in late.why
+    assert "reply to a newer mail" in late.why
+
+
+def test_a_tampered_token_fails_and_a_moved_day_does_not_extend_it() -> None:
+    token = tok()
+    flipped = token[:-1] + ("a" if token[-1] != "a" else "b")
+    later = token[0] + tok(last=LAST + timedelta(days=300))[1:4] + token[4:]
+    for bad in (flipped, later, token[:-1], "", "x" * 24):
+        checked = check_token(bad, "TD-5", ROBIN, [SECRET], NOW.date())
+        assert not checked.ok and checked.kind in ("invalid", "retired"), bad
+
+
+def test_rotation_previous_keys_still_work_removed_ones_are_retired() -> None:
+    new = "n" * 40
+    old_token = tok()
+    assert check_token(old_token, "TD-5", ROBIN, [new, SECRET], NOW.date()).ok
+    retired = check_token(old_token, "TD-5", ROBIN, [new], NOW.date())
+    assert (retired.ok, retired.kind) == (False, "retired")
+    assert "no longer holds" in retired.why and "reply to a newer mail" in retired.why
+
+
+def test_first_version_tokens_never_expired_so_they_are_refused() -> None:
+    v1 = "abcdefghij" * 2
+    checked = check_token(v1, "TD-5", ROBIN, [SECRET], NOW.date())
+    assert (checked.ok, checked.kind) == (False, "outdated") and "newer mail" in checked.why
 
 
 def test_signed_address() -> None:
@@ -160,19 +197,35 @@ def test_signed_address() -> None:
 
 
 def test_a_signed_address_passes_without_headers() -> None:
-    verdict = authenticate(claim(tokens=(sign("TD-5", ROBIN, SECRET),)), POLICY)
+    verdict = authenticate(claim(tokens=(tok(),)), POLICY)
     assert verdict.ok and "signed reply address" in verdict.how
 
 
 def test_a_token_for_another_ticket_or_member_fails() -> None:
-    for token in (sign("TD-6", ROBIN, SECRET), sign("TD-5", "morgan.lee@example.com", SECRET)):
+    for token in (tok("TD-6"), tok(member="morgan.lee@example.com")):
         verdict = authenticate(claim(tokens=(token,)), POLICY)
         assert not verdict.ok and "not valid for TD-5" in verdict.how
+        assert verdict.token == "invalid"
 
 
 def test_tokens_are_refused_when_no_secret_is_set() -> None:
-    verdict = authenticate(claim(tokens=(sign("TD-5", ROBIN, ""),)), AuthPolicy(OURS))
+    verdict = authenticate(claim(tokens=(tok(),)), AuthPolicy(OURS))
     assert not verdict.ok and "not configured" in verdict.how
+
+
+def test_a_token_stops_working_some_days_after_the_ticket_was_resolved() -> None:
+    resolved = NOW + timedelta(days=1)
+    for now, ok in ((resolved + timedelta(days=13), True), (resolved + timedelta(days=15), False)):
+        verdict = authenticate(replace(claim(tokens=(tok(),)), now=now, resolved_at=resolved),
+                               POLICY)
+        assert verdict.ok is ok
+    assert verdict.token == "expired" and "2026-03-17, 14 days after TD-5 was resolved" \
+        in verdict.how
+
+
+def test_a_token_past_its_last_day_fails_even_on_an_open_ticket() -> None:
+    verdict = authenticate(replace(claim(tokens=(tok(),)), now=NOW + timedelta(days=91)), POLICY)
+    assert not verdict.ok and verdict.token == "expired"
 
 
 @pytest.mark.parametrize("header", [
