@@ -325,7 +325,7 @@ class _Pass:
                      if verdict.author is None else None)
         if colleague is not None and not _same_address(msg.from_addr, ticket.requester):
             detail, rows = technician.handle(self.session, ticket, msg, colleague, runtime,
-                                             self.now, flush=self.pending is None)
+                                             self.now, flush=self.pending is None, raw=raw)
             return Outcome("updated", ticket.ref, detail), rows
         if not _same_address(msg.from_addr, ticket.requester):
             return Outcome("updated", ticket.ref, f"reply from {msg.from_addr} recorded"), []

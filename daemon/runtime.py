@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,9 @@ from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
 from daemon.workflow.engine import AddTime, Engine, VendorClock, wall_clock
 from daemon.workflow.facts import Decision, EventRecord, NewTicket
+
+if TYPE_CHECKING:
+    from daemon.auth.dkim_check import DkimVerifier
 
 # Fills freshly inserted outbox rows (recipients, rendering, MIME) in the same transaction.
 MailHook = Callable[[Session, list[OutboxRow], datetime], None]
@@ -32,6 +36,8 @@ class Runtime:
     engines: Mapping[str, Engine]
     mail_hook: MailHook = field(default=_no_mail)
     add_time: AddTime = field(default=wall_clock)
+    # Our own DKIM check with its DNS cache (auth.dkim); None when off.
+    dkim: DkimVerifier | None = None
 
     @classmethod
     def build(cls, config: Config, add_time: AddTime | None = None,
@@ -41,7 +47,7 @@ class Runtime:
         vendors = {key: VendorClock(v.respond_within, v.calendar)
                    for key, v in config.directory.vendors.items()}
         engines = {name: Engine(wf, clock, vendors) for name, wf in config.workflows.items()}
-        return cls(config, engines, mail_hook, clock)
+        return cls(config, engines, mail_hook, clock, _dkim(config))
 
     @property
     def default_workflow(self) -> str:
@@ -100,3 +106,12 @@ class Runtime:
         decision = replace(decision, events=(*first, *decision.events), cancel_timers=False)
         return ticket, self.apply(session, ticket, decision, now, mail=mail,
                                   flush=ticket_id is None)
+
+
+def _dkim(config: Config) -> DkimVerifier | None:
+    auth = config.settings.auth
+    if not auth.dkim:
+        return None
+    # Imported here: commands that never read mail need not load dkimpy and dnspython.
+    from daemon.auth.dkim_check import DkimVerifier
+    return DkimVerifier.build(auth.dns_servers, auth.dns_timeout)

@@ -1,7 +1,8 @@
 """Is a mail from a directory member really from them? Pure: header values and addresses in,
 a verdict with its reason out. The From header alone proves nothing (DESIGN "Mail facts").
 
-Two ways to pass, either is enough (issue 5):
+Three ways to pass, any is enough (issues 5 and 16), tried in this order: the signed reply
+address (2, no I/O), our own DKIM check (3, DNS), a trusted Authentication-Results (1).
 
 1. Authentication-Results (RFC 8601) written by OUR receiving server shows `dmarc=pass` for
    the From domain, or `dkim=pass` with a signing domain aligned with it.
@@ -35,6 +36,10 @@ Two ways to pass, either is enough (issue 5):
    `auth.secret` can be rotated: tokens signed by a key in `auth.previous_secrets` keep
    working until they expire; removing a key from that list retires its tokens at once.
    Tokens of the first version (20 characters, no expiry) are refused.
+
+3. A DKIM signature we verify ourselves, aligned with the From domain by its DMARC record
+   (daemon/auth/dkim_check.py). This module stays pure: the verifier is handed in with the
+   policy (AuthPolicy.dkim), the raw mail with the claim.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -288,6 +293,8 @@ class AuthPolicy:
     secret: str = ""  # empty: signed reply addresses are off
     previous_secrets: tuple[str, ...] = ()  # still accepted until their tokens expire
     after_resolve: timedelta = timedelta(days=14)
+    # Our own DKIM check: (raw mail, From domain) -> Verdict; None: off (auth.dkim: false).
+    dkim: Callable[[bytes, str], Verdict] | None = field(default=None, compare=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -305,6 +312,7 @@ class Claim:
     member: str  # the member's first directory address: what tokens are signed for
     now: datetime | None = None  # None: expiry is not checked (explain without a store)
     resolved_at: datetime | None = None  # when the ticket left work (None: it is open)
+    raw: bytes = field(default=b"", repr=False)  # the mail as received, for the DKIM check
 
 
 @dataclass(frozen=True)
@@ -330,6 +338,7 @@ def attempts(claim: Claim, policy: AuthPolicy) -> Iterator[tuple[str, Verdict]]:
     """Each way of proof by name with its verdict, lazily: authenticate stops at the first
     that holds (no DNS after a valid signed address), `explain` lists them all."""
     yield "signed reply address", _by_token(claim, policy)
+    yield "DKIM (verified here)", _by_dkim(claim, policy)
     yield "Authentication-Results", _by_header(claim, policy)
 
 
@@ -357,6 +366,12 @@ def _by_token(claim: Claim, policy: AuthPolicy) -> Verdict:
 def _days(span: timedelta) -> str:
     days = span.days
     return f"{days} day{'s' if days != 1 else ''}" if days else str(span)
+
+
+def _by_dkim(claim: Claim, policy: AuthPolicy) -> Verdict:
+    if policy.dkim is None:
+        return Verdict(False, "DKIM signatures are not checked on this site (auth.dkim)")
+    return policy.dkim(claim.raw, claim.from_addr.rpartition("@")[2].lower())
 
 
 def _by_header(claim: Claim, policy: AuthPolicy) -> Verdict:

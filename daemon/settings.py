@@ -9,6 +9,7 @@ reported naming the variable. Calendars are nested and can only be set in the fi
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import date, timedelta
@@ -336,6 +337,30 @@ def _names(value: object) -> object:
         if isinstance(value, str) else value
 
 
+def _check_dns_server(value: str) -> str:
+    """An IP address with an optional port: 192.0.2.53, 192.0.2.53:5353, [2001:db8::1]:53."""
+    try:
+        dns_server_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a DNS server; write an IP address with an optional "
+                         "port, e.g. 192.0.2.53, 127.0.0.1:5353 or [::1]:53") from None
+    return value
+
+
+def dns_server_address(value: str) -> tuple[str, int]:
+    """(ip, port) of a dns_servers entry; ValueError if it is none."""
+    host, port = value, "53"
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":") if rest else "53"
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(value)
+    return str(ipaddress.ip_address(host)), int(port)
+
+
+DnsServer = Annotated[str, AfterValidator(_check_dns_server)]
 def _secret_list(value: object) -> object:
     """A list, or one comma-separated string (TIERDESK_AUTH_PREVIOUS_SECRETS)."""
     if isinstance(value, Secret):
@@ -374,6 +399,12 @@ class AuthSettings(Record):
     # At most one "a mail in your name was refused" notice per address this often; the
     # next one counts what was refused meanwhile (daemon/notice_gate.py).
     refusal_notices_every: Duration = timedelta(minutes=10)
+    # Verify DKIM signatures ourselves, aligned with the From domain's DMARC (daemon/auth/).
+    dkim: bool = True
+    # All DNS lookups of one mail (DKIM keys, DMARC records) give up after this long.
+    dns_timeout: Duration = timedelta(seconds=2)
+    # Resolvers to ask ("192.0.2.53", "127.0.0.1:5353", "[::1]:53"); empty: /etc/resolv.conf.
+    dns_servers: Annotated[tuple[DnsServer, ...], BeforeValidator(_names)] = ()
 
     @field_validator("secret")
     @classmethod

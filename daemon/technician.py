@@ -1,9 +1,11 @@
 """Mail on an open ticket from a directory member or a vendor (issue 5): the shell side.
 
 A member's mail, in this order:
-1. authenticate (daemon/sender_auth.py). Failed: no command runs, nothing is passed on (the
-   mail stays on the ticket as an ordinary reply), a `security` event is recorded, and the
-   member's own directory address gets `command_refused` saying why;
+1. authenticate (daemon/sender_auth.py: signed address, our own DKIM check, a trusted
+   Authentication-Results; the raw mail comes along for DKIM). Failed: no command runs,
+   nothing is passed on (the mail stays on the ticket as an ordinary reply), a `security`
+   event is recorded, and the member's own directory address gets `command_refused` saying
+   why;
 2. parse the tags of the new text (daemon/commands.py) and run each in order on the ticket
    as the previous one left it. A tag runs only if the grammar understood it, the member's
    own `commands:` list (teams.yaml) allows it, and the engine accepts it: the workflow's
@@ -85,10 +87,11 @@ def identify(address: str, directory: Directory) -> Sender | None:
 
 
 def handle(session: Session, ticket: Ticket, msg: InboundMessage, sender: Sender,
-           runtime: Runtime, now: datetime, *, flush: bool) -> tuple[str, list[OutboxRow]]:
+           runtime: Runtime, now: datetime, *, flush: bool,
+           raw: bytes = b"") -> tuple[str, list[OutboxRow]]:
     """The mail's effect on `ticket` (already stored); returns a detail line and the outbox
-    rows to render."""
-    desk = _Desk(session, ticket, msg, runtime, now, flush)
+    rows to render. `raw` is the mail as received, for our own DKIM check."""
+    desk = _Desk(session, ticket, msg, runtime, now, flush, raw)
     if isinstance(sender, VendorSender):
         return desk.vendor_reply(sender)
     return desk.member_mail(sender)
@@ -117,6 +120,7 @@ class _Desk:
     runtime: Runtime
     now: datetime
     flush: bool
+    raw: bytes = b""
 
     # ------------------------------------------------------------ writing
 
@@ -165,7 +169,7 @@ class _Desk:
     # ------------------------------------------------------------ a member
 
     def member_mail(self, sender: MemberSender) -> tuple[str, list[OutboxRow]]:
-        verdict = authenticate(self._claim(sender), _policy(self.runtime))
+        verdict = authenticate(self._claim(sender), _policy(self.runtime, self.now))
         scan = find_tags(self.msg.new_text)
         if not verdict.ok:
             return self._refuse(sender, scan, verdict)
@@ -184,7 +188,8 @@ class _Desk:
         refs = plus_refs(self.msg, settings.mail.address, (settings.site.domain,))
         tokens = tuple(p.token for p in refs if p.token and p.ref == self.ticket.ref)
         return Claim(self.msg.from_addr, tuple(self.msg.headers.get("authentication-results", ())),
-                     tokens, self.ticket.ref, sender.home, self.now, self._resolved_at())
+                     tokens, self.ticket.ref, sender.home, self.now, self._resolved_at(),
+                     self.raw)
 
     def _resolved_at(self) -> datetime | None:
         """When the ticket stopped being worked on (a state whose clock is stopped), or None
@@ -319,12 +324,14 @@ class _Desk:
                          trigger=", #".join(names), results=[r.as_context() for r in results])
 
 
-def _policy(runtime: Runtime) -> AuthPolicy:
+def _policy(runtime: Runtime, now: datetime) -> AuthPolicy:
     auth = runtime.config.settings.auth
+    # Called only after a signed address failed (sender_auth's order): DNS for no one else.
+    dkim = runtime.dkim.at(now) if runtime.dkim is not None else None
     return AuthPolicy(frozenset(auth.trusted_authserv_ids), auth.trusted_headers,
                       auth.secret.get_secret_value(),
                       tuple(s.get_secret_value() for s in auth.previous_secrets),
-                      auth.reply_address_after_resolve)
+                      auth.reply_address_after_resolve, dkim)
 
 
 def _member_address(who: str, directory: Directory) -> str | None:
