@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from daemon.auth import policy as auth_policy
 from daemon.commands import Mistake, Parsed, Request, Vocabulary, closest, parse, syntax
 from daemon.directory import Directory, Member, Vendor
 from daemon.message import InboundMessage
@@ -40,7 +41,6 @@ from daemon.store import repository
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
 from daemon.tags import TagScan, find_tags
-from daemon.thread_keys import plus_refs
 from daemon.workflow.explain import may_use
 from daemon.workflow.facts import (
     CommandIssued,
@@ -184,12 +184,8 @@ class _Desk:
                 f"{'; text sent to the requester' if update_rows else ''}"), rows
 
     def _claim(self, sender: MemberSender) -> Claim:
-        settings = self.runtime.config.settings
-        refs = plus_refs(self.msg, settings.mail.address, (settings.site.domain,))
-        tokens = tuple(p.token for p in refs if p.token and p.ref == self.ticket.ref)
-        return Claim(self.msg.from_addr, tuple(self.msg.headers.get("authentication-results", ())),
-                     tokens, self.ticket.ref, sender.home, self.now, self._resolved_at(),
-                     self.raw)
+        return auth_policy.claim(self.msg, self.raw, self.runtime.config.settings,
+                                 self.ticket.ref, sender.home, self.now, self._resolved_at())
 
     def _resolved_at(self) -> datetime | None:
         """When the ticket stopped being worked on (a state whose clock is stopped), or None
@@ -325,13 +321,8 @@ class _Desk:
 
 
 def _policy(runtime: Runtime, now: datetime) -> AuthPolicy:
-    auth = runtime.config.settings.auth
-    # Called only after a signed address failed (sender_auth's order): DNS for no one else.
-    dkim = runtime.dkim.at(now) if runtime.dkim is not None else None
-    return AuthPolicy(frozenset(auth.trusted_authserv_ids), auth.trusted_headers,
-                      auth.secret.get_secret_value(),
-                      tuple(s.get_secret_value() for s in auth.previous_secrets),
-                      auth.reply_address_after_resolve, dkim)
+    # sender_auth asks DKIM only after a signed address failed: DNS for no one else.
+    return auth_policy.policy(runtime.config.settings, runtime.dkim, now)
 
 
 def _member_address(who: str, directory: Directory) -> str | None:

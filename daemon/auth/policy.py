@@ -1,0 +1,33 @@
+"""A member's mail as sender_auth judges it: the policy from `auth:` settings and the claim
+from the mail, built the same way for ingest (daemon/technician.py) and `explain`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from daemon.message import InboundMessage
+from daemon.sender_auth import AuthPolicy, Claim
+from daemon.thread_keys import plus_refs
+
+if TYPE_CHECKING:
+    from daemon.auth.dkim_check import DkimVerifier
+    from daemon.settings import Settings
+
+
+def policy(settings: Settings, dkim: DkimVerifier | None, now: datetime) -> AuthPolicy:
+    auth = settings.auth
+    return AuthPolicy(frozenset(auth.trusted_authserv_ids), auth.trusted_headers,
+                      auth.secret.get_secret_value(),
+                      tuple(s.get_secret_value() for s in auth.previous_secrets),
+                      auth.reply_address_after_resolve,
+                      dkim.at(now) if dkim is not None else None)
+
+
+def claim(msg: InboundMessage, raw: bytes, settings: Settings, ref: str, member: str,
+          now: datetime | None, resolved_at: datetime | None = None) -> Claim:
+    """What the mail offers for ticket `ref`: only tokens of addresses for that ticket."""
+    refs = plus_refs(msg, settings.mail.address, (settings.site.domain,))
+    tokens = tuple(p.token for p in refs if p.token and p.ref == ref)
+    return Claim(msg.from_addr, tuple(msg.headers.get("authentication-results", ())), tokens,
+                 ref, member, now, resolved_at, raw)
