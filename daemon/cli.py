@@ -235,16 +235,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ explain
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from daemon.auth.report import judge
     from daemon.explain import explain_command
 
     settings = _settings(args.config)
+    auth = judge(settings, args.config / "config", args.clock())
     if not args.store:
-        return explain_command(settings, args.file, as_json=args.json)
+        return explain_command(settings, args.file, as_json=args.json, judge=auth)
     from daemon.cli_store import reading
     from daemon.store.repository import stored_copies
 
     with reading(settings) as session:
-        return explain_command(settings, args.file, as_json=args.json,
+        return explain_command(settings, args.file, as_json=args.json, judge=auth,
                                lookup=lambda mid: stored_copies(session, "in", mid))
 
 

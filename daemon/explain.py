@@ -2,7 +2,8 @@
 admins asking "why did this mail do that?". Reads the file and the settings only: no server,
 and no store unless `--store` asks whether the mail was processed already (the caller looks
 it up and passes `stored`). Prints the classification and its reasons, the thread keys, the
-command tags, the new text of the reply (and what ended it), attachments and defects.
+command tags, the new text of the reply (and what ended it), attachments and defects;
+for a directory member's mail, each proof of the sender in order and which one counted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from daemon.tags import TagScan, find_tags
 from daemon.thread_keys import ThreadKeys, thread_keys
 
 if TYPE_CHECKING:
+    from daemon.auth.report import AuthReport
     from daemon.settings import Settings
 
 PROG = "tierdesk"
@@ -50,13 +52,19 @@ def explain_mail(raw: bytes, *, support_address: str, own_addresses: Iterable[st
                        find_tags(message.new_text))
 
 
+# The authentication part, judged by the caller (daemon/auth/report.py: it needs the
+# directory and the DKIM verifier, which a plain `explain` of a customer's mail does not).
+AuthJudge = Callable[["Explanation", bytes], "AuthReport | None"]
+
+
 # What the store holds under a Message-ID: (digest, ticket ref or None) of each stored mail.
 Stored = Sequence[tuple[str, str | None]]
 StoreLookup = Callable[[str], Stored]
 
 
 def explain_command(settings: Settings, path: Path, *, as_json: bool,
-                    lookup: StoreLookup | None = None) -> int:
+                    lookup: StoreLookup | None = None,
+                    judge: AuthJudge | None = None) -> int:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -73,8 +81,11 @@ def explain_command(settings: Settings, path: Path, *, as_json: bool,
     data = to_json(result)
     if seen is not None:
         data["store"] = seen
+    auth = judge(result, raw) if judge is not None else None
+    if auth is not None:
+        data["authentication"] = auth.as_json()
     print(json.dumps(data, ensure_ascii=False, indent=2) if as_json
-          else to_text(result, str(path), seen))
+          else to_text(result, str(path), seen, auth))
     return 0
 
 
@@ -150,9 +161,11 @@ def _message_json(msg: InboundMessage) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ text
 
-def to_text(result: Explanation, name: str, seen: dict[str, Any] | None = None) -> str:
+def to_text(result: Explanation, name: str, seen: dict[str, Any] | None = None,
+            auth: AuthReport | None = None) -> str:
     summary = _summary(result, name) + (f"\nstore:       {seen['why']}" if seen else "")
     sections = [summary, _keys_text(result.keys), _commands_text(result.tags),
+                *([auth.as_text()] if auth is not None else []),
                 _new_text(result.message), _attachments_text(result.message),
                 _defects_text(result.message)]
     return "\n\n".join(sections)

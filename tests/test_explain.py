@@ -190,3 +190,87 @@ def test_store_says_redelivery_reused_id_or_new(site: Path, tmp_path: Path,
     assert code == 0
     assert "store:       this mail is stored already (on TD-1): same Message-ID and content" in out
     assert "\ndigest:      " in out
+
+
+# ------------------------------------------------------------------ authentication
+
+def member_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped directory, a secret, and a trusted authserv-id, as a site has them."""
+    from tests.commands.desk import SECRET
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "settings.yaml").write_text(SETTINGS)
+    (tmp_path / "config" / "teams.yaml").write_bytes((ROOT / "config" / "teams.yaml").read_bytes())
+    monkeypatch.setenv("TIERDESK_AUTH_SECRET", SECRET)
+    monkeypatch.setenv("TIERDESK_AUTH_TRUSTED_AUTHSERV_IDS", "mx.example.com")
+    return tmp_path
+
+
+def explain_auth(tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: bytes,
+                 site: Path, *flags: str) -> tuple[int, str]:
+    from tests.commands.desk import T0
+    path = tmp_path / "mail.eml"
+    path.write_bytes(raw)
+    code = main(["explain", str(path), "--config", str(site), *flags], clock=lambda: T0)
+    out, err = capsys.readouterr()
+    assert err == ""
+    return code, out
+
+
+def test_a_signed_reply_address_counts_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.commands.desk import ALEX, tech
+    site = member_site(tmp_path, monkeypatch)
+    raw = tech(ALEX, "#take", auth=None, to=signed_address(ALEX))
+    code, out = explain_auth(tmp_path, capsys, raw, site)
+    assert code == 0
+    assert f"  sender:  {ALEX}: Alex Chen of team tier1" in out
+    assert "  ticket:  TD-1 (from the reply address)" in out
+    assert "  1. signed reply address: counts: " in out
+    assert "  counted: signed reply address: " in out
+
+
+def test_a_forged_header_is_shown_not_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.commands.desk import ALEX, tech
+    site = member_site(tmp_path, monkeypatch)
+    # The sender wrote one header as mx.example.com, but our server's own one sits on top.
+    raw = tech(ALEX, "#resolve done", auth=("mx.example.com; dmarc=fail header.from=example.com",
+                                            "mx.example.com; dmarc=pass header.from=example.com"))
+    code, out = explain_auth(tmp_path, capsys, raw, site, "--json")
+    assert code == 0
+    auth = json.loads(out)["authentication"]
+    assert auth["counted"] is None
+    methods = [a["method"] for a in auth["attempts"]]
+    assert methods == ["signed reply address", "DKIM (verified here)", "Authentication-Results"]
+    assert not any(a["ok"] for a in auth["attempts"])
+    assert auth["attempts"][0]["why"] == "it was not sent to your signed reply address"
+    assert "no DKIM signature" in auth["attempts"][1]["why"]
+    assert "dmarc=fail" in auth["attempts"][2]["why"]
+
+
+def test_a_trusted_header_counts_when_nothing_else_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.commands.desk import DMARC, MORGAN, tech
+    site = member_site(tmp_path, monkeypatch)
+    code, out = explain_auth(tmp_path, capsys, tech(MORGAN, "#note hi", auth=DMARC), site)
+    assert code == 0
+    assert "  3. Authentication-Results: counts: " in out
+    assert "  counted: Authentication-Results: " in out
+
+
+def test_no_authentication_section_for_an_outsider(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.commands.desk import tech
+    site = member_site(tmp_path, monkeypatch)
+    code, out = explain_auth(tmp_path, capsys, tech("mallory@example.net", "#resolve"), site)
+    assert code == 0
+    assert ("  sender:  mallory@example.net is not a directory member: its tags are never run "
+            "as commands") in out
+    assert "counted:" not in out
+
+
+def signed_address(member: str) -> str:
+    from tests.commands.desk import signed
+    return signed(member)
