@@ -9,6 +9,11 @@ quoted history of Outlook / OWA / Zimbra / Thunderbird forwards a HISTORY_MARK l
 written and conversion stops, because everything after it is old mail. A blockquote without
 a border is the "indent" button, not a quote.
 
+Text a reader cannot see is left out in both modes: an element with the `hidden` attribute
+or an inline style of `display:none`, `visibility:hidden`, a zero font size or opacity, or
+Outlook's `mso-hide:all`. A person never read it, so it is not their message, and a command
+tag hidden there must never run (issue 16). Styles from <style> sheets are not evaluated.
+
 The tokenizer is our own few regular expressions rather than html.parser: html.parser
 needs quadratic time on crafted input (`"<a " * 100_000` runs for minutes), and one such
 mail must not stall the ingest loop. Every step here is linear in the input.
@@ -52,6 +57,13 @@ _NO_BORDER = re.compile(r"(?:^|;)\s*border\s*:\s*none", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\r\n\f\v\xa0]+")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\xad]")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# Inline styles that make an element's content invisible; `0` with any unit, or none.
+_HIDING_STYLE = re.compile(
+    r"(?:^|[;\s])(?:display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all"
+    r"|(?:font-size|opacity)\s*:\s*[0.]*0*(?:px|pt|em|rem|ex|%)?\s*(?:!important\s*)?(?:;|$))",
+    re.IGNORECASE)
+# Tags a new one of the same name implicitly closes (`<p hidden>x<p>shown`).
+_SELF_CLOSING_BY_SIBLING = frozenset({"p", "li", "dt", "dd", "tr", "td", "th", "option"})
 
 
 # A tag, comment, declaration or processing instruction. Possessive quantifiers (*+) keep
@@ -129,14 +141,17 @@ class _Converter:
         self.pre = 0
         self.nbsp = False     # the current line had a &nbsp;
         self.tight_p = False  # the open <p> is Word's MsoNormal
+        self.hidden: list[object] = []  # [tag, nesting] of the invisible element we are in
 
     # -------------------------------------------------------------- tags
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _RAW_TEXT:  # the tokenizer skipped their content
             return
-        self._count_nesting(tag, +1)
         attributes = dict(attrs)
+        if self._hiding(tag, attributes):
+            return
+        self._count_nesting(tag, +1)
         if tag == "p":  # Word's MsoNormal paragraphs have no margin: lines, not paragraphs
             self.tight_p = "msonormal" in (attributes.get("class") or "").lower()
         if self.mark_quotes:
@@ -148,6 +163,9 @@ class _Converter:
     def handle_endtag(self, tag: str) -> None:
         if tag in _RAW_TEXT or tag in _VOID:
             return
+        if self.hidden:
+            self._leave_hidden(tag)
+            return
         if tag in _BLOCKS:
             self._break()
             if tag in _PARAGRAPHS and not (tag == "p" and self.tight_p):
@@ -157,11 +175,36 @@ class _Converter:
         self._count_nesting(tag, -1)
 
     def handle_data(self, data: str) -> None:
+        if self.hidden:
+            return
         if self.pre:
             self._pre_text(data)
         else:
             self.current.append(_SPACES.sub(" ", data))
             self.nbsp = self.nbsp or "\xa0" in data
+
+    # -------------------------------------------------------------- invisible text
+
+    def _hiding(self, tag: str, attrs: dict[str, str | None]) -> bool:
+        """True when this start tag is inside, or starts, text nobody sees."""
+        if self.hidden:
+            if tag == self.hidden[0] and tag not in _VOID:
+                if tag in _SELF_CLOSING_BY_SIBLING and self.hidden[1] == 1:
+                    self.hidden = []  # the hidden one ended here; this one is seen
+                    return False
+                self.hidden[1] = int(self.hidden[1]) + 1  # type: ignore[call-overload]
+            return True
+        if tag in _VOID or not ("hidden" in attrs
+                                or _HIDING_STYLE.search(attrs.get("style") or "")):
+            return False
+        self.hidden = [tag, 1]
+        return True
+
+    def _leave_hidden(self, tag: str) -> None:
+        if tag == self.hidden[0]:
+            self.hidden[1] = int(self.hidden[1]) - 1  # type: ignore[call-overload]
+            if int(self.hidden[1]) <= 0:  # type: ignore[call-overload]
+                self.hidden = []
 
     # -------------------------------------------------------------- quotes and history
 
