@@ -2,9 +2,28 @@
 a verdict with its reason out. The From header alone proves nothing (DESIGN "Mail facts").
 
 Three ways to pass, any is enough (issues 5 and 16), tried in this order: the signed reply
-address (2, no I/O), our own DKIM check (3, DNS), a trusted Authentication-Results (1).
+address (1, no I/O), our own DKIM check (2, DNS, only when 1 failed), a trusted
+Authentication-Results (3). `attempts` yields them lazily in this order.
 
-1. Authentication-Results (RFC 8601) written by OUR receiving server shows `dmarc=pass` for
+1. The mail was sent to the member's signed reply address `support+TD-n.<token>@domain`.
+   The token (24 characters of lower-case base32: mail servers may lower-case addresses) is
+   `kid exp mac`: one character naming the key that signed it, three for the last day it
+   works (days since 2020-01-01), and 20 of HMAC-SHA256(that key, "tierdesk-reply-v2", ticket
+   ref, the member's first directory address, kid and exp): 100 bits, compared in constant
+   time. A token is a capability for one ticket and one member, handed out only in mails to
+   that member, and it stops working (issue 16):
+   - on its last day (`auth.reply_address_lifetime` after the mail that carried it), and
+   - `auth.reply_address_after_resolve` after the ticket was resolved (a state whose clock
+     is stopped): once forwarded, archived or cc'd, an old address acts for no one.
+   `auth.secret` can be rotated: tokens signed by a key in `auth.previous_secrets` keep
+   working until they expire; removing a key from that list retires its tokens at once.
+   Tokens of the first version (20 characters, no expiry) are refused.
+
+2. A DKIM signature we verify ourselves, aligned with the From domain by its DMARC record
+   (daemon/auth/dkim_check.py). This module stays pure: the verifier is handed in with the
+   policy (AuthPolicy.dkim), the raw mail with the claim.
+
+3. Authentication-Results (RFC 8601) written by OUR receiving server shows `dmarc=pass` for
    the From domain, or `dkim=pass` with a signing domain aligned with it.
    - Only headers whose authserv-id is in `auth.trusted_authserv_ids` count, and only the
      topmost ones: a receiving server prepends its header, so ours is on top and anything
@@ -22,24 +41,6 @@ address (2, no I/O), our own DKIM check (3, DNS), a trusted Authentication-Resul
      never aligns.
    - Trust in a pass is trust in the sending domain: it proves the mail left through that
      domain's servers, which must not let their users send as each other.
-
-2. The mail was sent to the member's signed reply address `support+TD-n.<token>@domain`.
-   The token (24 characters of lower-case base32: mail servers may lower-case addresses) is
-   `kid exp mac`: one character naming the key that signed it, three for the last day it
-   works (days since 2020-01-01), and 20 of HMAC-SHA256(that key, "tierdesk-reply-v2", ticket
-   ref, the member's first directory address, kid and exp): 100 bits, compared in constant
-   time. A token is a capability for one ticket and one member, handed out only in mails to
-   that member, and it stops working (issue 16):
-   - on its last day (`auth.reply_address_lifetime` after the mail that carried it), and
-   - `auth.reply_address_after_resolve` after the ticket was resolved (a state whose clock
-     is stopped): once forwarded, archived or cc'd, an old address acts for no one.
-   `auth.secret` can be rotated: tokens signed by a key in `auth.previous_secrets` keep
-   working until they expire; removing a key from that list retires its tokens at once.
-   Tokens of the first version (20 characters, no expiry) are refused.
-
-3. A DKIM signature we verify ourselves, aligned with the From domain by its DMARC record
-   (daemon/auth/dkim_check.py). This module stays pure: the verifier is handed in with the
-   policy (AuthPolicy.dkim), the raw mail with the claim.
 """
 
 from __future__ import annotations
