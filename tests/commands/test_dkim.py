@@ -33,7 +33,14 @@ from tests.commands.desk import (
     tech,
     ticket,
 )
-from tests.commands.dkim_mail import dkim_sign, key_name, key_record
+from tests.commands.dkim_mail import (
+    ED_SELECTOR,
+    dkim_sign,
+    ed25519_record,
+    ed25519_sign,
+    key_name,
+    key_record,
+)
 from tests.commands.dns_stub import NEGATIVE_TTL, StubDns
 
 ORDER = "#resolve the printer works again\nHi Ann, all done."
@@ -87,6 +94,18 @@ def test_an_aligned_signature_by_the_from_domain_runs_the_command(
     assert ticket(database).state == "resolved"
     assert events(database, "security") == []
     assert dns.queries == {KEY: 1}  # d= is the From domain: no DMARC record needed
+
+
+def test_an_ed25519_signature_runs_the_command(database: Database, inbox: Inbox,
+                                               dns: StubDns) -> None:
+    """RFC 8463 keys, which some senders publish beside their RSA key."""
+    dns.publish(key_name("example.com", ED_SELECTOR), ed25519_record(), ttl=300)
+    open_in(database, inbox, "tier2")
+    raw = ed25519_sign(tech(MORGAN, ORDER, auth=None), "example.com")
+    assert b"a=ed25519-sha256" in raw
+    outcome = feed(database, inbox, raw, later(5))
+    assert "dkim=pass for example.com (d=example.com), checked by us" in outcome.detail
+    assert ticket(database).state == "resolved"
 
 
 def test_a_signature_by_another_domain_is_refused_without_asking_dns(
