@@ -39,8 +39,9 @@ class Parts:
     inbox: Inbox
 
     @classmethod
-    def build(cls, config: Config, database: Database) -> Parts:
-        runtime = Runtime.build(config, mail_hook=MailWriter.from_config(config))
+    def build(cls, config: Config, database: Database, previous: Parts | None = None) -> Parts:
+        runtime = Runtime.build(config, mail_hook=MailWriter.from_config(config),
+                                previous=previous.runtime if previous else None)
         return cls(config, database, runtime, Inbox.build(runtime))
 
 

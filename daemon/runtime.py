@@ -41,13 +41,14 @@ class Runtime:
 
     @classmethod
     def build(cls, config: Config, add_time: AddTime | None = None,
-              mail_hook: MailHook = _no_mail) -> Runtime:
-        """Engines on the site's business calendars unless `add_time` says otherwise."""
+              mail_hook: MailHook = _no_mail, previous: Runtime | None = None) -> Runtime:
+        """Engines on the site's business calendars unless `add_time` says otherwise;
+        `previous` is the runtime a reload replaces (its DNS cache is kept)."""
         clock = add_time or calendar_clock(config.settings.calendars)
         vendors = {key: VendorClock(v.respond_within, v.calendar)
                    for key, v in config.directory.vendors.items()}
         engines = {name: Engine(wf, clock, vendors) for name, wf in config.workflows.items()}
-        return cls(config, engines, mail_hook, clock, _dkim(config))
+        return cls(config, engines, mail_hook, clock, _dkim(config, previous))
 
     @property
     def default_workflow(self) -> str:
@@ -108,10 +109,18 @@ class Runtime:
                                   flush=ticket_id is None)
 
 
-def _dkim(config: Config) -> DkimVerifier | None:
+def _dkim(config: Config, previous: Runtime | None) -> DkimVerifier | None:
     auth = config.settings.auth
     if not auth.dkim:
         return None
+    if previous is not None and previous.dkim is not None \
+            and _dns(previous.config) == _dns(config):
+        return previous.dkim  # a reload keeps the keys and policies cached for their TTL
     # Imported here: commands that never read mail need not load dkimpy and dnspython.
     from daemon.auth.dkim_check import DkimVerifier
     return DkimVerifier.build(auth.dns_servers, auth.dns_timeout)
+
+
+def _dns(config: Config) -> tuple[object, ...]:
+    auth = config.settings.auth
+    return tuple(auth.dns_servers), auth.dns_timeout

@@ -298,7 +298,7 @@ class Service:
             if lost:
                 raise ReloadRefused("open tickets would be stranded: " + "; ".join(lost)
                                     + " (keep those states, or move the tickets first)")
-            return Parts.build(config, database)
+            return Parts.build(config, database, old)
         except BaseException:
             if database is not old.database:
                 database.close()

@@ -15,6 +15,7 @@ import pytest
 from daemon.auth.dkim_check import DkimVerifier
 from daemon.config import Config, load_config
 from daemon.ingest import Inbox
+from daemon.runtime import Runtime
 from daemon.store.database import Database
 from tests.commands.desk import (
     MORGAN,
@@ -225,6 +226,18 @@ def test_dkim_off_asks_no_dns_and_says_so(database: Database, dns: StubDns) -> N
     feed(database, inbox, member(), later(5))
     refused(database, "DKIM signatures are not checked on this site (auth.dkim)")
     assert dns.queries == {}
+
+
+def test_a_reload_keeps_the_cached_keys_unless_dns_settings_change(
+        database: Database, inbox: Inbox, dns: StubDns) -> None:
+    open_in(database, inbox, "tier2")
+    feed(database, inbox, member("#take"), later(1))
+    reloaded = Runtime.build(site(dns), previous=inbox.runtime)
+    assert reloaded.dkim is inbox.runtime.dkim  # SIGHUP: the key is not fetched again
+    feed(database, Inbox.build(reloaded), member("#priority P2"), later(2))
+    assert dns.queries == {KEY: 1} and ticket(database).priority == "P2"
+    changed = Runtime.build(site(dns, timeout="2s"), previous=inbox.runtime)
+    assert changed.dkim is not None and changed.dkim is not inbox.runtime.dkim
 
 
 # ------------------------------------------------------------------ the verifier alone
