@@ -216,6 +216,12 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                            include_retried=args.all, now=args.clock())
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from daemon.cli_release import release_command
+
+    return release_command(_settings(args.config), args.address, now=args.clock())
+
+
 def _settings(root: Path) -> Settings:
     """Only settings: listing tickets should not fail because a template has a typo."""
     from daemon.settings import load_settings
@@ -302,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--json", action="store_true", help="JSON instead of a table")
     quarantine.add_argument("--all", action="store_true",
                             help="also list mail already processed on retry")
+    release = add("release", cmd_release, "let an address held at "
+                  "mail.max_new_tickets_per_hour open tickets again")
+    release.add_argument("address", metavar="ADDRESS", help="the held address, e.g. as "
+                         "`status` lists it")
     simulate = add("simulate", cmd_simulate,
                    "when a new ticket's reminders, warnings and escalations would fire")
     simulate.add_argument("--priority", metavar="P", help="force this priority (default: triage)")

@@ -28,7 +28,7 @@ from daemon.cli import PROG, UserError, _user_message, load_root
 from daemon.cli_sla import deadline_fields, deadlines
 from daemon.cli_store import open_existing, table
 from daemon.config import Config
-from daemon.health import Attention, Beat, Facts, Limits, MailboxFacts, Overdue, span
+from daemon.health import Attention, Beat, Facts, HeldSender, Limits, MailboxFacts, Overdue, span
 from daemon.imap import ImapError, Mailbox, resume_point
 from daemon.now import utc_now
 from daemon.problems import ConfigError
@@ -37,6 +37,7 @@ from daemon.store import repository
 from daemon.store.database import Database, StoreError, current_revision, shipped_head
 from daemon.store.heartbeats import heartbeats
 from daemon.store.models import Outbox, Quarantine, Ticket
+from daemon.ticket_limit import held_senders
 
 # A health check must answer quickly even when the IMAP server does not.
 PROBE_TIMEOUT = timedelta(seconds=10)
@@ -92,7 +93,7 @@ def build_report(root: Path, now: datetime) -> Report:
         database.close()
     mailbox = probe(config.settings.imap, store.cursor)
     facts = Facts(now, store.beats, mailbox, store.pending, store.oldest_pending_at,
-                  store.parked, store.quarantined, store.overdue)
+                  store.parked, store.quarantined, store.overdue, store.held_senders)
     return Report(facts, limits, database.safe_url, store.open_by_state, store.open_by_team,
                   health.attention(facts, limits))
 
@@ -118,6 +119,7 @@ class StoreFacts:
     open_by_team: dict[str, int]
     overdue: list[Overdue]
     cursor: tuple[int, int] | None
+    held_senders: list[HeldSender]
 
 
 def read_store(session: Session, config: Config, now: datetime) -> StoreFacts:
@@ -135,7 +137,8 @@ def read_store(session: Session, config: Config, now: datetime) -> StoreFacts:
         beats, sum(n for n, _ in waiting), min((o for _, o in waiting if o), default=None),
         outbox.get("parked", (0, None))[0], int(quarantined or 0), by_state, by_team,
         overdue_tickets(session, now),
-        (cursor.uidvalidity, cursor.last_uid) if cursor else None)
+        (cursor.uidvalidity, cursor.last_uid) if cursor else None,
+        held_senders(session, now, config.settings.mail.max_new_tickets_per_hour))
 
 
 def open_tickets(session: Session, config: Config) -> tuple[dict[str, int], dict[str, int]]:
@@ -220,6 +223,9 @@ def as_dict(report: Report) -> dict[str, Any]:
                     "past_deadline_first": [
                         {"ref": o.ref, "state": o.state, "team": o.team,
                          **deadline_fields(o.deadline, now)} for o in overdue[:OVERDUE_SHOWN]]},
+        "held_senders": [{"address": h.address, "tickets": h.tickets, "held": h.held,
+                          "ticket": h.ticket, "limit": h.limit, "release": h.release}
+                         for h in facts.held_senders],
         "attention": [{"code": a.code, "service": a.service, "message": a.message,
                        "fix": a.fix} for a in report.items],
     }

@@ -81,6 +81,27 @@ class Overdue:
 
 
 @dataclass(frozen=True)
+class HeldSender:
+    """An outside address over mail.max_new_tickets_per_hour whose new conversations were
+    recorded on its latest ticket instead of opening tickets (daemon/ticket_limit.py)."""
+
+    address: str
+    tickets: int    # opened in the past hour, since its last release
+    held: int       # new conversations recorded on `ticket` meanwhile
+    ticket: str     # the ref of its latest ticket
+    limit: int
+
+    @property
+    def release(self) -> str:
+        return release_command(self.address)
+
+
+def release_command(address: str) -> str:
+    """What lifts the hold on an address (daemon/cli_release.py)."""
+    return f"tierdesk release {address}"
+
+
+@dataclass(frozen=True)
 class Facts:
     now: datetime
     beats: Sequence[Beat]
@@ -90,6 +111,7 @@ class Facts:
     parked: int = 0
     quarantined: int = 0
     overdue: Sequence[Overdue] = ()
+    held_senders: Sequence[HeldSender] = ()
 
 
 @dataclass(frozen=True)
@@ -271,7 +293,19 @@ def _housekeeping_items(facts: Facts) -> list[Attention]:
         items.append(Attention("tickets_overdue", False,
                                f"{count} ticket{'s' if count != 1 else ''} past the deadline "
                                f"({shown}{more})", "see run.py tickets"))
-    return items
+    return items + [_held_item(held) for held in facts.held_senders]
+
+
+def _held_item(held: HeldSender) -> Attention:
+    """A loop that opens tickets, or a person who writes a lot: an admin tells them apart."""
+    more = f"{held.held} more new conversation{'s' if held.held != 1 else ''}"
+    return Attention(
+        "sender_held", False,
+        f"{held.address} opened {held.tickets} tickets within the hour "
+        f"(mail.max_new_tickets_per_hour is {held.limit}); {more} from it recorded on "
+        f"{held.ticket} with no ticket and no mail",
+        f"a mail loop stops by itself; if it is a person, `{held.release}` lets the next "
+        "mail open a ticket")
 
 
 def exit_code(items: Sequence[Attention], health_only: bool) -> int:

@@ -35,6 +35,7 @@ from daemon.store import repository
 from daemon.store.deferred import OutboxRow, deferred, insert_outbox
 from daemon.store.models import Ticket
 from daemon.thread_keys import ThreadKeys, base_subject, reply_ids, thread_keys
+from daemon.ticket_limit import Hold, NewTickets
 from daemon.workflow.facts import EventRecord, RequesterReplied
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,16 @@ class Inbox:
     def own_addresses(self) -> tuple[str, ...]:
         return (self.support_address,)
 
+    def new_tickets(self, session: Session, now: datetime, *, remember: bool) -> NewTickets:
+        limit = self.runtime.config.settings.mail.max_new_tickets_per_hour
+        return NewTickets(session, now, limit, self._counted, remember=remember)
+
+    def _counted(self, address: str) -> bool:
+        """Loop protection counts this sender's new tickets: not ours, not a member's."""
+        if not address or any(_same_address(address, own) for own in self.own_addresses):
+            return False
+        return self.runtime.config.directory.member_by_address(address) is None
+
 
 class _Duplicate(Exception):
     """Another daemon stored the same mail first: roll this one back."""
@@ -103,7 +114,7 @@ def process_batch(session: Session, mails: Sequence[tuple[int | None, bytes]], i
         with session.begin_nested(), session.no_autoflush, deferred(session) as held:
             parsed = [(uid, raw, _parse(raw, inbox)) for uid, raw in mails]
             fast = _Pass(session, inbox, now, folder,
-                         pending=_Pending.prefetch(session, inbox, parsed),
+                         pending=_Pending.prefetch(session, inbox, parsed, now),
                          hold_orphans=hold_orphans)
             results = [fast.mail(uid, raw, msg) for uid, raw, msg in parsed]
         unsaved = held.outbox  # rendered first, then inserted once, body and all
@@ -144,11 +155,12 @@ class _Pending:
     # Every ticket a mail may thread to (stored ones locked), then those the batch opens.
     tickets: dict[str, Ticket]
     keys: dict[int, ThreadKeys]  # by id() of the parsed mail: computed once per mail
+    new_tickets: NewTickets  # each sender's of the past hour, then those the batch opens
 
     @classmethod
     def prefetch(cls, session: Session, inbox: Inbox,
                  parsed: Sequence[tuple[int | None, bytes, InboundMessage | MailRejected]],
-                 ) -> _Pending:
+                 now: datetime) -> _Pending:
         msgs = [msg for _, _, msg in parsed if isinstance(msg, InboundMessage)]
         keys = {id(msg): thread_keys(msg, inbox.support_address, (inbox.domain,))
                 for msg in msgs}
@@ -158,8 +170,11 @@ class _Pending:
         # Every ticket a mail may thread to, read and locked in one query (not one per reply).
         refs = {ref for key in keys.values() for ref in refs_to_check(key)}
         tickets = repository.tickets_by_ref(session, refs | set(known.values()), for_update=True)
+        new_tickets = inbox.new_tickets(session, now, remember=True)
+        new_tickets.preload(msg.from_addr for msg in msgs)
         return cls(repository.ticket_ids(session),
-                   repository.stored_digests(session, "in", ids), known, tickets, keys)
+                   repository.stored_digests(session, "in", ids), known, tickets, keys,
+                   new_tickets)
 
 
 @dataclass
@@ -298,6 +313,9 @@ class _Pass:
     def _open(self, raw: bytes, msg: InboundMessage, verdict: Classification, match: Match,
               old: Ticket | None) -> Result:
         """A new ticket; a reply to a closed one opens a new ticket that links the old."""
+        hold = self._new_tickets().check(msg.from_addr)
+        if hold is not None:
+            return self._held_back(raw, msg, verdict, match, hold)
         runtime = self.inbox.runtime
         ticket, rows = runtime.open_ticket(
             self.session, requester=msg.from_addr,
@@ -308,9 +326,28 @@ class _Pass:
             ticket_id=next(self.pending.ids) if self.pending else None)
         if self.pending is not None:
             self.pending.tickets[ticket.ref] = ticket
+            self.pending.new_tickets.opened(ticket)
         self._store(raw, msg, verdict, ticket)
         linked = f", linked to closed {old.ref}" if old is not None else ""
         return Outcome("opened", ticket.ref, f"new ticket in {ticket.state}{linked}"), rows
+
+    def _new_tickets(self) -> NewTickets:
+        if self.pending is not None:
+            return self.pending.new_tickets
+        # The careful pass has written every mail before this one: the store knows them.
+        return self.inbox.new_tickets(self.session, self.now, remember=False)
+
+    def _held_back(self, raw: bytes, msg: InboundMessage, verdict: Classification,
+                   match: Match, hold: Hold) -> Result:
+        """Over the new-ticket limit: on the sender's latest ticket, and no mail to anyone."""
+        ticket = hold.ticket
+        self._store(raw, msg, verdict, ticket)
+        repository.add_events(self.session, ticket, [
+            self._arrival(msg, verdict, match, ticket.state), hold.event(msg.message_id)],
+            self.now)
+        self._new_tickets().recorded(hold)
+        return Outcome("recorded", ticket.ref, f"{hold.reason}; `{hold.release}` lifts the "
+                       "hold"), []
 
     def _update(self, raw: bytes, msg: InboundMessage, verdict: Classification, match: Match,
                 ticket: Ticket) -> Result:

@@ -257,6 +257,9 @@ class MailSettings(Record):
     name: str = "IT Support"
     # Loop protection: an outside address gets at most this many automatic mails an hour.
     max_auto_replies_per_hour: int = Field(default=10, ge=1)
+    # Loop protection: an outside address opens at most this many tickets an hour; later
+    # new conversations from it are recorded on its latest ticket (daemon/ticket_limit.py).
+    max_new_tickets_per_hour: int = Field(default=5, ge=1)
     # Larger mail is quarantined with the reason, never dropped. Base64 adds a third, so a
     # 30 MB attachment needs about 41 MB of mail.
     max_size: Size = 60_000_000

@@ -95,3 +95,16 @@ def test_mail_waiting_too_long(oldest: timedelta | None, waiting: int, code: lis
 def test_outbox_pending_too_long(age: int, code: list[str]) -> None:
     facts = Facts(NOW, running(), BOX, pending=3, oldest_pending_at=NOW - timedelta(minutes=age))
     assert codes(facts) == code
+
+
+def test_a_held_sender_is_work_for_an_admin_with_the_release_command() -> None:
+    held = health.HeldSender("noreply@vendor.example", tickets=5, held=1, ticket="TD-9",
+                             limit=5)
+    (item,) = health.attention(Facts(NOW, running(), BOX, held_senders=[held]), LIMITS)
+    assert (item.code, item.service) == ("sender_held", False)
+    assert str(item) == (
+        "noreply@vendor.example opened 5 tickets within the hour (mail.max_new_tickets_per_hour"
+        " is 5); 1 more new conversation from it recorded on TD-9 with no ticket and no mail: "
+        "a mail loop stops by itself; if it is a person, `tierdesk release "
+        "noreply@vendor.example` lets the next mail open a ticket")
+    assert health.exit_code([item], health_only=True) == 0

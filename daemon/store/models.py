@@ -91,6 +91,8 @@ class Ticket(Base):
     # AUTOINCREMENT: SQLite would otherwise reuse the highest id after a delete, and so a ref.
     __table_args__ = (
         Index(None, "state"),
+        # Loop protection counts each address's tickets of the past hour.
+        Index(None, "requester", "created_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -238,6 +240,16 @@ class AutoSender(Base):
     last_seen: Mapped[datetime]
     count: Mapped[int] = mapped_column(default=1)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class TicketLimitRelease(Base):
+    """An operator lifted the new-ticket limit for an address (`tierdesk release`): tickets
+    it opened before then no longer count against mail.max_new_tickets_per_hour."""
+
+    __tablename__ = "ticket_limit_releases"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower case
+    released_at: Mapped[datetime]
 
 
 class MailboxCursor(Base):

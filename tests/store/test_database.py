@@ -106,6 +106,7 @@ def test_due_and_lookup_indexes_exist(database: Database) -> None:
     assert ("due_at", "id") in timer_indexes
     assert ("status", "next_attempt_at") in outbox_indexes
     assert ("state",) in ticket_indexes
+    assert ("requester", "created_at") in ticket_indexes
     assert ("ticket_id", "id") in event_indexes
 
 
