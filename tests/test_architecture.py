@@ -52,3 +52,15 @@ def test_no_module_imports_pydantic() -> None:
     users = sorted(str(path.relative_to(DAEMON)) for path in DAEMON.rglob("*.py")
                    if any(name.split(".")[0].startswith("pydantic") for name in imports(path)))
     assert not users, f"{users} import pydantic: use daemon.records"
+
+
+def test_no_bench_script_shadows_an_importable_module() -> None:
+    """`python bench/x.py` puts bench/ first on sys.path: a bench/dkim.py made the daemon
+    import it instead of dkimpy."""
+    import importlib.util
+    import sys
+    bench = DAEMON.parent / "bench"
+    stdlib = sys.stdlib_module_names
+    clashes = [p.name for p in bench.glob("*.py")
+               if p.stem in stdlib or importlib.util.find_spec(p.stem) is not None]
+    assert clashes == []

@@ -1,6 +1,6 @@
 """What our own DKIM check costs (issue 16), and that mail without commands pays nothing.
 
-    python bench/dkim.py [N] [--ingest 1000] [--repeats 3]
+    python bench/dkim_cost.py [N] [--ingest 1000] [--repeats 3]
 
 1. verification: N command mails from a directory member, each DKIM-signed (1024-bit RSA, as
    the tests sign) by the From domain, checked by `DkimVerifier.check` with a warm cache
