@@ -25,13 +25,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from daemon.config import load_config
 from daemon.ingest import Inbox, Outcome, process_batch
 from daemon.sender_auth import sign
 from daemon.store.database import Database, migrate, open_database
-from daemon.store.models import Outbox
+from daemon.store.models import Outbox, Ticket
 from tests.commands.desk import (
     ALEX,
     DMARC,
@@ -45,6 +45,7 @@ from tests.commands.desk import (
     events,
     feed,
     later,
+    mail,
     open_in,
     rewrite,
     signed,
@@ -151,6 +152,24 @@ def _fifty_forged(desk: Desk) -> Seen:
                 contained=within == 1)
 
 
+def _autoresponder_loop(desk: Desk) -> Seen:
+    """An autoresponder that answers each mail with a new conversation, and no
+    Auto-Submitted or Precedence to say what it is: twelve mails in one pass."""
+    bot = "noreply@tickets.vendor.example"
+    loop = [(n, mail(bot, f"Your request #{4000 + n} was received", "We opened a request."))
+            for n in range(1, 13)]
+    with desk.database.transaction() as session:
+        outcomes = process_batch(session, loop, desk.inbox(), AT, folder="INBOX")
+    with desk.database.reading() as session:
+        opened = session.scalar(select(func.count()).select_from(Ticket)
+                                .where(Ticket.requester == bot))
+        answers = session.scalar(select(func.count()).select_from(Outbox)
+                                 .where(Outbox.recipients == bot))
+    recorded = sum(o.action in ("opened", "recorded") for o in outcomes)
+    return Seen(False, recorded == 12, f"{opened} tickets opened, {answers} mails to it, "
+                f"{recorded}/12 recorded", contained=opened == 5 and answers == 5)
+
+
 CASES: tuple[Case, ...] = (
     # ------------------------------------------------ headers the sender wrote
     Case("forged Authentication-Results, shipped settings (no authserv-id trusted)", False,
@@ -208,6 +227,7 @@ CASES: tuple[Case, ...] = (
                                        "evil.test"))),
     # ------------------------------------------------ amplification
     Case("fifty forged mails in one member's name", False, _fifty_forged),
+    Case("an autoresponder opening a new conversation per mail", False, _autoresponder_loop),
     # ------------------------------------------------ genuine
     Case("genuine: a signed reply address", True,
          lambda d: d.attempt(tech(MORGAN, ORDER, auth=None, to=signed(MORGAN)))),

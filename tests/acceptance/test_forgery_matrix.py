@@ -42,6 +42,6 @@ def test_the_matrix_covers_the_issue() -> None:
                   "quoted history", "display:none", "zero font", "another member's token",
                   "another ticket's token", "past its last day", "retired key",
                   "another domain", "altered after signing", "l= DKIM", "encoded address",
-                  "fifty forged", "genuine: a signed reply address",
+                  "fifty forged", "autoresponder", "genuine: a signed reply address",
                   "genuine: a DKIM signature aligned", "genuine: a trusted Authentication"):
         assert words in names, words
