@@ -31,7 +31,7 @@ from mailgen import generate  # noqa: E402
 import daemon.message  # noqa: E402
 
 # The modules parse_message runs; the base copy gets all of them, none from this checkout.
-PARSE_MODULES = ("message", "mime_tree", "header_fields", "reply", "html_text")
+PARSE_MODULES = ("message", "mime_tree", "header_fields", "address_list", "reply", "html_text")
 
 
 def base_ref() -> str:
@@ -47,9 +47,12 @@ def load_base(ref: str, into: Path) -> ModuleType:
     package.mkdir()
     (package / "__init__.py").write_text("")
     for name in PARSE_MODULES:
-        source = subprocess.run(["git", "show", f"{ref}:daemon/{name}.py"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout
-        source = source.replace("from daemon.", "from daemon_base.")
+        shown = subprocess.run(["git", "show", f"{ref}:daemon/{name}.py"], cwd=ROOT,
+                               capture_output=True, text=True)
+        if shown.returncode:  # a module younger than `ref`
+            continue
+        source = shown.stdout.replace("from daemon.", "from daemon_base.")
+        source = source.replace("from daemon import", "from daemon_base import")
         (package / f"{name}.py").write_text(source)
     sys.path.insert(0, str(into))
     return importlib.import_module("daemon_base.message")

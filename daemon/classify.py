@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon.header_fields import addresses
 from daemon.message import InboundMessage, message_ids
 
 Kind = Literal["human", "auto_reply", "bounce", "list", "own"]
@@ -90,11 +89,6 @@ def _own(msg: InboundMessage, own: Own) -> str | None:
     return None
 
 
-# Where a group that rewrites From keeps the person: Google Groups' X-Original-Sender and
-# X-Original-From, and the Reply-To that Google Groups and Mailman set to them.
-_AUTHOR_HEADERS = ("x-original-sender", "x-original-from", "reply-to")
-
-
 def group_author(msg: InboundMessage, own: Own) -> str | None:
     """The person behind a mail our own group (a Google Group or list that is the helpdesk
     address) re-sent under its own From: groups do so when the person's domain publishes a
@@ -103,11 +97,16 @@ def group_author(msg: InboundMessage, own: Own) -> str | None:
     through the group (its original sender is ours too)."""
     if not (msg.from_addr and _mailbox(msg.from_addr) in own and _our_list(msg, own)):
         return None
-    for name in _AUTHOR_HEADERS:
-        found = [a for _, a in addresses(msg.header(name) or "") if "@" in a]
-        if found:
-            return None if _mailbox(found[0]) in own else found[0].strip()
-    return None
+    # Where a group that rewrites From keeps the person: Google Groups' X-Original-Sender
+    # and X-Original-From, else the Reply-To that Google Groups and Mailman set to them;
+    # Read strictly from the raw headers by parse_message, never from decoded text. Mailman
+    # adds the list to Reply-To; two people besides it, and nobody can tell which wrote (the
+    # mail then counts as ours).
+    found = msg.original_sender or msg.reply_to
+    if not found or _mailbox(found[0]) in own:
+        return None
+    people = [address for address in found if _mailbox(address) not in own]
+    return people[0] if len(people) == 1 else None
 
 
 _REPORT_TYPE = re.compile(r"report-type\s*=\s*\"?([\w.-]+)", re.IGNORECASE)

@@ -145,7 +145,8 @@ def _message_json(msg: InboundMessage) -> dict[str, Any]:
         "message_id_generated": msg.message_id_generated,
         "digest": msg.digest,
         "subject": msg.subject,
-        "from": {"address": msg.from_addr, "name": msg.from_name},
+        "from": {"address": msg.from_addr, "name": msg.from_name, "problem": msg.from_problem},
+        "reply_to": list(msg.reply_to),
         "to": list(msg.to),
         "cc": list(msg.cc),
         "delivered_to": list(msg.delivered_to),
@@ -180,7 +181,7 @@ def _summary(result: Explanation, name: str) -> str:
              f"reason:      {verdict.reason}",
              *(f"also:        {r}" for r in verdict.reasons[1:]),
              *(f"bounced:     {i}" for i in verdict.bounced_message_ids),
-             f"from:        {sender or '(none)'}",
+             f"from:        {sender or msg.from_problem or '(none)'}",
              *([f"written by:  {verdict.author} (our own group passed it on under its From)"]
                if verdict.author else []),
              f"subject:     {msg.subject or '(none)'}",

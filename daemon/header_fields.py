@@ -7,15 +7,15 @@ shapes, `Jane Doe <jane@example.org>` or `text/plain; charset="utf-8"`, which on
 expression or str.split reads. The functions here read exactly those shapes and give exactly
 what the stdlib gives; for anything else (quoting with backslashes, comments, groups, RFC 2231
 parameters, non-ASCII raw bytes, a ';' inside quotes, empty list entries ...) they return
-None and the caller asks the stdlib. tests/test_header_fields.py holds the two to the same
-result.
+None and the caller asks the stdlib, or for addresses daemon.address_list's strict reading
+(the stdlib guesses there). tests/test_header_fields.py holds the two to the same result.
 """
 
 from __future__ import annotations
 
 import re
 from email.message import Message
-from email.utils import collapse_rfc2231_value, getaddresses, unquote
+from email.utils import collapse_rfc2231_value, unquote
 
 # A parameter value: str, or (charset, language, text) for RFC 2231 (as Message.get_params).
 ParamValue = str | tuple[str | None, str | None, str]
@@ -116,9 +116,3 @@ def simple_addresses(text: str) -> list[tuple[str, str]] | None:
         if text[position] != ",":
             return None
         position += 1
-
-
-def addresses(text: str) -> list[tuple[str, str]]:
-    """email.utils.getaddresses([text]), quickly for the common shapes."""
-    pairs = simple_addresses(text)
-    return getaddresses([text]) if pairs is None else pairs

@@ -329,7 +329,10 @@ class _Pass:
             self.pending.new_tickets.opened(ticket)
         self._store(raw, msg, verdict, ticket)
         linked = f", linked to closed {old.ref}" if old is not None else ""
-        return Outcome("opened", ticket.ref, f"new ticket in {ticket.state}{linked}"), rows
+        # Without a sender the requester's mails are skipped when rendered (recipients.py).
+        unknown = f"; {msg.from_problem}: no acknowledgement" if msg.from_problem else ""
+        return Outcome("opened", ticket.ref,
+                       f"new ticket in {ticket.state}{linked}{unknown}"), rows
 
     def _new_tickets(self) -> NewTickets:
         if self.pending is not None:
@@ -356,6 +359,8 @@ class _Pass:
         runtime = self.inbox.runtime
         repository.add_events(self.session, ticket,
                               [self._arrival(msg, verdict, match, ticket.state)], self.now)
+        if msg.from_problem is not None:  # nobody's commands, nobody's reply: only recorded
+            return Outcome("updated", ticket.ref, f"recorded only: {msg.from_problem}"), []
         # A member's or vendor's mail (issue 5); a member who is the requester writes as one.
         # Through our group, From is the group's: nothing proves who wrote, so no commands.
         colleague = (technician.identify(msg.from_addr, runtime.config.directory)
@@ -396,6 +401,9 @@ def _received(msg: InboundMessage, verdict: Classification, match: Match,
     data = {"message_id": msg.message_id, "subject": msg.subject, "kind": verdict.kind,
             "attachments": len(msg.attachments)}
     reason = f"{verdict.kind}: {verdict.reason}; {match.how}"
+    if msg.from_problem is not None:
+        data["from_problem"] = msg.from_problem
+        reason += f"; {msg.from_problem}, so it runs no commands and gets no answer"
     if reused:
         data["reused_message_id"] = True
         reason += ("; its Message-ID was used before by another mail (other content), "

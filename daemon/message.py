@@ -37,8 +37,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import Message
 from types import MappingProxyType
+from typing import NamedTuple
 
-from daemon.header_fields import addresses, filename, find_param, header_params
+from daemon.address_list import read_addresses
+from daemon.header_fields import filename, find_param, header_params
 from daemon.html_text import html_to_text
 from daemon.mime_tree import Part, split_tree
 from daemon.reply import ReplyParts, split_reply
@@ -99,7 +101,7 @@ class InboundMessage:
     in_reply_to: str | None
     references: tuple[str, ...]
     subject: str
-    from_addr: str
+    from_addr: str                  # "" when From is not exactly one mailbox read strictly
     from_name: str
     to: tuple[str, ...]
     cc: tuple[str, ...]
@@ -117,6 +119,12 @@ class InboundMessage:
     defects: tuple[str, ...]
     digest: str = ""  # see `content_digest`
     message_id_generated: bool = False
+    # Why From names nobody (missing, empty, several mailboxes, an entry not read strictly):
+    # then from_addr is "", the mail is recorded, never answered and runs no commands.
+    from_problem: str | None = None
+    reply_to: tuple[str, ...] = ()
+    # X-Original-Sender, else X-Original-From: the person a group re-sent (classify).
+    original_sender: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """First value of a kept header (KEPT_HEADERS), decoded; None when absent."""
@@ -161,7 +169,7 @@ def _parse(raw: bytes, limits: ParseLimits,
     _check_attachments(attachments, limits)
     message_id = normalise_message_id(_first(headers, "message-id"))
     digest = content_digest(raw, headers)
-    sender = _addresses(headers.get("from", []))
+    sender = _sender(headers.get("from", []))
     body_text, html = body.texts()
     reply = _reply(body_text, html, body.plain_found)
     return InboundMessage(
@@ -171,8 +179,12 @@ def _parse(raw: bytes, limits: ParseLimits,
         in_reply_to=normalise_message_id(_first(headers, "in-reply-to")),
         references=tuple(message_ids(" ".join(headers.get("references", [])))),
         subject=decode_header(_first(headers, "subject")),
-        from_addr=sender[0][1] if sender else "",
-        from_name=sender[0][0] if sender else "",
+        from_addr=sender.address,
+        from_name=sender.name,
+        from_problem=sender.problem,
+        reply_to=_address_list(headers, "reply-to"),
+        original_sender=(_address_list(headers, "x-original-sender")
+                         or _address_list(headers, "x-original-from")),
         to=_address_list(headers, "to"),
         cc=_address_list(headers, "cc"),
         delivered_to=_address_list(headers, *_DELIVERY_HEADERS),
@@ -342,21 +354,47 @@ def _body_span(raw: bytes) -> tuple[int, int]:
     return start, stop
 
 
-def _addresses(values: list[str]) -> list[tuple[str, str]]:
-    """(decoded display name, address) pairs; entries without an @ are dropped."""
+class _Sender(NamedTuple):
+    address: str = ""
+    name: str = ""
+    problem: str | None = None
+
+
+def _sender(values: list[str]) -> _Sender:
+    """From as exactly one mailbox read strictly, else no address and why: a guess here
+    would let anyone write in a technician's name."""
     if not values:
-        return []
-    pairs = addresses(", ".join(_unfold(v) for v in values))  # as getaddresses joins them
-    return [(decode_header(name), addr.strip()) for name, addr in pairs if "@" in addr]
+        return _Sender(problem="the mail has no From")
+    read = read_addresses(", ".join(_unfold(v) for v in values))
+    if read.problems:
+        return _Sender(problem=f"From could not be read: {'; '.join(read.problems)}; "
+                       "nobody can tell who wrote")
+    if not read.mailboxes:
+        return _Sender(problem="From holds no address")
+    if len(read.mailboxes) > 1:
+        found = ", ".join(a for _, a in read.mailboxes[:5])  # checked printable
+        return _Sender(problem=f"From holds {len(read.mailboxes)} addresses ({found}): "
+                       "nobody can tell who wrote")
+    name, address = read.mailboxes[0]
+    return _Sender(address, display_name(name))
+
+
+_NAME_CONTROL = re.compile(r"[\x7f-\x9f\u2028\u2029]")  # beyond decode_header's ASCII ones
+
+
+def display_name(raw: str) -> str:
+    """A display name as written (the structure already read) to text: decoded, and no
+    control character or line break left that could start a header in mail we write."""
+    return _NAME_CONTROL.sub(" ", decode_header(raw)).strip()
 
 
 def _address_list(headers: Mapping[str, list[str]], *names: str) -> tuple[str, ...]:
+    """The addresses read strictly, each once, in order; entries not read are dropped."""
     values = [v for name in names for v in headers.get(name, [])]
     if not values:
         return ()
-    # Only the addresses: the names need no decoding (decode_header cannot fail on text).
-    pairs = addresses(", ".join(_unfold(v) for v in values))
-    return tuple(dict.fromkeys(addr.strip() for _, addr in pairs if "@" in addr))
+    read = read_addresses(", ".join(_unfold(v) for v in values))
+    return tuple(dict.fromkeys(address for _, address in read.mailboxes))
 
 
 def _date(value: str) -> datetime | None:

@@ -51,7 +51,13 @@ def resolve(role: str, context: Mapping[str, Any], directory: Directory) -> Reso
 
 
 def _requester(context: Mapping[str, Any], directory: Directory) -> Resolved:
-    return _address("requester", context.get("requester"), external=True)
+    return _requester_address("requester", context)
+
+
+def _requester_address(role: str, context: Mapping[str, Any]) -> Resolved:
+    if not context.get("requester"):  # the first mail's From named nobody for sure
+        return Resolved(None, f"{role}: the ticket has no requester address")
+    return _address(role, context.get("requester"), external=True)
 
 
 def _team(context: Mapping[str, Any], directory: Directory) -> Resolved:
@@ -99,7 +105,7 @@ def _actor(context: Mapping[str, Any], directory: Directory) -> Resolved:
     """The technician who issued a command; the requester when they caused the event."""
     who = str(context.get("actor") or "")
     if who == "requester":
-        return _address("actor", context.get("requester"), external=True)
+        return _requester_address("actor", context)
     if "@" not in who:
         return Resolved(None, f"the actor {who or 'nobody'!r} has no address")
     return _member(who, "actor", directory)

@@ -13,7 +13,7 @@ DOMAIN = ["workflow", "sla.py", "message.py", "classify.py", "correlate.py", "th
           "tags.py", "business_hours.py", "reply.py", "html_text.py", "durations.py",
           "mime_tree.py", "header_fields.py", "simulate.py", "render.py", "mime.py", "problems.py",
           "yamlsource.py", "commands.py", "sender_auth.py", "backoff.py", "health.py", "records.py",
-          "validation.py", "auth/alignment.py"]
+          "validation.py", "auth/alignment.py", "address_list.py"]
 FORBIDDEN = ("sqlalchemy", "alembic", "imapclient", "aiosmtplib", "aiosmtpd", "psycopg",
              "daemon.store", "daemon.imap", "daemon.smtp", "daemon.cli", "daemon.app",
              "dkim", "dns", "daemon.auth.dkim_check", "daemon.auth.dns_cache")

@@ -330,6 +330,13 @@ GROUP = ("List-Id: Support <support.example.com>\n"
     (GROUP + "X-Original-Sender: support@example.com\n"
              "Reply-To: Hannah Lee <hannah.lee@example.edu>\n", None),
     (GROUP + "X-Original-Sender: Support+TD-4@Example.com\n", None),
+    # Read strictly from the raw header: an encoded name is text, a guess is nobody.
+    (GROUP + "Reply-To: =?utf-8?q?=3Cmallory=40evil.test=3E?= <hannah.lee@example.edu>\n",
+     "hannah.lee@example.edu"),
+    (GROUP + "Reply-To: hannah.lee@example.edu <mallory@evil.test>\n", None),
+    (GROUP + "Reply-To: hannah.lee@example.edu, mallory@evil.test\n", None),
+    (GROUP + "X-Original-Sender: <<x@evil.test>\nReply-To: hannah.lee@example.edu\n",
+     "hannah.lee@example.edu"),
     # Not through our group (no list headers, or another list's): our own From decides.
     ("X-Original-Sender: hannah.lee@example.edu\n", None),
     ("List-Id: <staff.example.com>\nX-Original-Sender: hannah.lee@example.edu\n", None),
@@ -340,3 +347,12 @@ def test_a_person_our_group_passed_on_under_its_from(headers: str, author: str |
            "Subject: VPN\nMessage-ID: <1@x>\n" + headers + "\nError 809.\n").encode()
     verdict = classify(parse_message(raw), OWN)
     assert (verdict.kind, verdict.author) == (("human", author) if author else ("own", None))
+
+
+@pytest.mark.parametrize("sender", ["", "support@example.com, ann@example.org",
+                                    "=?utf-8?q?x?=<support@example.com> <ann@example.org>"])
+def test_a_from_naming_nobody_is_no_own_mail_and_no_mail_system(sender: str) -> None:
+    """from_addr is "" then: no rule may take that for our address or a MAILER-DAEMON."""
+    msg = parse_message(f"From: {sender}\nSubject: Printer\nMessage-ID: <2@x>\n\nJams.\n".encode())
+    assert msg.from_addr == "" and msg.from_problem
+    assert classify(msg, OWN) == Classification("human", HUMAN_REASON)

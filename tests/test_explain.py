@@ -74,7 +74,8 @@ def test_json_report(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["text_without_commands"] == "Closing this one."
     assert data["thread_keys"] == {"message_ids": ["td-out-31-2.313131@example.com"],
                                    "subject_refs": ["TD-31"], "plus_refs": []}
-    assert data["from"] == {"address": "tom.becker@example.com", "name": "Tom Becker"}
+    assert data["from"] == {"address": "tom.becker@example.com", "name": "Tom Becker",
+                            "problem": None}
 
 
 def test_the_person_behind_our_groups_from(site: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -99,6 +99,77 @@ def test_messy_references_and_in_reply_to() -> None:
     assert message.message_id == "MessyRefs.4711@Client.Example.ORG"
 
 
+# ------------------------------------------------------------------ addresses
+
+def headers(**fields: str) -> InboundMessage:
+    """A mail with these header fields (bytes as written: encoded words, CR LF ...)."""
+    lines = [f"{name.replace('_', '-')}: {value}" for name, value in fields.items()]
+    return parse_message(("\r\n".join(["Subject: x", *lines]) + "\r\n\r\nHello\r\n").encode())
+
+
+NOBODY = [
+    # From, what from_problem says
+    ("=?utf-8?q?x_=0A?=<alex.chen@example.com> <attacker@evil.test>",
+     "2 addresses in angle brackets in one mailbox"),
+    ("=?utf-8?q?Eve=0D=0ABcc:_evil2@evil.test?= <crlf3@customer.example>",
+     "a group (':') that no ';' ends"),
+    ("alex.chen@example.com, attacker@evil.test",
+     "From holds 2 addresses (alex.chen@example.com, attacker@evil.test): nobody can tell"),
+    ("", "From holds no address"),
+    ("undisclosed-recipients:;", "From holds no address"),
+    ("Alex Chen", "'Alex Chen': no address"),
+    ("alex.chen@example.com, <<x@evil.test>", "2 addresses in angle brackets"),
+]
+
+
+@pytest.mark.parametrize(("sender", "why"), NOBODY)
+def test_a_from_that_is_not_one_mailbox_names_nobody(sender: str, why: str) -> None:
+    message = headers(From=sender)
+    assert (message.from_addr, message.from_name) == ("", "")
+    assert message.from_problem is not None and why in message.from_problem
+    assert "\n" not in message.from_problem and "\r" not in message.from_problem
+
+
+def test_no_from_or_two_from_fields_name_nobody() -> None:
+    assert parse_message(b"Subject: x\r\n\r\nHi\r\n").from_problem == "the mail has no From"
+    two = parse_message(b"From: ann@example.org\r\nFrom: alex.chen@example.com\r\n\r\nHi\r\n")
+    assert two.from_addr == "" and "From holds 2 addresses" in (two.from_problem or "")
+
+
+@pytest.mark.parametrize(("sender", "address", "name"), [
+    ('"Chen, Alex @ IT" <alex.chen@example.com>', "alex.chen@example.com", "Chen, Alex @ IT"),
+    ("=?utf-8?b?PGF0dGFja2VyQGV2aWwudGVzdD4=?= <ann@example.org>", "ann@example.org",
+     "<attacker@evil.test>"),
+    ("ann@example.org (Ann Example)", "ann@example.org", "Ann Example"),
+    ("Martens, Bob <bob.martens@example.com>", "bob.martens@example.com", "Martens, Bob"),
+    # line breaks and other controls in a decoded name become spaces: no header from a name
+    ("=?utf-8?q?Eve=0D=0ABcc=3A_x=40evil.test?= <crlf3@customer.example>",
+     "crlf3@customer.example", "Eve  Bcc: x@evil.test"),
+    ("=?utf-8?q?Eve=00=E2=80=A8Bcc=3A_x=C2=85y?= <a@example.org>", "a@example.org",
+     "Eve  Bcc: x y"),
+])
+def test_one_mailbox_is_the_sender_and_its_name_only_text(sender: str, address: str,
+                                                          name: str) -> None:
+    message = headers(From=sender)
+    assert (message.from_addr, message.from_name, message.from_problem) == (address, name, None)
+
+
+def test_reply_to_to_and_cc_keep_only_the_entries_read_strictly() -> None:
+    message = headers(From="ann@example.org",
+                      Reply_To="=?utf-8?q?=3Cevil=40x.test=3E?= <ann@example.org>, a@b <c@d>",
+                      To="support@example.com, =?utf-8?q?x?=<a@x.test> <b@x.test>",
+                      Cc='Team: "Lee, Kim" <kim@example.org>, bad;, =?utf-8?q?=3Cz=40z?= <zed@x>')
+    assert message.reply_to == ("ann@example.org",)
+    assert message.to == ("support@example.com",)
+    assert message.cc == ("kim@example.org", "zed@x")  # the group's member "bad" dropped
+    assert headers(Reply_To="alex.chen@example.com <attacker@evil.test>").reply_to == ()
+
+
+def test_outlook_names_of_the_corpus() -> None:
+    assert (load("outlook_desktop_html_only_msonormal.eml").from_name,
+            load("owa_german_html_only.eml").from_name) == ("Martens, Bob", "Schäfer, Günther")
+
+
 def test_folded_message_id() -> None:
     message = load("exchange_ndr.eml")
     assert message.message_id == ("f0e1d2c3-b4a5-4968-8776-655443322110"

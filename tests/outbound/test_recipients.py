@@ -46,6 +46,9 @@ def test_assignee_by_member_name(config: Config) -> None:
     ("actor", {"actor": "clock"}, "'clock' has no address"),
     ("requester", {"requester": "ann@example.org\r\nBcc: x@example.org"}, "line break"),
     ("requester", {"requester": "<>"}, "not a deliverable"),
+    # A ticket opened by a mail whose From named nobody for sure (message.from_problem).
+    ("requester", {"requester": ""}, "the ticket has no requester address"),
+    ("actor", {"actor": "requester", "requester": ""}, "the ticket has no requester address"),
     ("boss", {}, "unknown recipient role 'boss'"),
 ])
 def test_nobody_to_send_to_says_why(config: Config, role: str, context: dict[str, object],
