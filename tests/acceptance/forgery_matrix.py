@@ -170,6 +170,19 @@ def _autoresponder_loop(desk: Desk) -> Seen:
                 f"{recorded}/12 recorded", contained=opened == 5 and answers == 5)
 
 
+def _header_in_a_name(desk: Desk) -> Seen:
+    """A new mail whose encoded display name decodes to a line break and a Bcc header."""
+    raw = rewrite(mail("crlf3@customer.example", "VPN down", "It drops every hour."),
+                  From="=?utf-8?q?Eve=0D=0ABcc:_evil2@evil.test?= <crlf3@customer.example>")
+    outcome = feed(desk.database, desk.inbox(), raw, AT)
+    with desk.database.reading() as session:
+        to = [r or "" for r in session.scalars(select(Outbox.recipients))]
+    leaked = [r for r in to if "evil" in r or "?=" in r]
+    return Seen(False, outcome.action == "opened" and bool(events(desk.database, "mail_in")),
+                f"{outcome.detail}; mails to {leaked or 'no address read from the name'}",
+                contained=not leaked)
+
+
 CASES: tuple[Case, ...] = (
     # ------------------------------------------------ headers the sender wrote
     Case("forged Authentication-Results, shipped settings (no authserv-id trusted)", False,
@@ -225,6 +238,8 @@ CASES: tuple[Case, ...] = (
          lambda d: d.attempt(dkim_sign(rewrite(tech(MORGAN, ORDER, auth=None),
                                                From=f"=?utf-8?q?x_=0A?=<{MORGAN}> <{ATTACKER}>"),
                                        "evil.test"))),
+    Case("a display name that decodes to a line break and a Bcc header", False,
+         _header_in_a_name),
     # ------------------------------------------------ amplification
     Case("fifty forged mails in one member's name", False, _fifty_forged),
     Case("an autoresponder opening a new conversation per mail", False, _autoresponder_loop),
