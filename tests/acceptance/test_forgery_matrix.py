@@ -30,9 +30,6 @@ def test_case(case: Case, database: Database, dns: StubDns,
               inboxes: dict[tuple[tuple[str, str], ...], Inbox]) -> None:
     seen = case.play(Desk(database, dns, inboxes))
     assert case.passed(seen), seen
-    if not case.genuine and not seen.why.startswith("morgan.lee@example.com (signed"):
-        # Refused for a reason the member (or the log) is told, not silently.
-        assert "refused" in seen.why or "recorded" in seen.why, seen
 
 
 def test_the_matrix_covers_the_issue() -> None:
