@@ -57,10 +57,12 @@ def test_no_module_imports_pydantic() -> None:
 def test_no_bench_script_shadows_an_importable_module() -> None:
     """`python bench/x.py` puts bench/ first on sys.path: a bench/dkim.py made the daemon
     import it instead of dkimpy."""
-    import importlib.util
+    import importlib.machinery
     import sys
     bench = DAEMON.parent / "bench"
     stdlib = sys.stdlib_module_names
-    clashes = [p.name for p in bench.glob("*.py")
-               if p.stem in stdlib or importlib.util.find_spec(p.stem) is not None]
+    # Searched without bench/ itself, which tests that import bench modules put on sys.path.
+    path = [entry for entry in sys.path if Path(entry or ".").resolve() != bench]
+    clashes = [p.name for p in bench.glob("*.py") if p.stem in stdlib
+               or importlib.machinery.PathFinder.find_spec(p.stem, path) is not None]
     assert clashes == []
