@@ -83,7 +83,8 @@ from tests.imap.servers import (  # noqa: E402
 BATCH = 100
 APPEND_CHUNK, APPEND_BYTES = 50, 8 * 2**20
 TARGET_RATE = 1000  # mails/s end to end at N=5000 on SQLite
-TARGET_RSS_MB = 80
+# Issue 17 allows 100 MB for pydantic's config models (about 8 MB, bench/records.py).
+TARGET_RSS_MB = 100
 TARGET_IDLE_MS = 300  # p50
 SITE_FOLDERS = ("config", "workflows", "mail_templates")
 

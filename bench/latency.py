@@ -15,8 +15,8 @@ workflows/ and mail_templates/.
 - memory: the daemon's VmRSS (from /proc) after start-up, after the latency run, then after
   each --rss total of realistic mails (bench/mailgen.py: replies, auto-replies, bounces,
   attachments), loaded with MULTIAPPEND while the daemon runs and waited for until the
-  cursor reached the last UID and the outbox is empty. Target: under 80 MB, and not growing
-  between the last two.
+  cursor reached the last UID and the outbox is empty. Target: under 100 MB (issue 17: 80
+  before pydantic's config models), and not growing between the last two.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from tests.ingest.mails import mail  # noqa: E402
 from tests.outbound.smtp_server import SmtpServer  # noqa: E402
 from tests.processes import pythonpath  # noqa: E402
 
-TARGET_P50_MS, TARGET_P99_MS, TARGET_RSS_MB = 300, 1000, 80
+TARGET_P50_MS, TARGET_P99_MS, TARGET_RSS_MB = 300, 1000, 100
 _IN_REPLY_TO = re.compile(rb"^In-Reply-To:\s*<([^>]+)>", re.M | re.I)
 
 

@@ -8,21 +8,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
+from pydantic import Field, ValidationError
+
+from daemon.frozen import Frozen
 from daemon.problems import ConfigError, Problem
-from daemon.records import Field, Record, ValidationError
 from daemon.settings import Duration, EmailAddress, Name
-from daemon.validation import validation_problems
+from daemon.validation import model_errors, validation_problems
 from daemon.yamlsource import Source, load_yaml
 
 CommandName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
 
 
-class Person(Record):
+class Person(Frozen):
     name: str
     address: EmailAddress
 
 
-class Member(Record):
+class Member(Frozen):
     name: str
     # Every address the member writes from; commands are accepted from these only.
     addresses: tuple[EmailAddress, ...] = ()
@@ -33,13 +35,13 @@ class Member(Record):
         return self.commands is None or command in self.commands
 
 
-class Team(Record):
+class Team(Frozen):
     name: str
     address: EmailAddress
     members: tuple[Member, ...] = ()
 
 
-class Vendor(Record):
+class Vendor(Frozen):
     name: str
     address: EmailAddress
     # The vendor's own response-time clock, counted on `calendar` (config/settings.yaml).
@@ -47,7 +49,7 @@ class Vendor(Record):
     calendar: Name = "default"
 
 
-class Directory(Record):
+class Directory(Frozen):
     teams: Annotated[dict[Name, Team], Field(min_length=1)]
     vendors: dict[Name, Vendor] = {}
     escalation_manager: Person | None = None
@@ -75,7 +77,8 @@ def load_directory(path: Path) -> Directory:
     try:
         directory = Directory.model_validate(source.data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc.errors(), source)) from None
+        raise ConfigError(validation_problems(model_errors(exc, source.data, Directory),
+                                              source)) from None
     problems = list(lint_directory(directory, source))
     if problems:
         raise ConfigError(problems)

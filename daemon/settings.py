@@ -17,22 +17,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from daemon.business_hours import Holidays, read_ics_holidays
-from daemon.durations import parse_duration
-from daemon.problems import ConfigError, Problem
-from daemon.records import (
+from pydantic import (
     AfterValidator,
     BeforeValidator,
-    ErrorDict,
     Field,
-    Record,
-    Secret,
+    InstanceOf,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from daemon.validation import describe, validation_problems
+from pydantic_core import ErrorDetails
+
+from daemon.business_hours import Holidays, read_ics_holidays
+from daemon.durations import parse_duration
+from daemon.frozen import Day, Frozen, Int, Secret
+from daemon.problems import ConfigError, Problem
+from daemon.validation import describe, model_errors, validation_problems
 from daemon.yamlsource import Source, load_yaml
 
 ENV_PREFIX = "TIERDESK_"
@@ -72,7 +74,7 @@ def _duration(value: object) -> timedelta:
 EmailAddress = Annotated[str, AfterValidator(check_address)]
 HostName = Annotated[str, AfterValidator(_check_host)]
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[Int, Field(ge=1, le=65535)]
 Security = Literal["tls", "starttls", "none"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 
@@ -82,7 +84,7 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
 DAY = timedelta(days=1)
 
 
-class Span(Record):
+class Span(Frozen):
     """Working time that starts on one day, as offsets from that day's local midnight.
 
     `end` is after `start`; past 24:00 it runs into the next day (an overnight shift:
@@ -191,17 +193,17 @@ def _overnight_clash(hours: Mapping[Weekday, tuple[Span, ...]], day: Weekday,
 Hours = Annotated[tuple[Span, ...], BeforeValidator(parse_hours)]
 
 
-class Calendar(Record):
+class Calendar(Frozen):
     """Business hours in one time zone; days not listed and holidays are closed.
 
     A holiday closes its whole local date; an overnight shift belongs to the day it starts on
     (see daemon.business_hours for how local hours meet daylight-saving changes)."""
 
-    timezone: Annotated[ZoneInfo, BeforeValidator(_zone)]
+    timezone: Annotated[InstanceOf[ZoneInfo], BeforeValidator(_zone)]
     hours: dict[Weekday, Hours]
-    holidays: tuple[date, ...] = ()
+    holidays: tuple[Day, ...] = ()
     # An iCalendar file of all-day events (and fixed-date yearly ones), read at load.
-    holidays_file: Annotated[Holidays | None, BeforeValidator(_holidays_file)] = None
+    holidays_file: Annotated[InstanceOf[Holidays] | None, BeforeValidator(_holidays_file)] = None
 
     @field_validator("hours")
     @classmethod
@@ -230,7 +232,7 @@ def _default_calendars() -> dict[str, Calendar]:
 
 # ------------------------------------------------------------------ sections
 
-class SiteSettings(Record):
+class SiteSettings(Frozen):
     # The domain our Message-IDs and plus-addresses use.
     domain: HostName = "localhost"
 
@@ -249,21 +251,21 @@ def parse_size(value: object) -> object:
     return int(float(match[1]) * _SIZE_UNITS[(match[2] or "b").lower()])
 
 
-Size = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
+Size = Annotated[Int, BeforeValidator(parse_size), Field(ge=1)]
 
 
-class MailSettings(Record):
+class MailSettings(Frozen):
     address: EmailAddress = "support@localhost"
     name: str = "IT Support"
     # Loop protection: an outside address gets at most this many automatic mails an hour.
-    max_auto_replies_per_hour: int = Field(default=10, ge=1)
+    max_auto_replies_per_hour: Int = Field(default=10, ge=1)
     # Loop protection: an outside address opens at most this many tickets an hour; later
     # new conversations from it are recorded on its latest ticket (daemon/ticket_limit.py).
-    max_new_tickets_per_hour: int = Field(default=5, ge=1)
+    max_new_tickets_per_hour: Int = Field(default=5, ge=1)
     # Larger mail is quarantined with the reason, never dropped. Base64 adds a third, so a
     # 30 MB attachment needs about 41 MB of mail.
     max_size: Size = 60_000_000
-    max_attachments: int = Field(default=100, ge=0)
+    max_attachments: Int = Field(default=100, ge=0)
     max_attachment_size: Size = 40_000_000
 
 
@@ -274,12 +276,12 @@ def _fill_port(data: object, ports: Mapping[str, int]) -> object:
     return data
 
 
-class ImapSettings(Record):
+class ImapSettings(Frozen):
     host: HostName = "localhost"
     port: Port = 993
     security: Security = "tls"
     username: str = ""
-    password: Secret = Secret("")
+    password: Secret = SecretStr("")
     folder: str = "INBOX"
     processed_folder: str = ""
     poll_interval: Duration = timedelta(seconds=60)
@@ -294,12 +296,12 @@ class ImapSettings(Record):
         return _fill_port(data, {"tls": 993, "starttls": 143, "none": 143})
 
 
-class SmtpSettings(Record):
+class SmtpSettings(Frozen):
     host: HostName = "localhost"
     port: Port = 465
     security: Security = "tls"
     username: str = ""
-    password: Secret = Secret("")
+    password: Secret = SecretStr("")
     timeout: Duration = timedelta(seconds=30)
 
     @model_validator(mode="before")
@@ -311,7 +313,7 @@ class SmtpSettings(Record):
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class DatabaseSettings(Record):
+class DatabaseSettings(Frozen):
     # A relative SQLite path (sqlite:///tierdesk.db) is relative to the working directory.
     url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
 
@@ -366,20 +368,20 @@ def dns_server_address(value: str) -> tuple[str, int]:
 DnsServer = Annotated[str, AfterValidator(_check_dns_server)]
 def _secret_list(value: object) -> object:
     """A list, or one comma-separated string (TIERDESK_AUTH_PREVIOUS_SECRETS)."""
-    if isinstance(value, Secret):
+    if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return tuple(v.strip() for v in value.split(",") if v.strip()) \
         if isinstance(value, str) else value
 
 
-def _check_secret(secret: Secret) -> None:
+def _check_secret(secret: SecretStr) -> None:
     length = len(secret.get_secret_value())
     if 0 < length < MIN_SECRET:
         raise ValueError(f"the secret has {length} characters, fewer than {MIN_SECRET}; "
                          f"{SECRET_HINT}")
 
 
-class AuthSettings(Record):
+class AuthSettings(Frozen):
     """Who may run command tags (daemon/sender_auth.py has the rules)."""
 
     # strict: the From address must be a directory member AND the mail authenticated by our
@@ -388,9 +390,9 @@ class AuthSettings(Record):
     # authserv-ids of our own receiving servers; other servers' results never count.
     trusted_authserv_ids: Annotated[tuple[HostName, ...], BeforeValidator(_names)] = ()
     # How many Authentication-Results headers from the top may be ours (see sender_auth).
-    trusted_headers: int = Field(default=1, ge=1, le=10)
+    trusted_headers: Int = Field(default=1, ge=1, le=10)
     # Signs reply addresses; from TIERDESK_AUTH_SECRET, never from this file.
-    secret: Secret = Field(default=Secret(""), repr=False)
+    secret: Secret = Field(default=SecretStr(""), repr=False)
     # Keys that signed reply addresses before `secret` was rotated: their addresses keep
     # working until they expire. TIERDESK_AUTH_PREVIOUS_SECRETS, comma-separated.
     previous_secrets: Annotated[tuple[Secret, ...], BeforeValidator(_secret_list)] = \
@@ -411,13 +413,13 @@ class AuthSettings(Record):
 
     @field_validator("secret")
     @classmethod
-    def _long_enough(cls, secret: Secret) -> Secret:
+    def _long_enough(cls, secret: SecretStr) -> SecretStr:
         _check_secret(secret)
         return secret
 
     @field_validator("previous_secrets")
     @classmethod
-    def _all_long_enough(cls, secrets: tuple[Secret, ...]) -> tuple[Secret, ...]:
+    def _all_long_enough(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
         for secret in secrets:
             _check_secret(secret)
         return secrets
@@ -462,7 +464,7 @@ def auth_warnings(settings: Settings, config_dir: Path,
     return warnings
 
 
-class DaemonSettings(Record):
+class DaemonSettings(Frozen):
     """The long-running service (`run.py run`)."""
 
     # How often the clock loop asks the store for due timers.
@@ -472,7 +474,7 @@ class DaemonSettings(Record):
     reload_check: Duration = timedelta(seconds=2)
 
 
-class Settings(Record):
+class Settings(Frozen):
     site: SiteSettings = SiteSettings()
     mail: MailSettings = MailSettings()
     imap: ImapSettings = ImapSettings()
@@ -492,7 +494,7 @@ class Settings(Record):
 
 
 # Sections whose keys TIERDESK_<SECTION>_<KEY> may override.
-ENV_SECTIONS: dict[str, type[Record]] = {
+ENV_SECTIONS: dict[str, type[Frozen]] = {
     "site": SiteSettings, "mail": MailSettings, "imap": ImapSettings,
     "smtp": SmtpSettings, "database": DatabaseSettings, "auth": AuthSettings,
     "daemon": DaemonSettings,
@@ -524,7 +526,7 @@ def load_settings(config_dir: Path, environ: Mapping[str, str]) -> Settings:
         # config_dir: a calendar's holidays_file is relative to it.
         settings = Settings.model_validate(data, context={"config_dir": config_dir})
     except ValidationError as exc:
-        problems += _problems(source, exc, overridden)
+        problems += _problems(source, model_errors(exc, data, Settings), overridden)
         settings = None
     if problems:
         raise ConfigError(problems)
@@ -560,11 +562,11 @@ def _unknown_variable(name: str, known: Mapping[str, object]) -> Problem:
 
 
 
-def _problems(source: Source, exc: ValidationError,
+def _problems(source: Source, errors: list[ErrorDetails],
               overridden: Mapping[tuple[str, str], str]) -> list[Problem]:
     """File errors get file:line from the YAML; errors in overridden values name the variable."""
     from_env, from_file = [], []
-    for error in exc.errors():
+    for error in errors:
         variable = overridden.get(tuple(error["loc"][:2]))  # type: ignore[arg-type]
         if variable:
             from_env.append(_env_problem(variable, error))
@@ -573,6 +575,6 @@ def _problems(source: Source, exc: ValidationError,
     return from_env + validation_problems(from_file, source)
 
 
-def _env_problem(variable: str, error: ErrorDict) -> Problem:
+def _env_problem(variable: str, error: ErrorDetails) -> Problem:
     problem, _, fix = describe(error).partition("; ")
     return Problem(variable, 0, problem, fix or "correct or unset the variable")

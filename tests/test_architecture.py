@@ -12,7 +12,7 @@ DAEMON = Path(__file__).resolve().parent.parent / "daemon"
 DOMAIN = ["workflow", "sla.py", "message.py", "classify.py", "correlate.py", "thread_keys.py",
           "tags.py", "business_hours.py", "reply.py", "html_text.py", "durations.py",
           "mime_tree.py", "header_fields.py", "simulate.py", "render.py", "mime.py", "problems.py",
-          "yamlsource.py", "commands.py", "sender_auth.py", "backoff.py", "health.py", "records.py",
+          "yamlsource.py", "commands.py", "sender_auth.py", "backoff.py", "health.py", "frozen.py",
           "validation.py", "auth/alignment.py", "address_list.py"]
 FORBIDDEN = ("sqlalchemy", "alembic", "imapclient", "aiosmtplib", "aiosmtpd", "psycopg",
              "daemon.store", "daemon.imap", "daemon.smtp", "daemon.cli", "daemon.app",
@@ -45,13 +45,6 @@ def test_domain_module_is_pure(path: Path) -> None:
 def test_domain_list_is_real() -> None:
     """Guards the test above: every listed module exists."""
     assert all((DAEMON / entry).exists() for entry in DOMAIN)
-
-
-def test_no_module_imports_pydantic() -> None:
-    """pydantic and pydantic_core cost about 18 MB of RSS; daemon/records.py does our part."""
-    users = sorted(str(path.relative_to(DAEMON)) for path in DAEMON.rglob("*.py")
-                   if any(name.split(".")[0].startswith("pydantic") for name in imports(path)))
-    assert not users, f"{users} import pydantic: use daemon.records"
 
 
 def test_no_bench_script_shadows_an_importable_module() -> None:

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from daemon.problems import ConfigError, Problem
-from daemon.records import ValidationError
 from daemon.settings import (
     DEFAULT_DATABASE_URL,
     Settings,
@@ -52,7 +52,7 @@ def test_shipped_settings_load_with_parsed_calendars() -> None:
 
 def test_settings_are_frozen() -> None:
     settings = load_settings(ROOT / "config", {})
-    with pytest.raises(AttributeError, match="frozen"):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.imap.host = "elsewhere"  # type: ignore[misc]
     assert settings.imap.host == "localhost"
 

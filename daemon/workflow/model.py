@@ -6,8 +6,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
 from daemon.durations import format_duration, parse_duration
-from daemon.records import BeforeValidator, Field, Record, field_validator, model_validator
+from daemon.frozen import Frozen, Int
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
@@ -30,12 +32,12 @@ ALL_SOURCES = "*"
 PREVIOUS = "previous"
 
 
-class Reminders(Record):
-    times: Annotated[int, Field(ge=1, le=100)]
+class Reminders(Frozen):
+    times: Annotated[Int, Field(ge=1, le=100)]
     every: Duration
 
 
-class Timeout(Record):
+class Timeout(Frozen):
     after: Duration
     per_priority: dict[str, Duration] = {}
     clock: Literal["business", "wall"] = "business"
@@ -65,9 +67,9 @@ class Timeout(Record):
         return f"{format_duration(timedelta(minutes=minutes), hours_only=True)} of business time"
 
 
-class State(Record):
+class State(Frozen):
     team: Name | None = None
-    tier: Annotated[int, Field(ge=1)] | None = None
+    tier: Annotated[Int, Field(ge=1)] | None = None
     clock: Literal["running", "paused", "stopped"] = "running"
     final: bool = False
     timeout: Timeout | None = None
@@ -77,14 +79,14 @@ def _one_or_many(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
-class Transition(Record):
+class Transition(Frozen):
     trigger: Name
-    source: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
-    dest: Annotated[tuple[str, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+    source: Annotated[tuple[str, ...], Field(min_length=1), BeforeValidator(_one_or_many)]
+    dest: Annotated[tuple[str, ...], Field(min_length=1), BeforeValidator(_one_or_many)]
     condition: str | None = None
 
 
-class Command(Record):
+class Command(Frozen):
     trigger: Name | None = None
     action: Literal["take", "assign", "note", "priority", "status", "help"] | None = None
     teams: Literal["all"] | tuple[Name, ...] = "all"
@@ -105,7 +107,7 @@ def _regex(value: str | None) -> str | None:
     return value
 
 
-class TriageMatch(Record):
+class TriageMatch(Frozen):
     subject: str | None = None
     body: str | None = None
     sender: str | None = None
@@ -119,7 +121,7 @@ class TriageMatch(Record):
         return self
 
 
-class TriageOutcome(Record):
+class TriageOutcome(Frozen):
     priority: str | None = None
     route: str | None = None
 
@@ -129,12 +131,12 @@ class TriageRule(TriageOutcome):
     match: TriageMatch
 
 
-class Triage(Record):
+class Triage(Frozen):
     default: TriageOutcome = TriageOutcome()
     rules: tuple[TriageRule, ...] = ()
 
 
-class SlaTargets(Record):
+class SlaTargets(Frozen):
     """Whole-ticket targets per priority; each state's own target is its timeout."""
 
     first_response: dict[str, Duration] = {}
@@ -143,19 +145,19 @@ class SlaTargets(Record):
     calendar: Name | None = None
 
 
-class BounceGuard(Record):
-    max_bounces: Annotated[int, Field(ge=0)]
+class BounceGuard(Frozen):
+    max_bounces: Annotated[Int, Field(ge=0)]
 
 
-class MailSpec(Record):
+class MailSpec(Frozen):
     template: Name
     to: Literal["requester", "team", "previous_team", "assignee", "vendor",
                 "escalation_manager", "actor"]
 
 
-class Workflow(Record):
+class Workflow(Frozen):
     name: Name
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[Int, Field(ge=1)]
     initial: str
     priorities: Annotated[tuple[Name, ...], Field(min_length=1)] = ("P1", "P2", "P3", "P4")
     default_priority: str = "P3"

@@ -6,9 +6,10 @@ import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from daemon.problems import Problem
-from daemon.records import ValidationError
-from daemon.validation import validation_problems
+from daemon.validation import model_errors, validation_problems
 from daemon.workflow.model import (
     ALL_SOURCES,
     CONDITIONS,
@@ -39,7 +40,7 @@ def validate_workflow(
     try:
         workflow = Workflow.model_validate(source.data)
     except ValidationError as exc:
-        return None, validation_problems(exc.errors(), source)
+        return None, validation_problems(model_errors(exc, source.data, Workflow), source)
     problems = list(_lint(workflow, source, context))
     return (None if problems else workflow), problems
 
