@@ -105,8 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.once:
         return _run_service(args)
     from daemon.app import Parts, run_once
-    from daemon.cli_store import open_and_migrate
     from daemon.gc_tuning import settle_after_startup
+    from daemon.store.database import open_and_migrate
 
     # --once reports each part in one line of its own; the loops' logs would say it twice.
     logging.basicConfig(level=logging.ERROR, format=f"{PROG}: %(name)s: %(message)s")
@@ -125,10 +125,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_service(args: argparse.Namespace) -> int:
     """The daemon: logs on stderr, until SIGTERM or SIGINT (daemon/service.py)."""
-    from daemon.cli_store import open_and_migrate
     from daemon.logs import setup_logging
     from daemon.reload import snapshot
     from daemon.service import run_service
+    from daemon.store.database import open_and_migrate
 
     setup_logging(args.log_format)
     files = snapshot(args.config)  # before loading: an edit made meanwhile still reloads

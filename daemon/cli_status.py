@@ -28,7 +28,8 @@ from daemon.cli import PROG, UserError, _user_message, load_root
 from daemon.cli_sla import deadline_fields, deadlines
 from daemon.cli_store import open_existing, table
 from daemon.config import Config
-from daemon.health import Attention, Beat, Facts, HeldSender, Limits, MailboxFacts, Overdue, span
+from daemon.health import Attention, Beat, Facts, Limits, MailboxFacts, Overdue, span
+from daemon.held_senders import HeldSender
 from daemon.imap import ImapError, Mailbox, resume_point
 from daemon.now import utc_now
 from daemon.problems import ConfigError

@@ -25,7 +25,7 @@ from daemon.now import utc_now
 from daemon.settings import Settings
 from daemon.sla_ticket import sla_of
 from daemon.store import repository
-from daemon.store.database import Database, StoreError, current_revision, migrate, open_database
+from daemon.store.database import Database, StoreError, current_revision, open_database
 from daemon.store.models import Message, Ticket
 
 SUBJECT_WIDTH = 48
@@ -33,17 +33,6 @@ _CREATE_HINT = "run `tierdesk run --once` (or `python run.py run --once`) to cre
 
 
 # ------------------------------------------------------------------ opening
-
-def open_and_migrate(url: str) -> Database:
-    """Open the database and bring its schema up to date (the daemon's start-up)."""
-    database = open_database(url)
-    try:
-        migrate(database)
-    except BaseException:
-        database.close()
-        raise
-    return database
-
 
 def open_existing(url: str) -> Database:
     """Open a database for reading only: never create an empty SQLite file or a schema."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from daemon.held_senders import HeldSender
 from daemon.settings import Settings
 
 LOOPS = ("ingest", "clock", "sender")
@@ -78,27 +79,6 @@ class Overdue:
     state: str
     team: str | None
     deadline: datetime
-
-
-@dataclass(frozen=True)
-class HeldSender:
-    """An outside address over mail.max_new_tickets_per_hour whose new conversations were
-    recorded on its latest ticket instead of opening tickets (daemon/ticket_limit.py)."""
-
-    address: str
-    tickets: int    # opened in the past hour, since its last release
-    held: int       # new conversations recorded on `ticket` meanwhile
-    ticket: str     # the ref of its latest ticket
-    limit: int
-
-    @property
-    def release(self) -> str:
-        return release_command(self.address)
-
-
-def release_command(address: str) -> str:
-    """What lifts the hold on an address (daemon/cli_release.py)."""
-    return f"tierdesk release {address}"
 
 
 @dataclass(frozen=True)

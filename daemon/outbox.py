@@ -23,14 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from daemon import notice_gate
-from daemon.config import Config
 from daemon.directory import Directory
 from daemon.liveness import is_gone, this_process
 from daemon.message import InboundMessage, MailRejected, parse_message
@@ -38,7 +38,7 @@ from daemon.mime import Address, Attachment, HeaderError, Mail, build, safe_mess
 from daemon.recipients import Recipient, resolve
 from daemon.render import Renderer, RenderError, when
 from daemon.sender_auth import sign, signed_address
-from daemon.settings import MailSettings, SiteSettings
+from daemon.settings import MailSettings, Settings, SiteSettings
 from daemon.store import repository
 from daemon.store.deferred import OutboxRow
 from daemon.store.journal import SentNote
@@ -60,6 +60,20 @@ ACTOR = "outbox"
 
 # ------------------------------------------------------------------ the writer
 
+class Site(Protocol):
+    """What mail writing needs of the loaded site (daemon/config.py's Config has it): the
+    outbound room does not depend on how the site is loaded."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def directory(self) -> Directory: ...
+
+    @property
+    def templates_dir(self) -> Path: ...
+
+
 @dataclass(frozen=True)
 class MailWriter:
     """What rendering needs, built once from the config; callable as the Runtime mail hook."""
@@ -74,7 +88,7 @@ class MailWriter:
     notice_window: timedelta = timedelta(minutes=10)  # settings.auth.refusal_notices_every
 
     @classmethod
-    def from_config(cls, config: Config) -> MailWriter:
+    def from_config(cls, config: Site) -> MailWriter:
         auth = config.settings.auth
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
                    config.settings.site, secret=auth.secret.get_secret_value(),

@@ -37,9 +37,8 @@ from datetime import datetime, timedelta
 
 from daemon import outbox
 from daemon.backoff import backoff_delay
-from daemon.config import Config
 from daemon.now import utc_now
-from daemon.outbox import Claimed, MailWriter, Outcome
+from daemon.outbox import Claimed, MailWriter, Outcome, Site
 from daemon.recorder import Book, Recorder, open_book
 from daemon.smtp import (
     Accepted,
@@ -135,7 +134,7 @@ class Sender:
     """Drains the outbox of one database over one SMTP pool; `close()` closes the pool."""
 
     @classmethod
-    def from_config(cls, config: Config, database: Database, *, connections: int = 4,
+    def from_config(cls, config: Site, database: Database, *, connections: int = 4,
                     settings: SenderSettings = SenderSettings(),
                     clock: Callable[[], datetime] = utc_now) -> Sender:
         """The daemon's sender: SMTP as configured, EHLO with the site's domain, and the mail

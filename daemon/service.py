@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from daemon.app import Parts
-from daemon.cli_store import open_and_migrate
 from daemon.config import Config, load_config
 from daemon.gc_tuning import settle_after_startup, thaw
 from daemon.malloc import limit_arenas, release_free_memory
@@ -41,7 +40,7 @@ from daemon.reload import Snapshot, changed_files, changes, snapshot, stranded
 from daemon.sender import Sender, SenderSettings
 from daemon.service_loops import ClockLoop, Context, Failures, IngestLoop, Pulse
 from daemon.smtp import describe
-from daemon.store.database import Database, StoreError
+from daemon.store.database import Database, StoreError, open_and_migrate
 from daemon.store.heartbeats import daemon_name
 
 log = logging.getLogger("tierdesk.service")

@@ -30,9 +30,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from daemon.business_hours import Holidays, read_ics_holidays
 from daemon.durations import parse_duration
 from daemon.frozen import Day, Frozen, Int, Secret
+from daemon.holidays import Holidays, read_ics_holidays
 from daemon.problems import ConfigError, Problem
 from daemon.validation import describe, model_errors, validation_problems
 from daemon.yamlsource import Source, load_yaml

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from daemon.health import HeldSender, release_command
+from daemon.held_senders import HeldSender, release_command
 from daemon.store.models import Event, Ticket, TicketLimitRelease
 from daemon.workflow.facts import EventRecord
 

@@ -15,14 +15,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.business_hours import (
-    IcsError,
-    add_business_time,
-    business_time_between,
-    calendar_clock,
-    parse_ics_holidays,
-    read_ics_holidays,
-)
+from daemon.business_hours import add_business_time, business_time_between, calendar_clock
+from daemon.holidays import IcsError, parse_ics_holidays, read_ics_holidays
 from daemon.settings import WEEKDAYS, Calendar, load_settings
 from daemon.workflow.engine import Engine
 from daemon.workflow.model import Workflow

@@ -246,6 +246,17 @@ def shipped_head() -> str:
     return max(shipped_revisions())
 
 
+def open_and_migrate(url: str) -> Database:
+    """Open the database and bring its schema up to date (the daemon's start-up)."""
+    database = open_database(url)
+    try:
+        migrate(database)
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
 def migrate(database: Database, revision: str = "head") -> None:
     """Upgrade the schema to `revision`; safe when several daemons start at once.
 

@@ -33,9 +33,9 @@ from sqlalchemy.orm import Session
 
 from daemon import ingest_loop
 from daemon.app import Parts
-from daemon.cli_store import open_and_migrate
 from daemon.config import load_config
 from daemon.imap import Mailbox
+from daemon.store.database import open_and_migrate
 
 PAUSE_S = 3600.0
 
