@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from daemon.clock import tick  # noqa: E402
-from daemon.config import Config, load_config  # noqa: E402
-from daemon.outbox import MailWriter  # noqa: E402
-from daemon.runtime import MailHook, Runtime  # noqa: E402
+from daemon.outbound.outbox import MailWriter  # noqa: E402
+from daemon.site.config import Config, load_config  # noqa: E402
 from daemon.store.database import Database, migrate, open_database  # noqa: E402
 from daemon.store.models import Ticket, Timer  # noqa: E402
+from daemon.tickets.runtime import MailHook, Runtime  # noqa: E402
+from daemon.tickets.timers import tick  # noqa: E402
 from daemon.workflow.engine import wall_clock  # noqa: E402
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

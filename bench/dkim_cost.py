@@ -39,8 +39,8 @@ import dkim  # noqa: E402, F401, I001
 sys.path.insert(1, str(BENCH))
 from mailgen import generate  # noqa: E402
 
-from daemon.config import Config, load_config  # noqa: E402
-from daemon.ingest import Inbox, process_batch, process_mail  # noqa: E402
+from daemon.inbound.ingest import Inbox, process_batch, process_mail  # noqa: E402
+from daemon.site.config import Config, load_config  # noqa: E402
 from daemon.store.database import Database, migrate, open_database  # noqa: E402
 from tests.commands.desk import MORGAN, SECRET, T0, build_inbox, open_in, signed, tech  # noqa: E402
 from tests.commands.dkim_mail import dkim_sign, key_name, key_record  # noqa: E402

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))  # measure this checkout, not whatever `daemon` is
 
 from transitions import Machine  # noqa: E402
 
+from daemon.config.yamlsource import load_yaml  # noqa: E402
 from daemon.workflow.engine import Engine  # noqa: E402
 from daemon.workflow.facts import (  # noqa: E402
     CommandIssued,
@@ -44,7 +45,6 @@ from daemon.workflow.facts import (  # noqa: E402
 )
 from daemon.workflow.model import Workflow  # noqa: E402
 from daemon.workflow.moves import Move, expand  # noqa: E402
-from daemon.yamlsource import load_yaml  # noqa: E402
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 SUBJECTS = ["VPN drops every hour", "Forgot my password", "Email outage", "Printer jam",

@@ -63,11 +63,11 @@ sys.path.insert(1, str(ROOT / "bench"))
 
 from mailgen import NEW_ONLY, GeneratedMail, Mix, generate  # noqa: E402
 
-from daemon.app import Parts  # noqa: E402
-from daemon.config import load_config  # noqa: E402
-from daemon.imap import Mailbox  # noqa: E402
-from daemon.imap_server import Controller  # noqa: E402
-from daemon.ingest_loop import drain  # noqa: E402
+from daemon.demo.imap_server.server import Controller  # noqa: E402
+from daemon.inbound.imap import Mailbox  # noqa: E402
+from daemon.inbound.ingest_loop import drain  # noqa: E402
+from daemon.service.app import Parts  # noqa: E402
+from daemon.site.config import load_config  # noqa: E402
 from daemon.store.database import Database, open_and_migrate  # noqa: E402
 from tests.imap.servers import (  # noqa: E402
     DOVECOT,

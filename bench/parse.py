@@ -3,7 +3,7 @@
     python bench/parse.py [N] [--seed 1] [--repeats 7] [--base REF]
 
 N mails of bench/mailgen.py's realistic mix (the one bench/ingest.py feeds the daemon) are
-parsed with this checkout's `daemon.message.parse_message` and with the one of REF (default:
+parsed with this checkout's `daemon.mail.message.parse_message` and with the one of REF (default:
 where this branch left main), loaded from git into a private package, round after round in
 alternation so the load of a shared machine hits both sides alike. Prints process CPU time
 per mail (best and median of the rounds) and the ratio of the medians.
@@ -28,7 +28,7 @@ sys.path.insert(1, str(ROOT / "bench"))
 
 from mailgen import generate  # noqa: E402
 
-import daemon.message  # noqa: E402
+import daemon.mail.message  # noqa: E402
 
 # The modules parse_message runs; the base copy gets all of them, none from this checkout.
 PARSE_MODULES = ("message", "mime_tree", "header_fields", "address_list", "reply", "html_text")
@@ -41,7 +41,7 @@ def base_ref() -> str:
 
 
 def load_base(ref: str, into: Path) -> ModuleType:
-    """daemon.message as of `ref`, as the package `daemon_base` (its daemon.* imports
+    """daemon.mail.message as of `ref`, as the package `daemon_base` (its daemon.* imports
     rewritten to point at the same copies)."""
     package = into / "daemon_base"
     package.mkdir()
@@ -78,7 +78,7 @@ def main() -> None:
     ref = args.base or base_ref()
     with tempfile.TemporaryDirectory() as tmp:
         base = load_base(ref, Path(tmp))
-        sides = {"base": base.parse_message, "this": daemon.message.parse_message}
+        sides = {"base": base.parse_message, "this": daemon.mail.message.parse_message}
         for parse in sides.values():  # warm caches (codecs, regexes) before timing
             cpu_per_mail(parse, raws[:500])
         times: dict[str, list[float]] = {name: [] for name in sides}
@@ -87,7 +87,7 @@ def main() -> None:
             for name in order:
                 times[name].append(cpu_per_mail(sides[name], raws))
     print(f"{len(raws)} mails (seed {args.seed}), {args.repeats} rounds alternated; "
-          f"base = {ref[:12]}, this = {daemon.message.__file__}")
+          f"base = {ref[:12]}, this = {daemon.mail.message.__file__}")
     for name, values in times.items():
         print(f"  {name:4}  best {min(values):.4f} ms/mail  median "
               f"{statistics.median(values):.4f} ms/mail  "

@@ -40,8 +40,8 @@ sys.path.insert(1, str(ROOT / "bench"))
 from mailgen import generate  # noqa: E402
 from parse import base_ref, load_base  # noqa: E402
 
-import daemon.header_fields  # noqa: E402
-import daemon.message  # noqa: E402
+import daemon.mail.header_fields  # noqa: E402
+import daemon.mail.message  # noqa: E402
 from tests.test_message import ODD_INPUTS, _variants  # noqa: E402
 
 MAILS = ROOT / "tests" / "mails"
@@ -121,9 +121,10 @@ QUICK: collections.Counter[str] = collections.Counter()
 def count_quick_paths() -> None:
     """Wrap this checkout's quick paths to count how often each answered or handed over
     (None). Only where they exist: the script also runs against older checkouts."""
-    for module, name in ((daemon.message, "split_tree"), (daemon.message, "_rfc5322_date"),
-                         (daemon.header_fields, "simple_addresses"),
-                         (daemon.header_fields, "mime_params")):
+    message = daemon.mail.message
+    for module, name in ((message, "split_tree"), (message, "_rfc5322_date"),
+                         (daemon.mail.header_fields, "simple_addresses"),
+                         (daemon.mail.header_fields, "mime_params")):
         original = getattr(module, name, None)
         if original is None:
             continue
@@ -168,12 +169,12 @@ def main() -> None:
     args = parser.parse_args()
 
     ref = args.base or base_ref()
-    new = daemon.message.parse_message
+    new = daemon.mail.message.parse_message
     count_quick_paths()
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         old = load_base(ref, Path(tmp)).parse_message
-        print(f"base {ref[:12]} against {daemon.message.__file__}")
+        print(f"base {ref[:12]} against {daemon.mail.message.__file__}")
         for label, raws in sources(args):
             checked = rejected = 0
             QUICK.clear()

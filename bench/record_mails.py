@@ -2,7 +2,7 @@
 
     PARSE_RECORD_DIR=/tmp/mails python -m pytest -q -p record_mails [tests...]   # bench/ on path
 
-`daemon.message.parse_message` calls the module's `_parse`; wrapping that catches the mails
+`daemon.mail.message.parse_message` calls the module's `_parse`; wrapping that catches the mails
 every in-process caller parses (ingest, outbox, explain, the corpus tests ...). Each distinct
 mail is written once, named by its SHA-256.
 """
@@ -18,7 +18,7 @@ import pytest
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    import daemon.message as message
+    import daemon.mail.message as message
 
     folder = Path(os.environ.get("PARSE_RECORD_DIR", "parse_record"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,12 @@ the machine's load hits all alike, medians printed:
 
 - records.py: REV exported by `git archive` into a temp folder (default: the parent of the
   commit that deleted daemon/records.py), the stdlib-only stand-in for pydantic;
-- pydantic: this checkout, whose models are pydantic v2 (daemon/frozen.py);
+- pydantic: this checkout, whose models are pydantic v2 (daemon/config/frozen.py);
 - msgspec: no port exists; a probe ports a slice of the settings (imap and auth sections) to
   msgspec.Struct(frozen, forbid_unknown_fields) and converts with strict=False, the lax mode.
 
 Per candidate: (a) import time of the library alone in a bare interpreter, and of
-`daemon.config` (model classes built) plus `load_config(tree, {})` on the shipped site;
+`daemon.site.config` (model classes built) plus `load_config(tree, {})` on the shipped site;
 (b) RSS of the library alone over a bare interpreter, VmRSS and VmHWM after load_config, and
 the peak RSS (VmHWM polled from /proc, bench/ingest.py's way) of the running daemon:
 `run.py run --once` against a Dovecot mailbox, empty and with --mails generated mails;
@@ -70,7 +70,7 @@ def status(key):
         if line.startswith(key):
             return int(line.split()[1]) / 1024
 started = time.perf_counter()
-from daemon.config import load_config
+from daemon.site.config import load_config
 imported = time.perf_counter()
 load_config(Path(sys.argv[1]), {})
 loaded = time.perf_counter()
@@ -93,8 +93,8 @@ PLANTED_ENV = {"TIERDESK_SMTP_PORT": "smtp"}
 ERRORS = r"""
 import json, sys
 from pathlib import Path
-from daemon.config import load_config
-from daemon.problems import ConfigError
+from daemon.site.config import load_config
+from daemon.config.problems import ConfigError
 try:
     load_config(Path(sys.argv[1]), json.loads(sys.argv[2]))
     found = []
@@ -111,7 +111,7 @@ LAX = r"""
 import json, sys
 from datetime import timedelta
 from pathlib import Path
-from daemon.settings import load_settings
+from daemon.config.settings import load_settings
 took = []
 for variable, value in json.loads(sys.argv[2]).items():
     try:

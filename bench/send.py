@@ -33,12 +33,12 @@ from sqlalchemy import delete, select, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.config import load_config  # noqa: E402
-from daemon.mime import Address, Mail, build  # noqa: E402
-from daemon.outbox import MailWriter, enrich, materialize  # noqa: E402
-from daemon.sender import Sender, SenderSettings  # noqa: E402
-from daemon.settings import SmtpSettings  # noqa: E402
-from daemon.smtp import SmtpPool  # noqa: E402
+from daemon.config.settings import SmtpSettings  # noqa: E402
+from daemon.mail.mime import Address, Mail, build  # noqa: E402
+from daemon.outbound.outbox import MailWriter, enrich, materialize  # noqa: E402
+from daemon.outbound.sender import Sender, SenderSettings  # noqa: E402
+from daemon.outbound.smtp import SmtpPool  # noqa: E402
+from daemon.site.config import load_config  # noqa: E402
 from daemon.store import repository  # noqa: E402
 from daemon.store.database import Database, migrate, open_database  # noqa: E402
 from daemon.store.models import Outbox, Ticket  # noqa: E402
@@ -218,7 +218,7 @@ def build_costs(writer: MailWriter, count: int = 2000) -> tuple[float, float, fl
 
 
 def _sample_facts() -> dict[str, Any]:
-    from daemon.render import sample_contexts
+    from daemon.outbound.render import sample_contexts
 
     return sample_contexts()[0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.address_list import read_addresses, strict_addresses
+from daemon.mail.addresses import read_addresses, strict_addresses
 
 ALEX = "alex.chen@example.com"
 

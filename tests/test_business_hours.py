@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.business_hours import add_business_time, business_time_between, calendar_clock
-from daemon.holidays import IcsError, parse_ics_holidays, read_ics_holidays
-from daemon.settings import WEEKDAYS, Calendar, load_settings
+from daemon.clock.business_hours import add_business_time, business_time_between, calendar_clock
+from daemon.config.holidays import IcsError, parse_ics_holidays, read_ics_holidays
+from daemon.config.settings import WEEKDAYS, Calendar, load_settings
+from daemon.config.yamlsource import load_yaml
 from daemon.workflow.engine import Engine
 from daemon.workflow.model import Workflow
 from daemon.workflow.timers import Timers
-from daemon.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")

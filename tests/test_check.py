@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.config import load_config
-from daemon.problems import ConfigError, Problem
+from daemon.cli.main import main
+from daemon.config.problems import ConfigError, Problem
+from daemon.site.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = "workflows/it-support.yaml"

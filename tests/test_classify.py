@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.classify import HUMAN_REASON, KINDS, RULES, Classification, classify
-from daemon.message import parse_message
+from daemon.mail.classify import HUMAN_REASON, KINDS, RULES, Classification, classify
+from daemon.mail.message import parse_message
 
 MAILS = Path(__file__).parent / "mails"
 OWN = ("support@example.com",)

@@ -13,13 +13,13 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from daemon.cli import main
-from daemon.cli_store import age, normalise_ref
+from daemon.cli.main import main
+from daemon.cli.store import age, normalise_ref
+from daemon.config.yamlsource import load_yaml
 from daemon.store import repository
 from daemon.store.database import migrate, open_database
 from daemon.workflow.facts import EventRecord
 from daemon.workflow.model import Workflow
-from daemon.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "mail_templates"

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.cli import main
-from daemon.config import load_config
-from daemon.ingest import Inbox, process_mail
-from daemon.runtime import Runtime
+from daemon.cli.main import main
+from daemon.inbound.ingest import Inbox, process_mail
+from daemon.site.config import load_config
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Quarantine, Ticket
+from daemon.tickets.runtime import Runtime
 from tests.ingest.mails import mail
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.cli import main
-from daemon.ingest import process_mail
+from daemon.cli.main import main
+from daemon.inbound.ingest import process_mail
 from daemon.store.database import Database
 from tests.imap.servers import EmbeddedServer
 from tests.ingest.mails import mail

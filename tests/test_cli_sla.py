@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.app import Parts
-from daemon.cli import main
-from daemon.clock import run_due
-from daemon.config import load_config
-from daemon.ingest import process_mail
+from daemon.cli.main import main
+from daemon.inbound.ingest import process_mail
+from daemon.service.app import Parts
+from daemon.site.config import load_config
 from daemon.store.database import migrate, open_database
+from daemon.tickets.timers import run_due
 from tests.ingest.mails import mail
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from daemon.app import Parts
-from daemon.cli import main
-from daemon.config import load_config
-from daemon.imap import Mailbox
-from daemon.ingest import process_mail
-from daemon.ingest_loop import drain
-from daemon.outbox import park
+from daemon.cli.main import main
+from daemon.inbound.imap import Mailbox
+from daemon.inbound.ingest import process_mail
+from daemon.inbound.ingest_loop import drain
+from daemon.outbound.outbox import park
+from daemon.service.app import Parts
+from daemon.site.config import load_config
 from daemon.store import repository
 from daemon.store.database import Database, migrate, shipped_head
 from daemon.store.heartbeats import LOOPS, beat, stopped

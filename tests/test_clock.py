@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.clock import run_due, tick
-from daemon.config import load_config
-from daemon.runtime import Runtime
+from daemon.site.config import load_config
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Event, Outbox, Ticket, Timer
+from daemon.tickets.runtime import Runtime
+from daemon.tickets.timers import run_due, tick
 from daemon.workflow.engine import wall_clock
 from daemon.workflow.facts import CommandIssued
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.correlate import NO_MATCH, correlate, refs_to_check
-from daemon.thread_keys import PlusRef, ThreadKeys
+from daemon.mail.correlate import NO_MATCH, correlate, refs_to_check
+from daemon.mail.thread_keys import PlusRef, ThreadKeys
 
 KEYS = ThreadKeys(message_ids=("b@x", "a@x"), subject_refs=("TD-2",),
                   plus_refs=(PlusRef("TD-3", None, "support+TD-3@example.com"),))

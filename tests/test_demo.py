@@ -20,8 +20,8 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
 
-from daemon.cli import main
-from daemon.demo import demo_world, play, wants_colour
+from daemon.cli.main import main
+from daemon.demo.run import demo_world, play, wants_colour
 from daemon.store.models import Event, Ticket
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import build_parser
-from daemon.settings import env_variables, load_settings
+from daemon.cli.main import build_parser
+from daemon.config.settings import env_variables, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "tierdesk.service"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.directory import load_directory
-from daemon.problems import ConfigError, Problem
-from daemon.settings import check_address
+from daemon.auth.directory import load_directory
+from daemon.config.problems import ConfigError, Problem
+from daemon.config.settings import check_address
 
 ROOT = Path(__file__).resolve().parent.parent
 

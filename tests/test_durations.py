@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from daemon.durations import format_duration, parse_duration
+from daemon.config.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(("text", "delta"), [

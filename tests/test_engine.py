@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import transitions
 
+from daemon.config.yamlsource import load_yaml
 from daemon.workflow.engine import Engine
 from daemon.workflow.facts import (
     CommandIssued,
@@ -25,7 +26,6 @@ from daemon.workflow.facts import (
     VendorReplied,
 )
 from daemon.workflow.model import ALL_SOURCES, PREVIOUS, Workflow
-from daemon.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 WF = Workflow.model_validate(load_yaml(ROOT / "workflows/it-support.yaml").data)

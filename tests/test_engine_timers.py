@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import pytest
 
+from daemon.config.yamlsource import load_yaml
 from daemon.workflow.engine import Engine, wall_clock
 from daemon.workflow.facts import CommandIssued, Event, RequesterReplied, TicketFacts, TimerFired
 from daemon.workflow.model import Workflow
 from daemon.workflow.timers import TicketTargets
-from daemon.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 WF = Workflow.model_validate(load_yaml(ROOT / "workflows/it-support.yaml").data)

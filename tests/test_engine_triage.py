@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from daemon.config.yamlsource import load_yaml
 from daemon.workflow.engine import Engine
 from daemon.workflow.facts import NewTicket
 from daemon.workflow.model import Workflow
-from daemon.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 WF = Workflow.model_validate(load_yaml(ROOT / "workflows/it-support.yaml").data)

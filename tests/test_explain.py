@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.explain import explain_mail
+from daemon.cli.explain import explain_mail
+from daemon.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILS = Path(__file__).parent / "mails"
@@ -155,9 +155,9 @@ def test_store_says_redelivery_reused_id_or_new(site: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
-    from daemon.app import Parts
-    from daemon.config import load_config
-    from daemon.ingest import process_mail
+    from daemon.inbound.ingest import process_mail
+    from daemon.service.app import Parts
+    from daemon.site.config import load_config
     from daemon.store.database import migrate, open_database
     from tests.ingest.mails import mail
 

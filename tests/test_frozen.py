@@ -1,4 +1,4 @@
-"""The config models on pydantic (daemon/frozen.py, daemon/validation.py), through the real
+"""The config models on pydantic (config/frozen.py, config/validation.py), through the real
 files: environment strings coerce, what lax mode would wrongly take is refused, and errors
 read as an admin needs them (one per mistake, the member of a union that fitted)."""
 
@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from daemon.config import load_config
-from daemon.directory import Directory
-from daemon.frozen import Int
-from daemon.problems import ConfigError
-from daemon.settings import Settings, load_settings
+from daemon.auth.directory import Directory
+from daemon.config.frozen import Int
+from daemon.config.problems import ConfigError
+from daemon.config.settings import Settings, load_settings
+from daemon.site.config import load_config
 from daemon.workflow.model import Workflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,10 +60,10 @@ def bare_ints(tp: Any, where: str, seen: set[type], metadata: tuple[Any, ...] = 
 
 
 def test_every_integer_field_refuses_booleans() -> None:
-    """pydantic's lax mode takes `true` as 1; daemon.frozen.Int does not."""
+    """pydantic's lax mode takes `true` as 1; daemon.config.frozen.Int does not."""
     bare = [where for model in (Settings, Directory, Workflow)
             for where in bare_ints(model, model.__name__, set())]
-    assert bare == [], f"declare these as daemon.frozen.Int: {bare}"
+    assert bare == [], f"declare these as daemon.config.frozen.Int: {bare}"
     assert list(bare_ints(dict[str, tuple[int, ...]], "probe", set())) == ["probe"]
 
 

@@ -1,4 +1,4 @@
-"""daemon/gc_tuning.py, in a process of its own (it changes the collector process-wide)."""
+"""daemon/service/gc_tuning.py, in a process of its own (it changes the collector process-wide)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 CHECK = """
 import gc
-from daemon.gc_tuning import OLDER, YOUNG, settle_after_startup, thaw
+from daemon.service.gc_tuning import OLDER, YOUNG, settle_after_startup, thaw
 settle_after_startup()
 assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
 assert gc.get_threshold() == (YOUNG, OLDER, OLDER)

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from daemon.graph import GRAPHVIZ_MISSING, GraphError, edges, render, to_dot, to_mermaid, to_svg
+from daemon.config.yamlsource import load_yaml
+from daemon.workflow.graph import (
+    GRAPHVIZ_MISSING,
+    GraphError,
+    edges,
+    render,
+    to_dot,
+    to_mermaid,
+    to_svg,
+)
 from daemon.workflow.model import Workflow
-from daemon.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 

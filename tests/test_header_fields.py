@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.address_list import AddressList, read_addresses, strict_addresses
-from daemon.header_fields import (
+from daemon.mail.addresses import AddressList, read_addresses, strict_addresses
+from daemon.mail.header_fields import (
     boundary,
     filename,
     header_params,

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon import health
-from daemon.health import Beat, Facts, MailboxFacts, Overdue
-from daemon.settings import Settings
+from daemon.config.settings import Settings
+from daemon.service import health
+from daemon.service.health import Beat, Facts, MailboxFacts, Overdue
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 LIMITS = health.limits(Settings())

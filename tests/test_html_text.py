@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.html_text import html_to_text
+from daemon.mail.html_text import html_to_text
 
 
 @pytest.mark.parametrize("html", [

@@ -1,4 +1,4 @@
-"""daemon/malloc.py on this machine's glibc: one arena unless the admin chose, and trimming."""
+"""service/malloc.py on this machine's glibc: one arena unless the admin chose, and trimming."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-CHECK = ("from daemon.malloc import limit_arenas, release_free_memory; "
+CHECK = ("from daemon.service.malloc import limit_arenas, release_free_memory; "
          "print(limit_arenas()); release_free_memory()")
 
 

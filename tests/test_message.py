@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.message import (
+from daemon.mail.message import (
     MB,
     InboundMessage,
     MailRejected,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.message import InboundMessage, ParseLimits, _parse
-from daemon.mime_tree import Part, split_tree
+from daemon.mail.message import InboundMessage, ParseLimits, _parse
+from daemon.mail.mime_tree import Part, split_tree
 
 MAILS = Path(__file__).parent / "mails"
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
@@ -208,6 +208,6 @@ def test_parts_answer_as_the_stdlib_messages_do(raw: bytes) -> None:
 @pytest.mark.parametrize("head", [b"A: b\rc\r\n", b"A: b\r\n\tc\rd\r\n", b"A: b\r\r\n",
                                   b" A: b\r\n", b"A b\r\n", b"A: b\r\nno colon\r\n"])
 def test_header_blocks_it_cannot_read_as_compat32_does(head: bytes) -> None:
-    from daemon.mime_tree import _headers
+    from daemon.mail.mime_tree import _headers
 
     assert _headers(head) is None

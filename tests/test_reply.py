@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.html_text import HISTORY_MARK, html_to_text
-from daemon.message import parse_message
-from daemon.reply import split_reply, strip_reply
+from daemon.mail.html_text import HISTORY_MARK, html_to_text
+from daemon.mail.message import parse_message
+from daemon.mail.reply import split_reply, strip_reply
 
 MAILS = Path(__file__).parent / "mails"
 NEW = "Printer works again.\n\n#resolve toner replaced"
@@ -504,7 +504,7 @@ def test_lines_the_quick_filter_skips_are_no_markers() -> None:
     """find_history skips _marker_at for most lines; for none of them could it have found a
     marker. Each line is checked with a header block below and an attribution-like line
     above it, as they stand in mail."""
-    from daemon.reply import _could_be_marker, _marker_at
+    from daemon.mail.reply import _could_be_marker, _marker_at
 
     above = ["On Tue, 2 Jun 2026 at 16:40, X <x@y.z>"]
     below = ["Sent: Tuesday", "To: Alice", "Subject: x", "> quoted"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from daemon.problems import ConfigError, Problem
-from daemon.settings import (
+from daemon.config.problems import ConfigError, Problem
+from daemon.config.settings import (
     DEFAULT_DATABASE_URL,
     Settings,
     Span,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.business_hours import calendar_span
-from daemon.config import load_config
-from daemon.sla import Move, report
+from daemon.clock.business_hours import calendar_span
+from daemon.clock.sla import Move, report
+from daemon.site.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_config(ROOT, {})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.message import parse_message
-from daemon.tags import Command, find_tags
+from daemon.mail.message import parse_message
+from daemon.workflow.tags import Command, find_tags
 
 MAILS = Path(__file__).parent / "mails"
 

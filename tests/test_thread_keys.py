@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.message import parse_message
-from daemon.thread_keys import PlusRef, ThreadKeys, base_subject, subject_refs, thread_keys
+from daemon.mail.message import parse_message
+from daemon.mail.thread_keys import PlusRef, ThreadKeys, base_subject, subject_refs, thread_keys
 
 MAILS = Path(__file__).parent / "mails"
 SUPPORT = "support@example.com"

@@ -30,7 +30,7 @@ from dkim.util import InvalidTagValueList, parse_tag_value
 
 from daemon.auth.alignment import Dmarc, aligned, dmarc_names, normal, org_domain, parse_dmarc
 from daemon.auth.dns_cache import DnsFailure, Lookups, TxtCache
-from daemon.sender_auth import Verdict
+from daemon.auth.sender_auth import Verdict
 
 log = logging.getLogger(__name__)
 MIN_KEY_BITS = 1024  # RFC 8301: verifiers must not accept smaller RSA keys

@@ -25,7 +25,7 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from daemon.settings import dns_server_address
+from daemon.config.settings import dns_server_address
 
 MAX_ENTRIES = 4096
 MAX_TTL = timedelta(days=1)  # a record with a week's TTL is still asked for again daily

@@ -1,18 +1,18 @@
 """A member's mail as sender_auth judges it: the policy from `auth:` settings and the claim
-from the mail, built the same way for ingest (daemon/technician.py) and `explain`."""
+from the mail, built the same way for ingest (daemon/inbound/technician.py) and `explain`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from daemon.message import InboundMessage
-from daemon.sender_auth import AuthPolicy, Claim
-from daemon.thread_keys import plus_refs
+from daemon.auth.sender_auth import AuthPolicy, Claim
+from daemon.mail.message import InboundMessage
+from daemon.mail.thread_keys import plus_refs
 
 if TYPE_CHECKING:
     from daemon.auth.dkim_check import DkimVerifier
-    from daemon.settings import Settings
+    from daemon.config.settings import Settings
 
 
 def policy(settings: Settings, dkim: DkimVerifier | None, now: datetime) -> AuthPolicy:

@@ -8,7 +8,7 @@ moves past every done range that nothing undone lies below. So two daemons fetch
 process different mail at the same time, and each mail is still processed once:
 
 - a daemon that dies leaves its range undone: another takes it over at once when the dead
-  one was a process of this machine (daemon/liveness.py), else when its lease runs out, and
+  one was a process of this machine (daemon/store/liveness.py), else when its lease runs out, and
   replays it (every mail deduplicates, so what was committed has no second effect);
 - taking a range locks the cursor row for a moment (one short transaction per batch), so two
   daemons never take the same range; on SQLite, BEGIN IMMEDIATE does that.
@@ -27,7 +27,7 @@ from typing import Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from daemon.liveness import is_gone, this_process
+from daemon.store.liveness import is_gone, this_process
 from daemon.store.models import MailboxClaim, MailboxCursor
 from daemon.store.repository import set_cursor
 
@@ -95,7 +95,7 @@ def below(session: Session, claim: Claim, now: datetime) -> Below:
     """What lies below this range: all done ("clear"), a range another live daemon is still
     ingesting ("busy"), or a range nobody works on any more ("abandoned": its daemon died,
     or its lease ran out). A reply in this range may answer a mail of such a range, not
-    stored yet: ingest holds such replies back (daemon/ingest_loop.py)."""
+    stored yet: ingest holds such replies back (daemon/inbound/ingest_loop.py)."""
     rows = session.execute(select(MailboxClaim).where(
         MailboxClaim.folder == claim.folder, MailboxClaim.low_uid < claim.low,
         MailboxClaim.done.is_(False))).scalars().all()

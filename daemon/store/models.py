@@ -124,7 +124,7 @@ class Ticket(Base):
 
 class Message(Base):
     """A mail seen (in) or sent (out); (direction, message_id, digest) is the dedup key:
-    one Message-ID may stand for several mails (daemon/message.py, `content_digest`)."""
+    one Message-ID may stand for several mails (daemon/mail/message.py, `content_digest`)."""
 
     __tablename__ = "messages"
     __table_args__ = (
@@ -224,14 +224,14 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
-    # The process that took it for sending (daemon/liveness.py): a dead one's claims are
+    # The process that took it for sending (daemon/store/liveness.py): a dead one's claims are
     # re-taken at once rather than when their lease runs out.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class AutoSender(Base):
     """An address that sent us automatic mail (auto-reply, bounce, list): loop protection
-    sends it no automatic mail for a while (daemon/outbox.py). Ingest records them."""
+    sends it no automatic mail for a while (daemon/outbound/outbox.py). Ingest records them."""
 
     __tablename__ = "auto_senders"
 

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from daemon.durations import format_duration, parse_duration
-from daemon.frozen import Frozen, Int
+from daemon.config.durations import format_duration, parse_duration
+from daemon.config.frozen import Frozen, Int
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from daemon.durations import format_duration
+from daemon.config.durations import format_duration
 from daemon.workflow.facts import TimerOrder
 from daemon.workflow.model import Timeout, Workflow
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from daemon.problems import Problem
-from daemon.validation import model_errors, validation_problems
+from daemon.config.problems import Problem
+from daemon.config.validation import model_errors, validation_problems
+from daemon.config.yamlsource import Source
 from daemon.workflow.model import (
     ALL_SOURCES,
     CONDITIONS,
@@ -17,7 +18,6 @@ from daemon.workflow.model import (
     PREVIOUS,
     Workflow,
 )
-from daemon.yamlsource import Source
 
 
 @dataclass(frozen=True)

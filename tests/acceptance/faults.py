@@ -57,8 +57,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from daemon.sender_auth import sign, signed_address
-from daemon.settings import Calendar
+from daemon.auth.sender_auth import sign, signed_address
+from daemon.config.settings import Calendar
 from daemon.store.database import migrate, open_database
 from tests.imap.servers import DOVECOT, Account, DovecotServer, client, free_port
 from tests.outbound.smtp_server import SmtpServer
@@ -71,7 +71,7 @@ SUPPORT = "support@example.com"
 DOMAIN = "example.com"
 SEQ_HEADER = b"X-Tierdesk-Fault-Seq"
 SEQ = re.compile(rb"^X-Tierdesk-Fault-Seq: (\d+)\r?$", re.MULTILINE)
-SMTP_CONNECTIONS = 4  # the daemon's pool (daemon/sender.py Sender.from_config)
+SMTP_CONNECTIONS = 4  # the daemon's pool (daemon/outbound/sender.py Sender.from_config)
 ESCALATES = {"triage": "tier1", "tier1": "tier2", "tier2": "tier3"}  # default dests
 SITE_FOLDERS = ("config", "workflows", "mail_templates")
 # Faults are placed on the work done: mails stored + outbox rows sent, about 1.5 rows a mail.

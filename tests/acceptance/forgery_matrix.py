@@ -27,9 +27,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from daemon.config import load_config
-from daemon.ingest import Inbox, Outcome, process_batch
-from daemon.sender_auth import sign
+from daemon.auth.sender_auth import sign
+from daemon.inbound.ingest import Inbox, Outcome, process_batch
+from daemon.site.config import load_config
 from daemon.store.database import Database, migrate, open_database
 from daemon.store.models import Outbox, Ticket
 from tests.commands.desk import (

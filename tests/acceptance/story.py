@@ -1,4 +1,4 @@
-"""The demo's story (daemon/demo_story.py) played through real mail against `run.py run`.
+"""The demo's story (daemon/demo/story.py) played through real mail against `run.py run`.
 
 Each scene's mail is written by the demo's own `compose`, from what the SMTP server received
 (so technicians answer their own signed Reply-To), and APPENDed to the daemon's INBOX, as an
@@ -16,8 +16,8 @@ from email.utils import parseaddr
 
 from sqlalchemy import select
 
-from daemon.demo_story import STORY, ZONE, Scene, compose
-from daemon.smtp_sink import Delivered
+from daemon.demo.smtp_sink import Delivered
+from daemon.demo.story import STORY, ZONE, Scene, compose
 from daemon.store.models import Event, Ticket
 from tests.outbound.smtp_server import Received
 from tests.service.conftest import Site

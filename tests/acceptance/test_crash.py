@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from daemon.demo_story import STORY
+from daemon.demo.story import STORY
 from tests.acceptance.story import (
     EVENTS,
     MAILS,

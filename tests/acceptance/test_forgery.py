@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from daemon.demo_story import STORY
+from daemon.demo.story import STORY
 from tests.acceptance.story import SECRET, mail_for, play, snapshot, state, subjects, wait
 from tests.service.conftest import Site
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.ingest import Inbox
+from daemon.inbound.ingest import Inbox
 from daemon.store.database import Database
 from tests.acceptance.forgery_matrix import CASES, Case, Desk, dns_stub
 from tests.commands.dns_stub import StubDns

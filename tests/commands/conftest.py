@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.ingest import Inbox
+from daemon.inbound.ingest import Inbox
 from tests.commands.desk import build_inbox, config
 
 

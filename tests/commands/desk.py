@@ -15,14 +15,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from daemon.config import Config, load_config
-from daemon.ingest import Inbox, Outcome, process_mail
-from daemon.outbox import MailWriter
-from daemon.runtime import Runtime
-from daemon.sender_auth import sign
+from daemon.auth.sender_auth import sign
+from daemon.inbound.ingest import Inbox, Outcome, process_mail
+from daemon.outbound.outbox import MailWriter
+from daemon.site.config import Config, load_config
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Event, Outbox, Ticket, Timer
+from daemon.tickets.runtime import Runtime
 from daemon.workflow.engine import wall_clock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from daemon.sender_auth import AuthPolicy, Claim, Verdict, authenticate, sign
+from daemon.auth.sender_auth import AuthPolicy, Claim, Verdict, authenticate, sign
 
 SECRET = "k" * 40
 ROBIN = "robin.okafor@example.com"

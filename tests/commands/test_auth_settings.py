@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.problems import ConfigError
-from daemon.settings import MIN_SECRET, auth_warnings, load_settings
+from daemon.config.problems import ConfigError
+from daemon.config.settings import MIN_SECRET, auth_warnings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"
@@ -95,7 +95,7 @@ def test_run_py_check_passes_but_warns_without_the_secret(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A fresh checkout passes check; the missing secret is said, not fatal: commands are
     still accepted with a passing Authentication-Results."""
-    from daemon.cli import main
+    from daemon.cli.main import main
 
     monkeypatch.delenv("TIERDESK_AUTH_SECRET", raising=False)
     assert main(["check", "--config", str(ROOT)]) == 0

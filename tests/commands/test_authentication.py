@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from daemon.config import load_config
-from daemon.ingest import Inbox
-from daemon.sender_auth import key_id
+from daemon.auth.sender_auth import key_id
+from daemon.inbound.ingest import Inbox
+from daemon.site.config import load_config
 from daemon.store.database import Database
 from tests.commands.desk import (
     DMARC,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from daemon.ingest import Inbox
+from daemon.inbound.ingest import Inbox
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox
 from tests.commands.desk import (

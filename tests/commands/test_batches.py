@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from daemon import ingest
-from daemon.ingest import Inbox, process_batch
+from daemon.inbound import ingest
+from daemon.inbound.ingest import Inbox, process_batch
 from daemon.store.database import Database
 from daemon.store.models import STATE_TIMER_KINDS, Event, Outbox, Timer
 from daemon.workflow.timers import TicketTargets

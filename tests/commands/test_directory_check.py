@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config
-from daemon.problems import ConfigError
+from daemon.config.problems import ConfigError
+from daemon.site.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

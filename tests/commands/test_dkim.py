@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 
 from daemon.auth.dkim_check import DkimVerifier
-from daemon.config import Config, load_config
-from daemon.ingest import Inbox
-from daemon.runtime import Runtime
+from daemon.inbound.ingest import Inbox
+from daemon.site.config import Config, load_config
 from daemon.store.database import Database
+from daemon.tickets.runtime import Runtime
 from tests.commands.desk import (
     MORGAN,
     ROOT,

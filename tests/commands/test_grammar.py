@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.commands import Mistake, Request, Vocabulary, parse, syntax
-from daemon.tags import find_tags
+from daemon.workflow.commands import Mistake, Request, Vocabulary, parse, syntax
+from daemon.workflow.tags import find_tags
 
 VOCABULARY = Vocabulary(
     commands=("escalate", "deescalate", "vendor", "wait", "resolve", "reopen", "take", "assign",

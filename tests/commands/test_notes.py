@@ -3,7 +3,7 @@ then every rendered mail to the requester or the vendor is searched for them."""
 
 from __future__ import annotations
 
-from daemon.ingest import Inbox
+from daemon.inbound.ingest import Inbox
 from daemon.store.database import Database
 from tests.commands.desk import (
     MORGAN,

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from daemon.ingest import Inbox, process_batch
+from daemon.inbound.ingest import Inbox, process_batch
 from daemon.store.database import Database
 from daemon.store.models import Outbox
 from tests.commands.desk import (

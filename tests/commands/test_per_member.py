@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config import load_config
-from daemon.recipients import per_member, resolve
+from daemon.outbound.recipients import per_member, resolve
+from daemon.site.config import load_config
 from daemon.workflow.facts import MailOrder
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.ingest import Inbox
+from daemon.inbound.ingest import Inbox
 from daemon.store.database import Database
 from tests.commands.desk import (
     ALEX,

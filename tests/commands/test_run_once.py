@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from daemon.cli import main
-from daemon.sender_auth import check_token
+from daemon.auth.sender_auth import check_token
+from daemon.cli.main import main
 from daemon.store.database import open_database
 from daemon.store.models import Ticket
 from tests.commands.desk import MORGAN, REQUESTER, SECRET, mail

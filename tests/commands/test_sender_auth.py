@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from daemon.sender_auth import (
+from daemon.auth.sender_auth import (
     AuthPolicy,
     Claim,
     aligned,

@@ -1,5 +1,5 @@
 """Every tag, alone and combined, from an authenticated technician, through
-daemon.ingest.process_mail on real SQLite and PostgreSQL stores: the ticket, its events and
+daemon.inbound.ingest.process_mail on real SQLite and PostgreSQL stores: the ticket, its events and
 the outbox rows (rendered) afterwards. One receipt per mail, listing each result."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import delete
 
-from daemon.ingest import Inbox
+from daemon.inbound.ingest import Inbox
 from daemon.store.database import Database
 from daemon.store.models import Timer
 from daemon.workflow.timers import TicketTargets

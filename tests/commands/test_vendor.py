@@ -3,7 +3,7 @@ onto the ticket and go to the owning team only, never to the requester; their ta
 
 from __future__ import annotations
 
-from daemon.ingest import Inbox
+from daemon.inbound.ingest import Inbox
 from daemon.store.database import Database
 from tests.commands.desk import (
     REQUESTER,

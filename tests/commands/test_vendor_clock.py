@@ -7,9 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.business_hours import calendar_clock
-from daemon.config import load_config
-from daemon.runtime import Runtime
+from daemon.clock.business_hours import calendar_clock
+from daemon.site.config import load_config
+from daemon.tickets.runtime import Runtime
 from daemon.workflow.engine import Engine, VendorClock
 from daemon.workflow.facts import CommandIssued, TicketFacts, TimerFired
 

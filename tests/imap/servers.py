@@ -39,8 +39,8 @@ from typing import Any, Protocol
 import pytest
 from imapclient import IMAPClient
 
-from daemon.imap_server import Controller
-from daemon.settings import ImapSettings
+from daemon.config.settings import ImapSettings
+from daemon.demo.imap_server.server import Controller
 
 HOST = "127.0.0.1"
 DOVECOT = "/usr/sbin/dovecot"

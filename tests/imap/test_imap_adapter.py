@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from daemon.backoff import Backoff
-from daemon.imap import (
+from daemon.inbound.imap import (
     ImapAuthError,
     ImapConnectError,
     ImapConnectionLost,
@@ -22,6 +21,7 @@ from daemon.imap import (
     Mailbox,
     resume_point,
 )
+from daemon.outbound.backoff import Backoff
 from tests.imap.servers import Account, ImapTestServer, append, client, free_port, settings
 
 

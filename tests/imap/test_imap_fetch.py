@@ -1,4 +1,4 @@
-"""daemon/imap_fetch.py: the quick reading of a batch's FETCH responses gives what imapclient's
+"""inbound/imap_fetch.py: the quick reading of a batch's FETCH responses gives what imapclient's
 parser gives, both servers answer in the shape it reads, and any other shape goes to the
 parser."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.imap_fetch import fetch_bodies, read_bodies
+from daemon.inbound.imap_fetch import fetch_bodies, read_bodies
 from tests.imap.servers import Account, ImapTestServer, append, client
 
 EIGHT_BIT = ("From: ann@example.com\r\nSubject: Grüße\r\n\r\n".encode()

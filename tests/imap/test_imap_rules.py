@@ -10,8 +10,7 @@ import ssl
 import pytest
 from imapclient import exceptions as imapclient_errors
 
-from daemon.backoff import Backoff, backoff_delay
-from daemon.imap import (
+from daemon.inbound.imap import (
     ImapAuthError,
     ImapConnectError,
     ImapConnectionLost,
@@ -24,6 +23,7 @@ from daemon.imap import (
     translate,
     uid_set,
 )
+from daemon.outbound.backoff import Backoff, backoff_delay
 
 
 @pytest.mark.parametrize(("stored", "uidvalidity", "expected"), [

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from daemon.imap import ImapConnectError, ImapTlsError, Mailbox
-from daemon.imap_server import Controller
+from daemon.demo.imap_server.server import Controller
+from daemon.inbound.imap import ImapConnectError, ImapTlsError, Mailbox
 from tests.imap.servers import (
     Account,
     DovecotServer,

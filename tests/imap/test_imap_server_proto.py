@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from daemon.imap_server_fetch import (
+from daemon.demo.imap_server.fetch import (
     FetchItem,
     in_set,
     parse_fetch_items,
@@ -16,8 +16,8 @@ from daemon.imap_server_fetch import (
     resolve,
     section_bytes,
 )
-from daemon.imap_server_mime import bodystructure, envelope, parse_part, split_message
-from daemon.imap_server_proto import (
+from daemon.demo.imap_server.mime import bodystructure, envelope, parse_part, split_message
+from daemon.demo.imap_server.proto import (
     Atom,
     Command,
     ParseError,
@@ -27,8 +27,8 @@ from daemon.imap_server_proto import (
     parse_date_time,
     string,
 )
-from daemon.imap_server_search import Candidate, compile_search
-from daemon.imap_server_store import StoredMessage
+from daemon.demo.imap_server.search import Candidate, compile_search
+from daemon.demo.imap_server.store import StoredMessage
 
 # ---------------------------------------------------------------- commands
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.imap_server import Controller, StoreError
+from daemon.demo.imap_server.server import Controller, StoreError
 
 CAPS = b"IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE UNSELECT AUTH=PLAIN"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from daemon.app import Parts
-from daemon.config import Config, load_config
-from daemon.imap import Mailbox
+from daemon.inbound.imap import Mailbox
+from daemon.service.app import Parts
+from daemon.site.config import Config, load_config
 from daemon.store.database import Database
 from tests.imap.servers import Account, ImapTestServer, settings
 

@@ -31,10 +31,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from daemon import ingest_loop
-from daemon.app import Parts
-from daemon.config import load_config
-from daemon.imap import Mailbox
+from daemon.inbound import ingest_loop
+from daemon.inbound.imap import Mailbox
+from daemon.service.app import Parts
+from daemon.site.config import load_config
 from daemon.store.database import open_and_migrate
 
 PAUSE_S = 3600.0

@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from daemon.app import Parts
-from daemon.ingest import process_batch
-from daemon.ingest_loop import drain
-from daemon.liveness import this_process
+from daemon.inbound.ingest import process_batch
+from daemon.inbound.ingest_loop import drain
+from daemon.service.app import Parts
 from daemon.store import claims
 from daemon.store.database import Database
+from daemon.store.liveness import this_process
 from daemon.store.models import MailboxClaim, Message, Ticket
 from tests.imap.servers import Account, ImapTestServer
 from tests.ingest.conftest import Connect

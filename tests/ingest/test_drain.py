@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from daemon.app import Parts
-from daemon.cli import main
-from daemon.config import load_config
-from daemon.imap import Fetched, ImapError, Mailbox
-from daemon.ingest_loop import IngestReport, drain
+from daemon.cli.main import main
+from daemon.inbound.imap import Fetched, ImapError, Mailbox
+from daemon.inbound.ingest_loop import IngestReport, drain
+from daemon.service.app import Parts
+from daemon.site.config import load_config
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Quarantine, Ticket

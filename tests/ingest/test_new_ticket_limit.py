@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from daemon import ingest
-from daemon.app import Parts
-from daemon.ingest import Inbox, Outcome, process_batch, process_mail
+from daemon.inbound import ingest
+from daemon.inbound.ingest import Inbox, Outcome, process_batch, process_mail
+from daemon.inbound.ticket_limit import HELD, ordinal, release
+from daemon.service.app import Parts
 from daemon.store.database import Database
 from daemon.store.models import Event, Message, Outbox, Ticket
-from daemon.ticket_limit import HELD, ordinal, release
 from tests.ingest.mails import mail
 
 T0 = datetime.fromisoformat("2026-03-02T09:00:00+00:00")
@@ -87,7 +87,7 @@ def check_twelve(database: Database, outcomes: list[Outcome]) -> None:
 
 def test_twelve_new_conversations_in_one_batch_open_five_tickets(
         database: Database, inbox: Inbox, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="daemon.ingest"):
+    with caplog.at_level("INFO", logger="daemon.inbound.ingest"):
         outcomes = batch(database, inbox, [conversation(n) for n in range(12)])
     assert "falls back" not in caplog.text  # the fast path counted the batch's own tickets
     check_twelve(database, outcomes)

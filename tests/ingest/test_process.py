@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from daemon.config import load_config
-from daemon.ingest import Inbox, Outcome, process_mail
-from daemon.runtime import Runtime
+from daemon.inbound.ingest import Inbox, Outcome, process_mail
+from daemon.site.config import load_config
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Ticket
+from daemon.tickets.runtime import Runtime
 from daemon.workflow.engine import wall_clock
 from tests.ingest.mails import bounce, mail
 
@@ -275,12 +275,12 @@ def test_thirty_megabyte_attachment_is_accepted(database: Database, inbox: Inbox
 def test_two_auto_replies_from_one_address_in_one_batch_stay_on_the_fast_path(
     database: Database, inbox: Inbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from daemon.ingest import process_batch
+    from daemon.inbound.ingest import process_batch
 
     auto = {"Auto-Submitted": "auto-replied"}
     mails = [(1, mail(subject="Out of office", headers=auto)),
              (2, mail(subject="Out of office again", headers=auto))]
-    with caplog.at_level("INFO", logger="daemon.ingest"), database.transaction() as session:
+    with caplog.at_level("INFO", logger="daemon.inbound.ingest"), database.transaction() as session:
         outcomes = process_batch(session, mails, inbox, T0)
     assert [o.action for o in outcomes] == ["recorded", "recorded"]
     assert "falls back" not in caplog.text

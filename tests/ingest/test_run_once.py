@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from daemon.cli import main
+from daemon.cli.main import main
 from daemon.store.database import Database, open_database
 from daemon.store.models import Outbox
 from tests.imap.servers import Account, EmbeddedServer, append, free_port

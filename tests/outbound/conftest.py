@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import Config, load_config
-from daemon.outbox import MailWriter
-from daemon.runtime import Runtime
+from daemon.outbound.outbox import MailWriter
+from daemon.site.config import Config, load_config
+from daemon.tickets.runtime import Runtime
 from tests.outbound.smtp_server import smtp_server  # noqa: F401  (the shared fixture)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from datetime import timedelta
 
 import aiosmtplib
 
-from daemon.sender import Sender
-from daemon.settings import SmtpSettings
-from daemon.smtp import Accepted, SmtpPool
+from daemon.config.settings import SmtpSettings
+from daemon.outbound.sender import Sender
+from daemon.outbound.smtp import Accepted, SmtpPool
 from daemon.store.database import open_database
 
 

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from daemon.outbox import MailWriter, materialize
-from daemon.sender import Sender, SenderSettings
-from daemon.settings import SmtpSettings
-from daemon.smtp import SmtpPool
+from daemon.config.settings import SmtpSettings
+from daemon.outbound.outbox import MailWriter, materialize
+from daemon.outbound.sender import Sender, SenderSettings
+from daemon.outbound.smtp import SmtpPool
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Event, Outbox, Ticket

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from daemon.cli import main
-from daemon.outbox import MailWriter
+from daemon.cli.main import main
+from daemon.outbound.outbox import MailWriter
 from daemon.store.database import Database
 from daemon.store.models import Outbox
 from tests.outbound.helpers import events, new_ticket, queue, rows

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from daemon.mime import (
+from daemon.mail.mime import (
     Address,
     Attachment,
     HeaderError,

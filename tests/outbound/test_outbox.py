@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from daemon.liveness import is_gone, this_process
-from daemon.outbox import MailWriter, claim, materialize, record_auto_sender
-from daemon.runtime import Runtime
+from daemon.outbound.outbox import MailWriter, claim, materialize, record_auto_sender
 from daemon.store import repository
 from daemon.store.database import Database
+from daemon.store.liveness import is_gone, this_process
 from daemon.store.models import Outbox, Ticket
+from daemon.tickets.runtime import Runtime
 from daemon.workflow.facts import EventRecord
 from tests.outbound.helpers import (
     all_defects,

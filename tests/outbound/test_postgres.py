@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from daemon import outbox
-from daemon.outbox import MailWriter
-from daemon.sender import PassReport
-from daemon.smtp import SmtpPool
+from daemon.outbound import outbox
+from daemon.outbound.outbox import MailWriter
+from daemon.outbound.sender import PassReport
+from daemon.outbound.smtp import SmtpPool
 from daemon.store.database import Database, open_database
 from tests.outbound.helpers import Clock, new_ticket, queue, rows, sender, smtp_settings
 from tests.outbound.smtp_server import SmtpServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.config import Config
-from daemon.recipients import resolve
+from daemon.outbound.recipients import resolve
+from daemon.site.config import Config
 
 BASE = {"requester": "ann@example.org", "team": "tier2", "previous_team": "tier1",
         "vendor": "vpnco", "assignee": "morgan.lee@example.com", "actor": "alex.chen@example.com"}

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.config import load_config
-from daemon.problems import ConfigError, Problem
-from daemon.render import (
+from daemon.cli.main import main
+from daemon.config.problems import ConfigError, Problem
+from daemon.outbound.render import (
     Renderer,
     RenderError,
     sample_contexts,
@@ -22,6 +21,7 @@ from daemon.render import (
     tidy_text,
     when,
 )
+from daemon.site.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "mail_templates"

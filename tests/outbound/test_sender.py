@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from daemon.config import Config
-from daemon.outbox import MailWriter
-from daemon.sender import PassReport, Sender
-from daemon.smtp import SmtpPool
+from daemon.outbound.outbox import MailWriter
+from daemon.outbound.sender import PassReport, Sender
+from daemon.outbound.smtp import SmtpPool
+from daemon.site.config import Config
 from daemon.store.database import Database
 from tests.outbound.helpers import (
     ENVELOPE_FROM,

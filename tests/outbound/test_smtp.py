@@ -18,8 +18,8 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from daemon.sender import SenderSettings, backoff
-from daemon.smtp import ConnectionTrouble, PermanentFailure, TemporaryFailure, classify
+from daemon.outbound.sender import SenderSettings, backoff
+from daemon.outbound.smtp import ConnectionTrouble, PermanentFailure, TemporaryFailure, classify
 
 
 @pytest.mark.parametrize(("error", "kind"), [

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from daemon.config import load_config
-from daemon.outbox import MailWriter
+from daemon.outbound.outbox import MailWriter
+from daemon.site.config import load_config
 from daemon.store.database import Database
 from tests.outbound.helpers import rows
 from tests.outbound.smtp_server import wait_until

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import Config, load_config
-from daemon.logs import HumanFormatter, JsonFormatter
-from daemon.outage import Outage
-from daemon.reload import changed_files, changes, snapshot, stranded
+from daemon.service.logs import HumanFormatter, JsonFormatter
+from daemon.service.outage import Outage
+from daemon.service.reload import changed_files, changes, snapshot, stranded
+from daemon.site.config import Config, load_config
 from daemon.store import repository
 from daemon.store.database import Database
 

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from daemon.cli import main
+from daemon.cli.main import main
 from tests.imap.servers import client
 from tests.ingest.mails import mail
 from tests.outbound.smtp_server import RecordingHandler

@@ -1,0 +1,58 @@
+"""What every `tierdesk` command module shares: the program's name, the one-line user
+error, loading the site or only its settings, and the one line a user-caused error prints.
+Here, not in main.py, so that the command modules and main import it and not each other."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daemon.config.settings import Settings
+    from daemon.site.config import Config
+
+PROG = "tierdesk"
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def load_root(root: Path) -> Config:
+    """The one call site that loads configuration for every command."""
+    from daemon.site.config import load_config  # lazy: `--help` needs none of it
+
+    if not root.is_dir():
+        raise UserError(f"config folder {root} does not exist (--config names the folder "
+                        "that holds config/, workflows/ and mail_templates/)")
+    return load_config(root, os.environ)
+
+
+def load_settings_only(root: Path) -> Settings:
+    """Only settings: listing tickets should not fail because a template has a typo."""
+    from daemon.config.settings import load_settings
+
+    return load_settings(root / "config", os.environ)
+
+
+def user_message(exc: Exception) -> str | None:
+    """One line for errors a user can cause; None for bugs, which should show a traceback."""
+    from daemon.workflow.graph import GraphError
+
+    if isinstance(exc, UserError | GraphError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from daemon.store.database import StoreError, redact
+    except ImportError:  # pragma: no cover - the store is part of the package
+        return None
+    if isinstance(exc, StoreError):
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+        return f"database error: {redact(first)}"
+    return None

@@ -1,0 +1,3 @@
+"""The daemon: its parts, the long-running loops, reload on SIGHUP, health and heartbeats,
+logs, outages, memory tuning.
+"""

@@ -1,0 +1,187 @@
+"""The grammar of technician command tags (issue 5). Pure: the tags `daemon.workflow.tags.find_tags`
+found in a reply's new text, and the names the workflow and directory know, in; one parsed
+request or one mistake (with the right syntax and a "did you mean") per tag out, in order.
+
+    #take                            #assign <member>
+    #escalate [to <tier>] [reason]   #deescalate [to <tier>] [reason]
+    #priority P1..P4 [reason]        #vendor <name> [what to ask]
+    #wait [reason]                   #resolve <summary>
+    #reopen                          #note <text>
+    #status                          #help
+
+Tag names are case-insensitive (find_tags lower-cases them), so are tiers, priorities and
+vendor names. `to <tier>` is a target only when it names a state; `#escalate to save time`
+is a reason, while a near miss (`to tier4`) is a mistake rather than a silent default.
+Which tags exist, and which trigger or action each runs, is the workflow's `commands:` map;
+a tag the workflow adds beyond these reads `[to <state>] [text]`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from daemon.workflow.tags import Command
+
+CUTOFF = 0.6  # difflib similarity for "did you mean"
+NEAR_MISS = 0.75  # `to tier4`: so close to a state that it is a typo, not a reason
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Names the grammar checks against: the workflow's commands, states and priorities, and
+    the directory's vendors (keys)."""
+
+    commands: tuple[str, ...]
+    states: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    vendors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    """A well-formed command; `target` is the tier, member, vendor or priority it names."""
+
+    name: str
+    argument: str
+    target: str | None
+    written: str
+    line_no: int
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A tag that cannot run as written: why, the right syntax, and maybe a better name."""
+
+    name: str
+    written: str
+    line_no: int
+    reason: str
+    syntax: str = ""
+    suggestion: str | None = None
+
+
+Parsed = Request | Mistake
+_Parse = Callable[[Command, Vocabulary], Parsed]
+
+
+def written(tag: Command) -> str:
+    return f"#{tag.name} {tag.argument_text}".rstrip()
+
+
+def parse(tags: Sequence[Command], vocabulary: Vocabulary) -> tuple[Parsed, ...]:
+    return tuple(parse_one(tag, vocabulary) for tag in tags)
+
+
+def parse_one(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    if tag.name not in vocabulary.commands:
+        return _unknown(tag, vocabulary)
+    _, parser = GRAMMAR.get(tag.name, (None, _free))
+    return parser(tag, vocabulary)
+
+
+def syntax(name: str) -> str:
+    """How to write the tag, e.g. `#escalate [to <tier>] [reason]`."""
+    spelled, _ = GRAMMAR.get(name, (f"#{name} [to <state>] [text]", _free))
+    return spelled
+
+
+def closest(word: str, choices: Sequence[str], cutoff: float = CUTOFF) -> str | None:
+    found = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], 1, cutoff)
+    return next((c for c in choices if found and c.lower() == found[0]), None)
+
+
+def _unknown(tag: Command, vocabulary: Vocabulary) -> Mistake:
+    guess = closest(tag.name, vocabulary.commands)
+    if guess is not None:
+        why = f"#{tag.name} is not a command; did you mean #{guess}?"
+        return Mistake(tag.name, written(tag), tag.line_no, why, syntax(guess), guess)
+    known = ", ".join(f"#{name}" for name in vocabulary.commands)
+    return Mistake(tag.name, written(tag), tag.line_no,
+                   f"#{tag.name} is not a command; known commands: {known}")
+
+
+def _mistake(tag: Command, why: str, suggestion: str | None = None) -> Mistake:
+    return Mistake(tag.name, written(tag), tag.line_no, why, syntax(tag.name), suggestion)
+
+
+def _request(tag: Command, argument: str, target: str | None = None) -> Request:
+    return Request(tag.name, argument.strip(), target, written(tag), tag.line_no)
+
+
+# ------------------------------------------------------------------ one parser per shape
+
+def _plain(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    """No argument needed; anything written is kept as the reason."""
+    return _request(tag, tag.argument_text)
+
+
+def _needs(what: str) -> _Parse:
+    def parse_text(tag: Command, vocabulary: Vocabulary) -> Parsed:
+        if not tag.argument_text.strip():
+            return _mistake(tag, f"#{tag.name} needs {what}")
+        return _request(tag, tag.argument_text)
+    return parse_text
+
+
+def _free(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    """`[to <state>] [text]`."""
+    words = tag.argument_text.split(None, 2)
+    if len(words) < 2 or words[0].lower() != "to":
+        return _request(tag, tag.argument_text)
+    state = next((s for s in vocabulary.states if s.lower() == words[1].lower()), None)
+    if state is not None:
+        return _request(tag, words[2] if len(words) > 2 else "", state)
+    near = closest(words[1], vocabulary.states, NEAR_MISS)
+    if near is not None:
+        return _mistake(tag, f"there is no tier {words[1]!r}; did you mean {near}?")
+    return _request(tag, tag.argument_text)  # "to save time": part of the reason
+
+
+def _member(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    who = tag.argument_text.strip()
+    who = who[3:].strip() if who.lower().startswith("to ") else who
+    if not who:
+        return _mistake(tag, "#assign needs a member: a name or address from the directory")
+    return _request(tag, "", who)
+
+
+def _priority(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    words = tag.argument_text.split(None, 1)
+    wanted = next((p for p in vocabulary.priorities if words and p.lower() == words[0].lower()),
+                  None)
+    if wanted is None:
+        choices = ", ".join(vocabulary.priorities)
+        return _mistake(tag, f"#priority needs one of {choices}")
+    return _request(tag, words[1] if len(words) > 1 else "", wanted)
+
+
+def _vendor(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    words = tag.argument_text.split(None, 1)
+    known = ", ".join(vocabulary.vendors) or "none in config/teams.yaml"
+    if not words:
+        return _mistake(tag, f"#vendor needs a vendor; known vendors: {known}")
+    said = words[0].rstrip(":,")  # "#vendor acme: is it patched?"
+    name = next((v for v in vocabulary.vendors if v.lower() == said.lower()), None)
+    if name is None:
+        guess = closest(said, vocabulary.vendors)
+        hint = f"did you mean {guess}?" if guess else f"known vendors: {known}"
+        return _mistake(tag, f"there is no vendor {said!r}; {hint}")
+    return _request(tag, words[1] if len(words) > 1 else "", name)
+
+
+GRAMMAR: dict[str, tuple[str, _Parse]] = {
+    "take": ("#take", _plain),
+    "assign": ("#assign <member>", _member),
+    "escalate": ("#escalate [to <tier>] [reason]", _free),
+    "deescalate": ("#deescalate [to <tier>] [reason]", _free),
+    "priority": ("#priority P1..P4 [reason]", _priority),
+    "vendor": ("#vendor <name> [what to ask]", _vendor),
+    "wait": ("#wait [reason]", _plain),
+    "resolve": ("#resolve <summary>", _needs("a summary of what fixed it")),
+    "reopen": ("#reopen", _plain),
+    "note": ("#note <text>", _needs("the text to note")),
+    "status": ("#status", _plain),
+    "help": ("#help", _plain),
+}
