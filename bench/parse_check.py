@@ -8,7 +8,7 @@ defects, the date's offset and the exact types included) or the same MailRejecte
 both sides. Inputs:
 - bench/mailgen.py mail, N per seed;
 - the real-world corpus tests/mails/*.eml, and the truncated, garbled and edited variants of
-  it that tests/test_message.py feeds the parser, plus its odd inputs;
+  it that tests/mail/test_message.py feeds the parser, plus its odd inputs;
 - header mutants: generated and corpus mail with one header value (From, To, Cc,
   Content-Type, Content-Disposition, Date, Message-ID ...) edited at random by inserting,
   deleting or repeating characters that matter to header syntax (quotes, commas,
@@ -42,7 +42,7 @@ from parse import base_ref, load_base  # noqa: E402
 
 import daemon.mail.header_fields  # noqa: E402
 import daemon.mail.message  # noqa: E402
-from tests.test_message import ODD_INPUTS, _variants  # noqa: E402
+from tests.mail.test_message import ODD_INPUTS, _variants  # noqa: E402
 
 MAILS = ROOT / "tests" / "mails"
 

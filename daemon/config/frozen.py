@@ -52,7 +52,7 @@ def _secret_text(value: object) -> object:
                               {"kind": kind})
 
 
-# Every integer field is an Int (tests/test_frozen.py checks the models).
+# Every integer field is an Int (tests/config/test_frozen.py checks the models).
 Int = Annotated[int, BeforeValidator(_no_bool)]
 Day = Annotated[date, BeforeValidator(_day)]
 Secret = Annotated[SecretStr, BeforeValidator(_secret_text)]

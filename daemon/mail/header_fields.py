@@ -8,7 +8,7 @@ expression or str.split reads. The functions here read exactly those shapes and 
 what the stdlib gives; for anything else (quoting with backslashes, comments, groups, RFC 2231
 parameters, non-ASCII raw bytes, a ';' inside quotes, empty list entries ...) they return
 None and the caller asks the stdlib, or for addresses daemon.mail.addresses's strict reading
-(the stdlib guesses there). tests/test_header_fields.py holds the two to the same result.
+(the stdlib guesses there). tests/mail/test_header_fields.py holds the two to the same result.
 """
 
 from __future__ import annotations

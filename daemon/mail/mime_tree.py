@@ -13,7 +13,7 @@ the stdlib's per-call work.
 It handles the mail a well-behaved client writes. Anything it is not sure to read exactly as
 the stdlib does (a header line that is not a header, a missing boundary, bare CR line
 endings, message/* parts the stdlib parses further, nesting deeper than the limit) returns
-None, and the caller parses that mail with the stdlib. tests/test_mime_tree.py holds the
+None, and the caller parses that mail with the stdlib. tests/mail/test_mime_tree.py holds the
 two to the same result over a corpus of real-world and generated mail.
 """
 
