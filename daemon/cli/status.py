@@ -30,7 +30,8 @@ from daemon.clock.now import utc_now
 from daemon.config.problems import ConfigError
 from daemon.config.settings import ImapSettings
 from daemon.inbound.held_senders import HeldSender
-from daemon.inbound.imap import ImapError, Mailbox, resume_point
+from daemon.inbound.imap import Mailbox, resume_point
+from daemon.inbound.imap_session import ImapError
 from daemon.inbound.ticket_limit import held_senders
 from daemon.service import health
 from daemon.service.health import Attention, Beat, Facts, Limits, MailboxFacts, Overdue, span

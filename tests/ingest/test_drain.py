@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import func, select
 
 from daemon.cli.main import main
-from daemon.inbound.imap import Fetched, ImapError, Mailbox
+from daemon.inbound.imap import Fetched, Mailbox
+from daemon.inbound.imap_session import ImapError
 from daemon.inbound.ingest_loop import IngestReport, drain
 from daemon.service.app import Parts
 from daemon.site.config import load_config
