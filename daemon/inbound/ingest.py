@@ -23,13 +23,8 @@ from daemon.inbound import technician
 from daemon.inbound.ticket_limit import Hold, NewTickets
 from daemon.mail.classify import Classification, classify
 from daemon.mail.correlate import Match, correlate, refs_to_check
-from daemon.mail.message import (
-    InboundMessage,
-    MailRejected,
-    ParseLimits,
-    is_redelivery,
-    parse_message,
-)
+from daemon.mail.digest import is_redelivery
+from daemon.mail.message import InboundMessage, MailRejected, ParseLimits, parse_message
 from daemon.mail.thread_keys import ThreadKeys, base_subject, reply_ids, thread_keys
 from daemon.outbound.outbox import forget_parsed, record_auto_sender, remember_parsed
 from daemon.store import repository

@@ -464,7 +464,7 @@ def due_outbox(session: Session, now: datetime, limit: int) -> list[Outbox]:
 def stored_digests(session: Session, direction: str,
                    message_ids: Iterable[str]) -> dict[str, set[str]]:
     """The content digests stored under each of `message_ids` that is stored at all (one
-    query for a whole batch); see daemon.mail.message.is_redelivery."""
+    query for a whole batch); see daemon.mail.digest.is_redelivery."""
     ids = sorted(set(message_ids))
     found: dict[str, set[str]] = {}
     if not ids:
