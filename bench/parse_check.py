@@ -41,6 +41,7 @@ from mailgen import generate  # noqa: E402
 from parse import base_ref, load_base  # noqa: E402
 
 import daemon.mail.header_fields  # noqa: E402
+import daemon.mail.header_text  # noqa: E402
 import daemon.mail.message  # noqa: E402
 from tests.mail.test_message import ODD_INPUTS, _variants  # noqa: E402
 
@@ -122,7 +123,7 @@ def count_quick_paths() -> None:
     """Wrap this checkout's quick paths to count how often each answered or handed over
     (None). Only where they exist: the script also runs against older checkouts."""
     message = daemon.mail.message
-    for module, name in ((message, "split_tree"), (message, "_rfc5322_date"),
+    for module, name in ((message, "split_tree"), (daemon.mail.header_text, "_rfc5322_date"),
                          (daemon.mail.header_fields, "simple_addresses"),
                          (daemon.mail.header_fields, "mime_params")):
         original = getattr(module, name, None)

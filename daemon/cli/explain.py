@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon.mail.classify import Classification, classify
-from daemon.mail.message import (
-    InboundMessage,
-    MailRejected,
-    ParseLimits,
-    is_redelivery,
-    parse_message,
-)
+from daemon.mail.digest import is_redelivery
+from daemon.mail.message import InboundMessage, MailRejected, ParseLimits, parse_message
 from daemon.mail.thread_keys import ThreadKeys, thread_keys
 from daemon.workflow.tags import TagScan, find_tags
 

@@ -224,7 +224,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not args.store:
         return explain_command(settings, args.file, as_json=args.json, judge=auth)
     from daemon.cli.store import reading
-    from daemon.store.repository import stored_copies
+    from daemon.store.messages import stored_copies
 
     with reading(settings) as session:
         return explain_command(settings, args.file, as_json=args.json, judge=auth,

@@ -30,12 +30,13 @@ from daemon.clock.now import utc_now
 from daemon.config.problems import ConfigError
 from daemon.config.settings import ImapSettings
 from daemon.inbound.held_senders import HeldSender
-from daemon.inbound.imap import ImapError, Mailbox, resume_point
+from daemon.inbound.imap import Mailbox, resume_point
+from daemon.inbound.imap_session import ImapError
 from daemon.inbound.ticket_limit import held_senders
 from daemon.service import health
 from daemon.service.health import Attention, Beat, Facts, Limits, MailboxFacts, Overdue, span
 from daemon.site.config import Config
-from daemon.store import repository
+from daemon.store import intake
 from daemon.store.database import Database, StoreError, current_revision, shipped_head
 from daemon.store.heartbeats import heartbeats
 from daemon.store.models import Outbox, Quarantine, Ticket
@@ -133,7 +134,7 @@ def read_store(session: Session, config: Config, now: datetime) -> StoreFacts:
     quarantined = session.scalar(select(func.count()).select_from(Quarantine)
                                  .where(Quarantine.retried_at.is_(None)))
     by_state, by_team = open_tickets(session, config)
-    cursor = repository.get_cursor(session, config.settings.imap.folder)
+    cursor = intake.get_cursor(session, config.settings.imap.folder)
     return StoreFacts(
         beats, sum(n for n, _ in waiting), min((o for _, o in waiting if o), default=None),
         outbox.get("parked", (0, None))[0], int(quarantined or 0), by_state, by_team,

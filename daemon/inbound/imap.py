@@ -11,93 +11,35 @@ one-line message, so the caller can log it, back off (`Backoff`) and reconnect:
         ...commit the batch with the cursor (uidvalidity, batch[-1].uid)...
         mailbox.mark_processed([mail.uid for mail in batch])
     mailbox.wait(timeout_s=60)
+
+This module reads the folder (UID searches in windows, fetches in batches bounded by count
+and bytes) and marks what was processed. The `Mailbox` is built on the session
+(daemon/inbound/imap_session.py: connect, TLS, login, select, errors) and the wait for new
+mail (daemon/inbound/imap_idle.py: IDLE or polling, `wake()`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import imaplib
-import logging
-import selectors
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 
-from imapclient import IMAPClient, SocketTimeout
+from imapclient import IMAPClient
 from imapclient import exceptions as imapclient_errors
 
 from daemon.config.settings import ImapSettings
 from daemon.inbound.imap_fetch import fetch_bodies, uid_set
+from daemon.inbound.imap_idle import WaitingSession
+from daemon.inbound.imap_session import forget_notices
 
-# RFC 2177: re-issue IDLE at least every 29 minutes; we stay well inside that.
-IDLE_RENEW_S = 25 * 60
 DEFAULT_BATCH_SIZE = 100
 # A batch also stops at this many bytes, so a run of 30 MB mails never sits in memory at once.
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 WINDOW_GROWTH = 16  # the widest UID range searched, in fetch steps (see windows_after)
 SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
-
-
-# ---------------------------------------------------------------- errors
-
-class ImapError(Exception):
-    """An IMAP failure, with a one-line message naming the server and what was being done."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
-
-
-class ImapConnectError(ImapError):
-    """The server could not be reached: refused, unknown host, no greeting in time."""
-
-
-class ImapTlsError(ImapError):
-    """TLS failed: handshake, certificate, or STARTTLS required but not offered or refused."""
-
-
-class ImapAuthError(ImapError):
-    """The server refused the username or password."""
-
-
-class ImapConnectionLost(ImapError):
-    """An established connection dropped, timed out or was closed by the server (BYE)."""
-
-
-def _detail(exc: BaseException) -> str:
-    text = exc.args[0] if len(exc.args) == 1 else str(exc)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return str(text) or type(exc).__name__
-
-
-def translate(exc: BaseException, where: str, connecting: bool) -> ImapError | None:
-    """The ImapError for a library or socket exception, None for anything else."""
-    detail = f"{where}: {_detail(exc)}"
-    if isinstance(exc, ImapError):
-        return exc
-    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
-        return ImapTlsError(f"{where}: TLS failed: {_detail(exc)}")
-    if isinstance(exc, imapclient_errors.LoginError):
-        return ImapAuthError(f"{where}: login refused: {_detail(exc)}")
-    if isinstance(exc, TimeoutError):
-        if connecting:
-            return ImapConnectError(f"{where}: no answer in time (is the port and "
-                                    "security mode right? a TLS port needs security: tls)")
-        return ImapConnectionLost(f"{where}: timed out waiting for the server")
-    if isinstance(exc, socket.gaierror | ConnectionRefusedError):
-        return ImapConnectError(f"{where}: cannot connect: {_detail(exc)}")
-    if isinstance(exc, OSError | imaplib.IMAP4.abort):
-        cls = ImapConnectError if connecting else ImapConnectionLost
-        return cls(f"{where}: connection lost: {_detail(exc)}")
-    if isinstance(exc, imaplib.IMAP4.error):
-        return ImapError(detail)
-    return None
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -156,21 +98,9 @@ def plan_batches(sizes: Sequence[tuple[int, int]], max_count: int,
     return batches
 
 
-def idle_event(line: bytes) -> str | None:
-    """What an untagged line seen during IDLE means: "mail" (EXISTS/RECENT), "bye", or None."""
-    words = line.split(None, 3)
-    if len(words) < 2 or words[0] != b"*":
-        return None
-    if words[1].upper() == b"BYE":
-        return "bye"
-    if len(words) >= 3 and words[1].isdigit() and words[2].upper() in (b"EXISTS", b"RECENT"):
-        return "mail"
-    return None
-
-
 # ---------------------------------------------------------------- the mailbox
 
-class Mailbox:
+class Mailbox(WaitingSession):
     """One folder (settings.folder) on one IMAP server. Not thread-safe, except `wake()`."""
 
     def __init__(
@@ -186,149 +116,12 @@ class Mailbox:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.settings = settings
-        self.ssl_context = ssl_context
+        super().__init__(settings, ssl_context, use_idle=use_idle, idle_renew_s=idle_renew_s,
+                         clock=clock)
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
-        self.use_idle = use_idle
-        self.idle_renew_s = min(settings.idle_renew.total_seconds() if idle_renew_s is None
-                                else idle_renew_s, IDLE_RENEW_S)
-        self._clock = clock
-        self._client: IMAPClient | None = None
-        self._capabilities: frozenset[bytes] = frozenset()
-        self._folders: set[str] = set()
-        self._woken = threading.Event()
-        self._wake_pair: tuple[socket.socket, socket.socket] | None = None
-        self._last_poll = clock()
-        self.uidvalidity: int | None = None
-        self.uidnext: int | None = None  # as the last SELECT reported it
-
-    # ------------------------------------------------------------ connection
-
-    @property
-    def name(self) -> str:
-        return f"imap {self.settings.host}:{self.settings.port}"
-
-    @property
-    def connected(self) -> bool:
-        return self._client is not None
-
-    def connect(self) -> None:
-        """Open, secure as configured (never downgrading), and log in."""
-        self.close()
-        client = self._open()
-        try:
-            client.normalise_times = False  # aware datetimes, as the server sent them
-            if self.settings.security == "starttls":
-                self._starttls(client)
-            with self._errors("login", connecting=True):
-                client.login(self.settings.username, self.settings.password.get_secret_value())
-                capabilities = frozenset(client.capabilities())
-        except BaseException:
-            _shutdown(client)
-            raise
-        self._client, self._capabilities = client, capabilities
-        self._folders.clear()
-        self._wake_pair = socket.socketpair()
-
-    def _open(self) -> IMAPClient:
-        seconds = self.settings.timeout.total_seconds()
-        with self._errors("connect", connecting=True):
-            client = IMAPClient(
-                self.settings.host, self.settings.port,
-                ssl=self.settings.security == "tls", ssl_context=self.ssl_context,
-                timeout=SocketTimeout(connect=seconds, read=seconds),
-            )
-        quiet_imaplib(client)
-        no_delay(client)
-        return client
-
-    def _starttls(self, client: IMAPClient) -> None:
-        """Upgrade or fail: whatever goes wrong here is a TLS error, never a plain login."""
-        try:
-            with self._errors("STARTTLS", connecting=True):
-                if not client.has_capability("STARTTLS"):
-                    raise ImapTlsError(f"{self.name} STARTTLS: the server does not offer "
-                                       "STARTTLS; refusing to log in unencrypted")
-                client.starttls(self.ssl_context)
-        except ImapTlsError:
-            raise
-        except ImapError as exc:
-            raise ImapTlsError(f"{exc}; refusing to log in unencrypted") from exc
-
-    def close(self) -> None:
-        """Log out if possible; always release the socket. Safe to call twice."""
-        client, self._client = self._client, None
-        self.uidvalidity = None
-        if self._wake_pair is not None:
-            for end in self._wake_pair:
-                end.close()
-            self._wake_pair = None
-        if client is not None:
-            try:
-                client.logout()
-            except Exception:  # the connection may already be gone; we only want it closed
-                _shutdown(client)
-
-    def __enter__(self) -> Mailbox:
-        self.connect()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    @contextlib.contextmanager
-    def _errors(self, action: str, connecting: bool = False) -> Iterator[None]:
-        """Turn library and socket exceptions into ImapError; drop a lost connection."""
-        try:
-            yield
-        except Exception as exc:
-            error = translate(exc, f"{self.name} {action}", connecting)
-            if error is None:
-                raise
-            if isinstance(error, ImapConnectionLost) and self._client is not None:
-                _shutdown(self._client)
-                self._client = None
-            if error is exc:
-                raise
-            raise error from exc
-
-    def _session(self) -> IMAPClient:
-        if self._client is None:
-            raise ImapConnectionLost(f"{self.name}: not connected; call connect()")
-        return self._client
-
-    @property
-    def capabilities(self) -> frozenset[bytes]:
-        return self._capabilities
-
-    @property
-    def supports_idle(self) -> bool:
-        return self.use_idle and b"IDLE" in self._capabilities
 
     # ------------------------------------------------------------ reading
-
-    def select(self) -> int:
-        """Select the configured folder read-write; returns its UIDVALIDITY."""
-        client = self._session()
-        with self._errors(f"SELECT {self.settings.folder}"):
-            response = client.select_folder(self.settings.folder)
-        _forget_notices(client)  # the folder's size as selected is no news (see wait())
-        self.uidvalidity = int(response[b"UIDVALIDITY"])
-        uidnext = response.get(b"UIDNEXT")
-        self.uidnext = int(uidnext) if uidnext is not None else None
-        self._last_poll = self._clock()
-        return self.uidvalidity
-
-    def examine(self) -> int:
-        """Select the configured folder read-only (EXAMINE), for a look that changes nothing:
-        no flags, and no \\Recent taken from the daemon's own session. Returns UIDVALIDITY."""
-        client = self._session()
-        with self._errors(f"EXAMINE {self.settings.folder}"):
-            response = client.select_folder(self.settings.folder, readonly=True)
-        self.uidvalidity = int(response[b"UIDVALIDITY"])
-        return self.uidvalidity
 
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above last_uid, ascending."""
@@ -361,7 +154,7 @@ class Mailbox:
     def _search(self, criteria: str, low: int, high: int | None = None) -> list[int]:
         """UID SEARCH, ascending and held to [low, high]."""
         client = self._session()
-        _forget_notices(client)  # a drain's moves leave an EXPUNGE notice per mail
+        forget_notices(client)  # a drain's moves leave an EXPUNGE notice per mail
         with self._errors("UID SEARCH"):
             found = client.search(criteria)
         return sorted(uid for uid in found if low <= uid and (high is None or uid <= high))
@@ -468,176 +261,3 @@ class Mailbox:
                 if not client.folder_exists(folder):  # else another daemon just created it
                     raise
         self._folders.add(folder)
-
-    # ------------------------------------------------------------ waiting
-
-    def wake(self) -> None:
-        """Make a running or the next `wait()` return False at once (from any thread)."""
-        self._woken.set()
-        pair = self._wake_pair
-        if pair is not None:
-            with contextlib.suppress(OSError):
-                pair[1].send(b"!")
-
-    def wait(self, timeout_s: float) -> bool:
-        """Block until new mail may be there (True) or timeout_s passed or wake() (False).
-
-        With IDLE: True as soon as the server announces EXISTS or RECENT; IDLE is re-issued
-        every idle_renew_s. Without: True once poll_interval has passed since the last poll.
-        Dovecot holds IDLE notices back for 0.5 s (NOTIFY_DELAY_MSECS in mailbox-watch.c);
-        ending IDLE makes it report at once, so an idle_renew_s of 0.1-0.2 s brings its
-        wake-up latency down to about 50 ms, at the price of that many DONE/IDLE round trips.
-        """
-        if self._woken.is_set():
-            self._woken.clear()
-            return False
-        if self._client is not None and _heard_of_mail(self._client):
-            # Announced with the answer to an earlier command (after the last search): the
-            # server will not say it again in IDLE, so waiting would miss it.
-            _forget_notices(self._client)
-            return True
-        if self.supports_idle:
-            return self._idle_wait(timeout_s)
-        return self._poll_wait(timeout_s)
-
-    def _poll_wait(self, timeout_s: float) -> bool:
-        due = self._last_poll + self.settings.poll_interval.total_seconds()
-        remaining = due - self._clock()
-        if remaining > timeout_s:
-            self._woken.wait(timeout_s)
-            self._woken.clear()
-            return False
-        if self._woken.wait(max(remaining, 0.0)):
-            self._woken.clear()
-            return False
-        self._last_poll = self._clock()
-        return True
-
-    def _idle_wait(self, timeout_s: float) -> bool:
-        deadline = self._clock() + timeout_s
-        while True:
-            remaining = deadline - self._clock()
-            if remaining <= 0 or self._woken.is_set():
-                self._woken.clear()
-                return False
-            if self._idle_once(min(remaining, self.idle_renew_s)):
-                return True
-
-    def _idle_once(self, span: float) -> bool:
-        client = self._session()
-        with self._errors("IDLE"):
-            client.idle()
-            arrived = self._watch(client, span)
-            _, responses = client.idle_done()
-        return arrived or any(_announces_mail(response) for response in responses)
-
-    def _watch(self, client: IMAPClient, span: float) -> bool:
-        """Read IDLE notices for up to span seconds; True on new mail."""
-        end = self._clock() + span
-        # "+ idling" may have come in one packet with a notice now sitting in imaplib's buffer,
-        # invisible to select(): read what is there before waiting on the socket.
-        events = self._drain(client)
-        with selectors.DefaultSelector() as selector:
-            selector.register(client.socket(), selectors.EVENT_READ, "imap")
-            assert self._wake_pair is not None
-            selector.register(self._wake_pair[0], selectors.EVENT_READ, "wake")
-            while True:
-                if "bye" in events:
-                    raise ImapConnectionLost(f"{self.name} IDLE: the server said BYE")
-                if "mail" in events:
-                    return True
-                ready = {key.data for key, _ in selector.select(max(end - self._clock(), 0))}
-                if "wake" in ready:
-                    self._wake_pair[0].recv(64)
-                    return False
-                if not ready:
-                    return False
-                events = self._drain(client)
-
-    def _drain(self, client: IMAPClient) -> list[str]:
-        events, eof = _drain(client)
-        if eof:
-            raise ImapConnectionLost(f"{self.name} IDLE: the server closed the connection")
-        return events
-
-
-def _announces_mail(response: tuple[object, ...]) -> bool:
-    return len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
-
-
-def _drain(client: IMAPClient) -> tuple[list[str], bool]:
-    """Read every complete line already available without blocking: one event per line
-    ("other" for lines that do not matter), and whether the server closed the connection.
-
-    imapclient's idle_check() polls the socket before reading, which misses lines already in
-    imaplib's read buffer; so this reads imaplib's lines directly (its `_get_line`)."""
-    sock = client.socket()
-    sock.setblocking(False)
-    events: list[str] = []
-    try:
-        while True:
-            try:
-                line = client._imap._get_line()
-            except ssl.SSLWantReadError:
-                return events, False
-            except (BlockingIOError, InterruptedError):
-                return events, False
-            except (OSError, imaplib.IMAP4.abort):
-                # imaplib reports "would block" on a plain socket as EOF too: look again.
-                return events, _at_eof(sock)
-            events.append(idle_event(line) or "other")
-    finally:
-        sock.setblocking(True)
-        client._set_read_timeout()
-
-
-def _at_eof(sock: socket.socket) -> bool:
-    if isinstance(sock, ssl.SSLSocket):
-        return True  # a TLS socket with nothing to read raises SSLWantReadError instead
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return True
-
-
-def _heard_of_mail(client: IMAPClient) -> bool:
-    responses = client._imap.untagged_responses
-    return bool(responses.get("EXISTS") or responses.get("RECENT"))
-
-
-def _forget_notices(client: IMAPClient) -> None:
-    """imaplib keeps every untagged EXISTS/EXPUNGE/FETCH notice until asked for it; a daemon
-    that never asks would grow without bound, so drop them (nothing here reads them)."""
-    responses = client._imap.untagged_responses
-    for name in ("EXISTS", "RECENT", "EXPUNGE", "FETCH"):
-        responses.pop(name, None)
-
-
-def _shutdown(client: IMAPClient) -> None:
-    with contextlib.suppress(Exception):
-        client.shutdown()
-
-
-def no_delay(client: IMAPClient) -> None:
-    """Send each command at once (TCP_NODELAY, kept by the TLS layers over the socket).
-
-    imapclient writes some commands (UID SEARCH among them) in more than one piece. With
-    Nagle's algorithm the last piece waits for the server to acknowledge the first, and a
-    server that delays its ACK until it has a whole line (the embedded server, like many)
-    holds every such command 40 ms: against it, 130 of the 137 ms a one-mail drain took."""
-    with contextlib.suppress(OSError, AttributeError):  # not TCP (a Unix socket, a test double)
-        client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def quiet_imaplib(client: IMAPClient) -> None:
-    """Turn off imaplib's trace unless someone reads it.
-
-    imapclient sets imaplib's debug level to 5 and sends its trace to the
-    `imapclient.imaplib` logger, so every response, mail bodies included, is formatted with
-    repr() before the logger throws it away: an eighth of the CPU of a fetched batch, and a
-    transient copy several times the size of a large attachment. Debug logging of that
-    logger keeps the trace."""
-    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
-        client._imap.debug = 0

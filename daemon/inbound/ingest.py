@@ -23,16 +23,11 @@ from daemon.inbound import technician
 from daemon.inbound.ticket_limit import Hold, NewTickets
 from daemon.mail.classify import Classification, classify
 from daemon.mail.correlate import Match, correlate, refs_to_check
-from daemon.mail.message import (
-    InboundMessage,
-    MailRejected,
-    ParseLimits,
-    is_redelivery,
-    parse_message,
-)
+from daemon.mail.digest import is_redelivery
+from daemon.mail.message import InboundMessage, MailRejected, ParseLimits, parse_message
 from daemon.mail.thread_keys import ThreadKeys, base_subject, reply_ids, thread_keys
 from daemon.outbound.outbox import forget_parsed, record_auto_sender, remember_parsed
-from daemon.store import repository
+from daemon.store import intake, messages, repository
 from daemon.store.deferred import OutboxRow, deferred, insert_outbox
 from daemon.store.models import Ticket
 from daemon.tickets.runtime import Runtime
@@ -165,7 +160,7 @@ class _Pending:
         keys = {id(msg): thread_keys(msg, inbox.support_address, (inbox.domain,))
                 for msg in msgs}
         ids = {msg.message_id for msg in msgs}
-        known = repository.refs_for_message_ids(
+        known = messages.refs_for_message_ids(
             session, {m for k in keys.values() for m in k.message_ids})
         # Every ticket a mail may thread to, read and locked in one query (not one per reply).
         refs = {ref for key in keys.values() for ref in refs_to_check(key)}
@@ -173,7 +168,7 @@ class _Pending:
         new_tickets = inbox.new_tickets(session, now, remember=True)
         new_tickets.preload(msg.from_addr for msg in msgs)
         return cls(repository.ticket_ids(session),
-                   repository.stored_digests(session, "in", ids), known, tickets, keys,
+                   messages.stored_digests(session, "in", ids), known, tickets, keys,
                    new_tickets)
 
 
@@ -214,9 +209,9 @@ class _Pass:
     def _quarantine(self, raw: bytes, reason: str, uid: int | None) -> Outcome:
         subject, sender, message_id = _headline(raw)
         with self.session.begin_nested():
-            row = repository.add_quarantine(self.session, raw=raw, reason=reason, now=self.now,
-                                            subject=subject, sender=sender,
-                                            message_id=message_id, folder=self.folder, uid=uid)
+            row = intake.add_quarantine(self.session, raw=raw, reason=reason, now=self.now,
+                                        subject=subject, sender=sender,
+                                        message_id=message_id, folder=self.folder, uid=uid)
         return Outcome("quarantined", None, f"quarantine #{row.id}: {reason}")
 
     # ------------------------------------------------------------ one mail
@@ -248,7 +243,7 @@ class _Pass:
     def _digests(self, message_id: str) -> set[str]:
         if self.pending is not None:
             return self.pending.digests.get(message_id, set())
-        return repository.stored_digests(self.session, "in", [message_id]).get(message_id, set())
+        return messages.stored_digests(self.session, "in", [message_id]).get(message_id, set())
 
     def _thread(self, msg: InboundMessage) -> Match:
         pending = self.pending
@@ -256,14 +251,14 @@ class _Pass:
             return correlate(pending.keys[id(msg)], pending.known_refs, pending.tickets)
         keys = thread_keys(msg, self.inbox.support_address, (self.inbox.domain,))
         wanted = refs_to_check(keys)
-        known = repository.refs_for_message_ids(self.session, keys.message_ids)
+        known = messages.refs_for_message_ids(self.session, keys.message_ids)
         existing = set(self.session.scalars(
             select(Ticket.ref).where(Ticket.ref.in_(wanted)))) if wanted else set()
         return correlate(keys, known, existing)
 
     def _bounced(self, message_ids: Sequence[str]) -> Match | None:
         """A bounce belongs to the ticket of the mail of ours it returns."""
-        known = repository.refs_for_message_ids(self.session, message_ids)
+        known = messages.refs_for_message_ids(self.session, message_ids)
         ref = next((known[m] for m in message_ids if m in known), None)
         return Match(ref, "bounce of our mail") if ref else None
 
@@ -279,13 +274,13 @@ class _Pass:
                   "recipients": ", ".join((*msg.to, *msg.cc)) or None, "subject": msg.subject,
                   "kind": verdict.kind, "reason": verdict.reason}
         if self.pending is not None:
-            repository.new_message(self.session, direction="in", message_id=msg.message_id,
-                                   digest=msg.digest, at=self.now, **fields)
+            messages.new_message(self.session, direction="in", message_id=msg.message_id,
+                                 digest=msg.digest, at=self.now, **fields)
             self.pending.digests.setdefault(msg.message_id, set()).add(msg.digest)
             if ticket is not None:  # later mails of the batch may reply to this one
                 self.pending.known_refs[msg.message_id] = ticket.ref
-        elif repository.add_message(self.session, direction="in", message_id=msg.message_id,
-                                    digest=msg.digest, at=self.now, **fields) is None:
+        elif messages.add_message(self.session, direction="in", message_id=msg.message_id,
+                                  digest=msg.digest, at=self.now, **fields) is None:
             raise _Duplicate
         remember_parsed(self.session, msg)
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from daemon.clock.now import utc_now
 from daemon.inbound.imap import Fetched, Mailbox, resume_point
 from daemon.inbound.ingest import Inbox, Outcome, process_batch
-from daemon.store import claims, repository
+from daemon.store import claims, intake
 from daemon.store.database import Database
 
 HOLD_POLL_S = 0.02  # how often a held reply looks whether the mail before it is in
@@ -59,7 +59,7 @@ def drain(mailbox: Mailbox, database: Database, inbox: Inbox,
     folder = mailbox.settings.folder
     uidvalidity = mailbox.select()
     with database.reading() as session:
-        cursor = repository.get_cursor(session, folder)
+        cursor = intake.get_cursor(session, folder)
         stored = (cursor.uidvalidity, cursor.last_uid) if cursor else None
     resume = resume_point(stored, uidvalidity)
     if resume.reset:  # else an empty folder keeps the stale cursor and "resets" every drain

@@ -35,7 +35,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon.mail.message import InboundMessage, message_ids
+from daemon.mail.header_text import message_ids
+from daemon.mail.message import InboundMessage
 
 Kind = Literal["human", "auto_reply", "bounce", "list", "own"]
 KINDS: tuple[Kind, ...] = ("human", "auto_reply", "bounce", "list", "own")

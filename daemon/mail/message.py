@@ -4,9 +4,11 @@ Speed: the stdlib parser runs with the compat32 policy (about four times faster 
 policy=default) and we decode only the headers Tierdesk uses, ourselves: RFC 2047 words,
 raw 8-bit bytes (UTF-8, else cp1252) and bad or unknown charsets never raise. Well-formed
 mail is split by daemon.mail.mime_tree, and the common shapes of addresses, MIME parameters and
-dates are read by quick paths (daemon.mail.header_fields, _rfc5322_date) that give what the
-stdlib gives and hand everything else to it; bench/parse_check.py compares the whole result
-with an earlier commit's mail by mail.
+dates are read by quick paths (daemon.mail.header_fields, daemon.mail.header_text) that give
+what the stdlib gives and hand everything else to it; bench/parse_check.py compares the whole
+result with an earlier commit's mail by mail. Header values become text in
+daemon.mail.header_text, bytes in any charset in daemon.mail.charsets; this module builds the
+InboundMessage from them and walks the MIME tree for the bodies and attachments.
 
 Robustness: `parse_message` raises MailRejected, and nothing else, for any byte input.
 A limit (size, number or size of attachments) rejects with a reason the ingest loop
@@ -19,28 +21,36 @@ thread by comparing them as strings, so nothing is lower-cased or cut to a token
 `digest` tells two mails under one Message-ID apart (some mailers reuse one ID): a hash
 of the header fields the writer wrote (From, To, Cc, Date, Subject, Content-Type) and of
 the body, so a copy of the same mail that reached us along another path (other Received
-lines) has the same digest, and a different mail under a reused ID does not. A mail
-without a Message-ID gets "sha256:<digest>".
+lines) has the same digest, and a different mail under a reused ID does not
+(daemon.mail.digest). A mail without a Message-ID gets "sha256:<digest>".
 """
 
 from __future__ import annotations
 
-import binascii
-import codecs
 import email
 import email.utils
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from email.message import Message
 from types import MappingProxyType
 from typing import NamedTuple
 
 from daemon.mail.addresses import read_addresses
+from daemon.mail.charsets import decode_bytes
+from daemon.mail.digest import content_digest
 from daemon.mail.header_fields import filename, find_param, header_params
+from daemon.mail.header_text import (
+    decode_header,
+    display_name,
+    header_date,
+    message_ids,
+    normalise_message_id,
+    unfold,
+)
 from daemon.mail.html_text import html_to_text
 from daemon.mail.mime_tree import Part, split_tree
 from daemon.mail.reply import ReplyParts, split_reply
@@ -58,8 +68,6 @@ KEPT_HEADERS = (
     "sender", "reply-to", "x-loop", "x-original-sender", "x-original-from",
 )
 _DELIVERY_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
-# What the writer wrote and relays leave alone: the fields of the content digest.
-DIGEST_HEADERS = ("from", "to", "cc", "date", "subject", "content-type")
 
 
 class MailRejected(Exception):
@@ -188,7 +196,7 @@ def _parse(raw: bytes, limits: ParseLimits,
         to=_address_list(headers, "to"),
         cc=_address_list(headers, "cc"),
         delivered_to=_address_list(headers, *_DELIVERY_HEADERS),
-        date=_date(_first(headers, "date")),
+        date=header_date(_first(headers, "date")),
         headers=_kept(headers),
         body_text=body_text,
         html=html,
@@ -251,109 +259,6 @@ def _kept(headers: Mapping[str, list[str]]) -> Mapping[str, tuple[str, ...]]:
             for name in KEPT_HEADERS if name in headers}
     return MappingProxyType(kept)
 
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no CR/LF may reach a header we build later
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-_BETWEEN_WORDS = re.compile(r"(?<=\?=)[ \t\r\n]+(?==\?[^?\s]+\?[bBqQ]\?)")
-
-
-def decode_header(raw: str) -> str:
-    """A header value as text: unfolded, raw 8-bit bytes and RFC 2047 words decoded."""
-    text = _unfold(raw)
-    if "=?" in text:
-        text = _ENCODED_WORD.sub(_decode_word, _BETWEEN_WORDS.sub("", text))
-    return _CONTROL.sub(" ", text).strip()
-
-
-def _unfold(raw: str) -> str:
-    text = _FOLD.sub("", raw) if "\n" in raw else raw  # most values are one line
-    if not text.isascii():
-        data = text.encode("utf-8", "surrogateescape")  # the parser's escaped raw bytes
-        text = decode_bytes(data, "utf-8")[0]
-    return text.replace("\r", "").replace("\n", " ")
-
-
-def _decode_word(match: re.Match[str]) -> str:
-    charset, encoding, payload = match[1].split("*")[0], match[2].upper(), match[3]
-    try:
-        if encoding == "B":
-            data = binascii.a2b_base64(payload + "=" * (-len(payload) % 4))
-        else:
-            data = binascii.a2b_qp(payload.encode("ascii", "replace"), header=True)
-    except (binascii.Error, ValueError):
-        return match[0]
-    return decode_bytes(data, charset)[0]
-
-
-_ID_OR_COMMENT = re.compile(r"<([^<>]*)>|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)")
-_COMMENT = re.compile(r"\([^()]*\)")
-MAX_ID = 900  # longer "ids" are junk: the mail then counts as having none
-
-
-def message_ids(value: str) -> list[str]:
-    """Message-IDs in a messy Message-ID, In-Reply-To or References value, exactly as written
-    (case kept, spaces inside the brackets kept), brackets stripped, in order, each once.
-    Without brackets, the words with an @ are the ids."""
-    text = _unfold(value)
-    # Left to right, a bracketed id or a comment: what stands in brackets is the id,
-    # parentheses and all, and brackets inside a comment are no id.
-    found = [m[1].strip() for m in _ID_OR_COMMENT.finditer(text) if m[1] is not None]
-    if not any(found):
-        for _ in range(3 if "(" in text else 0):  # comments, nested up to three deep
-            text = _COMMENT.sub(" ", text)
-        found = [t.strip("<>,;\"'") for t in re.split(r"[\s,;]+", text) if "@" in t]
-    return list(dict.fromkeys(f for f in found if 0 < len(f) <= MAX_ID))
-
-
-def normalise_message_id(value: str) -> str | None:
-    """The first Message-ID in a header value, as Tierdesk stores and compares it."""
-    ids = message_ids(value) if value else []
-    return ids[0] if ids else None
-
-
-def content_digest(raw: bytes, headers: Mapping[str, list[str]]) -> str:
-    """What makes two copies of a mail the same mail: hex SHA-256 of the header fields its
-    writer's mail program wrote (DIGEST_HEADERS, unfolded and trimmed) and of the body
-    (with CRLF line ends, as IMAP gives it; trailing blank space dropped). Trace fields
-    that servers add on the way (Received, Return-Path, Delivered-To, signatures, spam
-    scores) do not count, so a copy that came along another path is the same mail; one Cc
-    more is another."""
-    digest = hashlib.sha256()
-    for name in DIGEST_HEADERS:
-        value = " ".join(_unfold(v).strip() for v in headers.get(name, ()))
-        digest.update(value.encode("utf-8", "surrogateescape") + b"\0")
-    start, stop = _body_span(raw)
-    if raw.find(b"\r\n", start, stop) < 0:  # a file saved with LF line ends (IMAP: CRLF)
-        digest.update(raw[start:stop].replace(b"\n", b"\r\n"))
-    else:
-        digest.update(memoryview(raw)[start:stop])  # no copy: this is every mail, in full
-    return digest.hexdigest()
-
-
-def is_redelivery(digest: str, stored: Iterable[str]) -> bool:
-    """Whether a mail with this digest is one already stored under its Message-ID (whose
-    digests are `stored`), rather than another mail reusing the id. '' is a digest not
-    known (stored before digests were kept): the same mail, as then."""
-    return any(known in (digest, "") for known in stored)
-
-
-def _body_span(raw: bytes) -> tuple[int, int]:
-    """Where the body lies: after the header block, trailing blank space left out (empty
-    when there is no blank line)."""
-    crlf = raw.find(b"\r\n\r\n")
-    # An LF blank line only counts before the CRLF one; looked for there alone (a CRLF mail
-    # has none, and a search of all of it was half the digest's time).
-    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else len(raw))
-    if lf < 0 and crlf < 0:
-        return len(raw), len(raw)
-    start = lf + 2 if lf >= 0 else crlf + 4
-    stop = len(raw)
-    while stop > start and raw[stop - 1] in b" \t\r\n":
-        stop -= 1
-    return start, stop
-
-
 class _Sender(NamedTuple):
     address: str = ""
     name: str = ""
@@ -365,7 +270,7 @@ def _sender(values: list[str]) -> _Sender:
     would let anyone write in a technician's name."""
     if not values:
         return _Sender(problem="the mail has no From")
-    read = read_addresses(", ".join(_unfold(v) for v in values))
+    read = read_addresses(", ".join(unfold(v) for v in values))
     if read.problems:
         return _Sender(problem=f"From could not be read: {'; '.join(read.problems)}; "
                        "nobody can tell who wrote")
@@ -378,108 +283,13 @@ def _sender(values: list[str]) -> _Sender:
     name, address = read.mailboxes[0]
     return _Sender(address, display_name(name))
 
-
-_NAME_CONTROL = re.compile(r"[\x7f-\x9f\u2028\u2029]")  # beyond decode_header's ASCII ones
-
-
-def display_name(raw: str) -> str:
-    """A display name as written (the structure already read) to text: decoded, and no
-    control character or line break left that could start a header in mail we write."""
-    return _NAME_CONTROL.sub(" ", decode_header(raw)).strip()
-
-
 def _address_list(headers: Mapping[str, list[str]], *names: str) -> tuple[str, ...]:
     """The addresses read strictly, each once, in order; entries not read are dropped."""
     values = [v for name in names for v in headers.get(name, [])]
     if not values:
         return ()
-    read = read_addresses(", ".join(_unfold(v) for v in values))
+    read = read_addresses(", ".join(unfold(v) for v in values))
     return tuple(dict.fromkeys(address for _, address in read.mailboxes))
-
-
-def _date(value: str) -> datetime | None:
-    if not value.strip():
-        return None
-    text = _unfold(value)
-    parsed = _rfc5322_date(text)
-    if parsed is None:
-        try:
-            parsed = email.utils.parsedate_to_datetime(text)
-        except (ValueError, TypeError, IndexError, OverflowError):
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-_MONTHS = {name: number for number, name in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
-_RFC5322_DATE = re.compile(
-    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
-    r"Oct|Nov|Dec) (\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
-
-
-def _rfc5322_date(text: str) -> datetime | None:
-    """What parsedate_to_datetime gives for the date format every client writes
-    ("Mon, 02 Mar 2026 07:30:58 +0100"); None for anything else, -0000 (no known offset),
-    a year below 100 (which the stdlib moves to 19xx/20xx) or an impossible date."""
-    match = _RFC5322_DATE.fullmatch(text.strip())
-    if match is None or match[7] + match[8] + match[9] == "-0000" or int(match[3]) < 100:
-        return None
-    offset = int(match[8]) * 3600 + int(match[9]) * 60
-    try:
-        return datetime(int(match[3]), _MONTHS[match[2]], int(match[1]), int(match[4]),
-                        int(match[5]), int(match[6]),
-                        tzinfo=timezone(timedelta(seconds=-offset if match[7] == "-" else offset)))
-    except ValueError:
-        return None
-
-
-# ------------------------------------------------------------------ charsets
-
-_ALIASES = {"iso-8859-8-i": "iso-8859-8", "iso-8859-6-i": "iso-8859-6",
-            "x-user-defined": "cp1252", "unicode-1-1-utf-7": "utf-7", "utf8mb4": "utf-8",
-            "x-unknown": "", "unknown-8bit": "", "default": ""}
-_NOT_FOR_MAIL = frozenset({"unicode_escape", "raw_unicode_escape", "idna", "punycode",
-                           "undefined", "mbcs", "oem"})
-
-
-@functools.lru_cache(maxsize=256)
-def _codec(charset: str | None) -> str | None:
-    """Python's codec for a declared charset, or None when unknown or not a text codec."""
-    name = (charset or "").strip().strip("\"'").lower()
-    name = _ALIASES.get(name, name)
-    if not name:
-        return None
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError):
-        return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_FOR_MAIL:
-        return None
-    return info.name
-
-
-def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
-    """Text from bytes: declared charset, else UTF-8, else cp1252, else Latin-1.
-    The second value says what went wrong, or None."""
-    declared = _codec(charset)
-    for name in (declared, "utf-8", "cp1252"):
-        if name is None:
-            continue
-        try:
-            text = data.decode(name)
-        except (UnicodeError, LookupError):
-            continue
-        return text, _charset_problem(charset, declared, name)
-    return data.decode("latin-1"), _charset_problem(charset, declared, "latin-1")
-
-
-def _charset_problem(charset: str | None, declared: str | None, used: str) -> str | None:
-    if declared == used or (declared is None and not charset and used == "utf-8"):
-        return None
-    if charset and declared is None:
-        return f"unknown charset {charset!r}, read as {used}"
-    return f"text is not valid {charset or 'us-ascii'}, read as {used}"
-
 
 # ------------------------------------------------------------------ body and attachments
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from daemon.clock.now import utc_now
-from daemon.inbound.imap import ImapError, Mailbox
+from daemon.inbound.imap import Mailbox
+from daemon.inbound.imap_session import ImapError
 from daemon.inbound.ingest import Inbox
 from daemon.inbound.ingest_loop import drain
 from daemon.outbound.outbox import MailWriter

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from daemon.config.settings import ImapSettings
-from daemon.inbound.imap import ImapError, Mailbox
+from daemon.inbound.imap import Mailbox
+from daemon.inbound.imap_session import ImapError
 from daemon.inbound.ingest import Outcome
 from daemon.inbound.ingest_loop import drain
 from daemon.outbound.backoff import Backoff

@@ -1,7 +1,8 @@
 """The store: tickets, mail, audit trail, timers, outbox and IMAP cursors in one schema.
 
 `database` opens and migrates (SQLite or PostgreSQL), `models` is the schema,
-`repository` holds the small functions the loops call inside one transaction.
+`repository` (tickets, events, timers, outbox), `messages` (stored mails) and `intake`
+(mailbox cursor, quarantine) hold the small functions the loops call inside one transaction.
 """
 
 from daemon.store.database import (

@@ -27,9 +27,9 @@ from typing import Literal
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from daemon.store.intake import set_cursor
 from daemon.store.liveness import is_gone, this_process
 from daemon.store.models import MailboxClaim, MailboxCursor
-from daemon.store.repository import set_cursor
 
 LEASE = timedelta(minutes=2)
 # The ranges this process's drains are working on now. A range claimed by this process but

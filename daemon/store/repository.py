@@ -1,6 +1,8 @@
-"""Small functions over a synchronous Session: the only place that reads or writes rows.
+"""Small functions over a synchronous Session for tickets, their events, timers and outbox.
 
-Callers own the transaction (`with database.transaction() as session:`); nothing here commits.
+With daemon/store/messages.py (the stored mails) and daemon/store/intake.py (mailbox cursor,
+quarantine) the only place that reads or writes rows. Callers own the transaction
+(`with database.transaction() as session:`); nothing here commits.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import Select, delete, or_, select, text, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from daemon.store.deferred import HeldOutbox, OutboxRow
@@ -20,10 +21,7 @@ from daemon.store.deferred import current as deferred_rows
 from daemon.store.models import (
     STATE_TIMER_KINDS,
     Event,
-    MailboxCursor,
-    Message,
     Outbox,
-    Quarantine,
     Ticket,
     Timer,
 )
@@ -457,177 +455,3 @@ def due_outbox(session: Session, now: datetime, limit: int) -> list[Outbox]:
         .limit(limit)
     )
     return list(session.scalars(_skip_locked(stmt)))
-
-
-# ---------------------------------------------------------------- messages
-
-def stored_digests(session: Session, direction: str,
-                   message_ids: Iterable[str]) -> dict[str, set[str]]:
-    """The content digests stored under each of `message_ids` that is stored at all (one
-    query for a whole batch); see daemon.mail.message.is_redelivery."""
-    ids = sorted(set(message_ids))
-    found: dict[str, set[str]] = {}
-    if not ids:
-        return found
-    for message_id, digest in session.execute(select(Message.message_id, Message.digest).where(
-            Message.direction == direction, Message.message_id.in_(ids))):
-        found.setdefault(message_id, set()).add(digest)
-    return found
-
-
-def stored_copies(session: Session, direction: str,
-                  message_id: str) -> list[tuple[str, str | None]]:
-    """(digest, ticket ref or None) of each mail stored under `message_id`, oldest first."""
-    return [(digest, ref) for digest, ref in session.execute(
-        select(Message.digest, Ticket.ref).outerjoin(Ticket, Message.ticket_id == Ticket.id)
-        .where(Message.direction == direction, Message.message_id == message_id)
-        .order_by(Message.id))]
-
-
-def add_message(
-    session: Session,
-    *,
-    direction: str,
-    message_id: str,
-    at: datetime,
-    digest: str = "",
-    raw: bytes | None = None,
-    ticket: Ticket | None = None,
-    in_reply_to: str | None = None,
-    references: str | None = None,
-    sender: str | None = None,
-    recipients: str | None = None,
-    subject: str | None = None,
-    kind: str | None = None,
-    reason: str | None = None,
-) -> Message | None:
-    """Store a mail, or return None if (direction, message_id, digest) is already stored.
-
-    INSERT .. ON CONFLICT DO NOTHING: a duplicate from a racing daemon is skipped
-    without aborting the caller's transaction.
-    """
-    values = {
-        "direction": direction, "message_id": message_id, "digest": digest, "raw": raw,
-        "ticket_id": ticket.id if ticket is not None else None,
-        "in_reply_to": in_reply_to, "references": references, "sender": sender,
-        "recipients": recipients, "subject": subject, "kind": kind, "reason": reason,
-        "received_at": at if direction == "in" else None,
-        "sent_at": at if direction == "out" else None,
-    }
-    stmt = (
-        _dialect_insert(session, Message)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["direction", "message_id", "digest"])
-        .returning(Message)
-    )
-    return session.scalars(stmt).one_or_none()
-
-
-def new_message(session: Session, *, direction: str, message_id: str, at: datetime,
-                **fields: Any) -> None:
-    """Like add_message, but written at the end of the caller's deferred batch
-    (store/deferred.py), whose write then fails as a whole on a duplicate (and the batch
-    is redone mail by mail with add_message)."""
-    buffer = deferred_rows(session)
-    if buffer is None:
-        raise RuntimeError("new_message needs a deferred batch; use add_message")
-    ticket = fields.pop("ticket", None)
-    if unknown := fields.keys() - set(_MESSAGE_FIELDS):  # one executemany: same keys each row
-        raise TypeError(f"not a message column: {', '.join(sorted(unknown))}")
-    row = dict.fromkeys(_MESSAGE_FIELDS)
-    row.update(fields, direction=direction, message_id=message_id,
-               ticket_id=ticket.id if ticket is not None else None,
-               received_at=at if direction == "in" else None,
-               sent_at=at if direction == "out" else None)
-    buffer.messages.append(row)
-
-
-_MESSAGE_FIELDS = ("direction", "message_id", "digest", "ticket_id", "in_reply_to",
-                   "references", "sender", "recipients", "subject", "received_at", "sent_at",
-                   "raw", "kind", "reason")
-
-
-def refs_for_message_ids(session: Session, message_ids: Iterable[str]) -> dict[str, str]:
-    """Which ticket each known Message-ID (stored or sent by us) belongs to, for threading."""
-    ids = sorted({mid for mid in message_ids if mid})
-    if not ids:
-        return {}
-    stored = (
-        select(Message.message_id, Ticket.ref)
-        .join(Ticket, Message.ticket_id == Ticket.id)
-        .where(Message.message_id.in_(ids))
-    )
-    sent = (
-        select(Outbox.message_id, Ticket.ref)
-        .join(Ticket, Outbox.ticket_id == Ticket.id)
-        .where(Outbox.message_id.in_(ids))
-    )
-    found: dict[str, str] = {}
-    for query in (stored, sent):
-        for message_id, ref in session.execute(query):
-            found.setdefault(message_id, ref)
-    return found
-
-
-def _dialect_insert(session: Session, model: type[Any]) -> Any:
-    """INSERT with the dialect's ON CONFLICT support (both backends spell it the same)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql  # 2 MB a SQLite site need not load
-
-        return postgresql.insert(model)
-    return sqlite.insert(model)
-
-
-# ---------------------------------------------------------------- mailbox cursor
-
-def get_cursor(session: Session, folder: str) -> MailboxCursor | None:
-    return session.get(MailboxCursor, folder)
-
-
-def set_cursor(session: Session, folder: str, uidvalidity: int, last_uid: int) -> MailboxCursor:
-    """Insert or update the folder's cursor (an upsert: two daemons may race on a new folder)."""
-    values = {"folder": folder, "uidvalidity": uidvalidity, "last_uid": last_uid}
-    stmt = (
-        _dialect_insert(session, MailboxCursor)
-        .values(values)
-        .on_conflict_do_update(
-            index_elements=["folder"], set_={"uidvalidity": uidvalidity, "last_uid": last_uid}
-        )
-    )
-    session.execute(stmt)
-    # Reload: the upsert bypassed any copy of the row already held by the session.
-    cursor = session.get(MailboxCursor, folder, populate_existing=True)
-    if cursor is None:  # pragma: no cover - the upsert just wrote it
-        raise LookupError(f"cursor for {folder!r} vanished")
-    return cursor
-
-
-# ---------------------------------------------------------------- quarantine
-
-def add_quarantine(
-    session: Session,
-    *,
-    raw: bytes,
-    reason: str,
-    now: datetime,
-    subject: str | None = None,
-    sender: str | None = None,
-    message_id: str | None = None,
-    folder: str | None = None,
-    uid: int | None = None,
-) -> Quarantine:
-    """Set a mail aside with the reason it failed; the raw bytes allow a later retry."""
-    row = Quarantine(
-        received_at=now, reason=reason, subject=subject, sender=sender,
-        message_id=message_id, raw=raw, folder=folder, uid=uid,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def list_quarantine(session: Session, *, include_retried: bool = False) -> list[Quarantine]:
-    stmt = select(Quarantine).order_by(Quarantine.id)
-    if not include_retried:
-        stmt = stmt.where(Quarantine.retried_at.is_(None))
-    return list(session.scalars(stmt))

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from daemon.cli.main import main
 from daemon.inbound.ingest import Inbox, process_mail
 from daemon.site.config import load_config
-from daemon.store import repository
+from daemon.store import intake, repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Quarantine, Ticket
 from daemon.tickets.runtime import Runtime
@@ -53,15 +53,15 @@ def quarantine(database: Database, raw: bytes, environ: dict[str, str] | None = 
         outcome = process_mail(session, raw, inbox, T0, folder="INBOX", uid=uid)
     assert outcome.action == "quarantined", outcome
     with database.reading() as session:
-        return max(q.id for q in repository.list_quarantine(session))
+        return max(q.id for q in intake.list_quarantine(session))
 
 
 def set_aside(database: Database, raw: bytes, reason: str) -> int:
     """A quarantine row as a transient failure (a locked database, a bug since fixed) leaves."""
     with database.transaction() as session:
-        row = repository.add_quarantine(session, raw=raw, reason=reason, now=T0,
-                                        subject="Laptop will not boot", sender="ann@example.org",
-                                        message_id="boot@example.org", folder="INBOX", uid=3)
+        row = intake.add_quarantine(session, raw=raw, reason=reason, now=T0,
+                                    subject="Laptop will not boot", sender="ann@example.org",
+                                    message_id="boot@example.org", folder="INBOX", uid=3)
         return row.id
 
 

@@ -22,7 +22,7 @@ from daemon.inbound.ingest_loop import drain
 from daemon.outbound.outbox import park
 from daemon.service.app import Parts
 from daemon.site.config import load_config
-from daemon.store import repository
+from daemon.store import intake
 from daemon.store.database import Database, migrate, shipped_head
 from daemon.store.heartbeats import LOOPS, beat, stopped
 from daemon.store.models import Outbox
@@ -278,9 +278,9 @@ def test_parked_and_quarantined_mail_fail_status_but_not_the_health_check(
         rows = list(session.query(Outbox))
         for row in rows:
             park(session, row, row.ticket, "550 mailbox unavailable", now())
-        repository.add_quarantine(session, raw=b"Subject: x\r\n\r\nbroken\r\n",
-                                  reason="could not parse", now=now(), subject="x",
-                                  sender=None, message_id=None, folder="INBOX", uid=9)
+        intake.add_quarantine(session, raw=b"Subject: x\r\n\r\nbroken\r\n",
+                              reason="could not parse", now=now(), subject="x",
+                              sender=None, message_id=None, folder="INBOX", uid=9)
     code, out, _ = status(capsys)
     assert code == 1
     assert f"{len(rows)} mail{'s' if len(rows) != 1 else ''} parked in the outbox: see " \

@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from daemon.inbound.imap import (
+from daemon.inbound.imap import Mailbox, resume_point
+from daemon.inbound.imap_session import (
     ImapAuthError,
     ImapConnectError,
     ImapConnectionLost,
     ImapError,
-    Mailbox,
-    resume_point,
 )
 from daemon.outbound.backoff import Backoff
 from tests.imap.servers import Account, ImapTestServer, append, client, free_port, settings

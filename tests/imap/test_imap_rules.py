@@ -10,18 +10,16 @@ import ssl
 import pytest
 from imapclient import exceptions as imapclient_errors
 
-from daemon.inbound.imap import (
+from daemon.inbound.imap import Resume, plan_batches, resume_point
+from daemon.inbound.imap_fetch import uid_set
+from daemon.inbound.imap_idle import idle_event
+from daemon.inbound.imap_session import (
     ImapAuthError,
     ImapConnectError,
     ImapConnectionLost,
     ImapError,
     ImapTlsError,
-    Resume,
-    idle_event,
-    plan_batches,
-    resume_point,
     translate,
-    uid_set,
 )
 from daemon.outbound.backoff import Backoff, backoff_delay
 

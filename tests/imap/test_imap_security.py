@@ -13,7 +13,8 @@ from datetime import timedelta
 import pytest
 
 from daemon.demo.imap_server.server import Controller
-from daemon.inbound.imap import ImapConnectError, ImapTlsError, Mailbox
+from daemon.inbound.imap import Mailbox
+from daemon.inbound.imap_session import ImapConnectError, ImapTlsError
 from tests.imap.servers import (
     Account,
     DovecotServer,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from daemon.store import repository
+from daemon.store import intake
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Ticket
 from tests.imap.servers import Account, DovecotServer, ImapTestServer, client
@@ -115,7 +115,7 @@ def exactly_once(database: Database, count: int) -> None:
 
 def last_uid(database: Database) -> int | None:
     with database.reading() as session:
-        cursor = repository.get_cursor(session, "INBOX")
+        cursor = intake.get_cursor(session, "INBOX")
         return cursor.last_uid if cursor else None
 
 

@@ -19,11 +19,12 @@ import pytest
 from sqlalchemy import func, select
 
 from daemon.cli.main import main
-from daemon.inbound.imap import Fetched, ImapError, Mailbox
+from daemon.inbound.imap import Fetched, Mailbox
+from daemon.inbound.imap_session import ImapError
 from daemon.inbound.ingest_loop import IngestReport, drain
 from daemon.service.app import Parts
 from daemon.site.config import load_config
-from daemon.store import repository
+from daemon.store import intake, repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Quarantine, Ticket
 from tests.imap.servers import Account, DovecotServer, ImapTestServer, append, client, settings
@@ -71,7 +72,7 @@ def subjects(database: Database) -> list[str]:
 
 def cursor(database: Database) -> tuple[int, int] | None:
     with database.reading() as session:
-        found = repository.get_cursor(session, "INBOX")
+        found = intake.get_cursor(session, "INBOX")
         return (found.uidvalidity, found.last_uid) if found else None
 
 
@@ -162,7 +163,7 @@ def test_one_bad_mail_is_quarantined_and_the_batch_goes_on(
     assert report.counts == {"opened": 2, "quarantined": 1}
     assert "over the limit of 0" in report.outcomes[0].detail
     with database.reading() as session:
-        [row] = repository.list_quarantine(session)
+        [row] = intake.list_quarantine(session)
     assert (row.folder, row.uid, row.subject) == ("INBOX", bad_uid, "Problem number 2")
     assert flags(imap_server, imap_account) == [{SEEN}] * 3  # set aside is processed too
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from daemon.inbound.ingest import Inbox, Outcome, process_mail
 from daemon.site.config import load_config
-from daemon.store import repository
+from daemon.store import intake, repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Ticket
 from daemon.tickets.runtime import Runtime
@@ -253,7 +253,7 @@ def test_odd_mail_is_processed_or_quarantined_never_lost(database: Database, inb
     assert outcome.action in ("opened", "quarantined")
     with database.reading() as session:
         kept = session.scalars(select(Message.raw)).all() + [
-            q.raw for q in repository.list_quarantine(session)]
+            q.raw for q in intake.list_quarantine(session)]
     assert raw in kept
 
 
@@ -262,7 +262,7 @@ def test_oversized_mail_is_quarantined_with_its_reason(database: Database, inbox
     outcome = feed(database, inbox, raw)
     assert outcome.action == "quarantined"
     with database.reading() as session:
-        (row,) = repository.list_quarantine(session)
+        (row,) = intake.list_quarantine(session)
         assert "limit" in row.reason and row.raw == raw
         assert row.subject == "Printer on floor 3 jams"
 

@@ -12,21 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from daemon.mail.message import (
-    MB,
-    InboundMessage,
-    MailRejected,
-    ParseLimits,
-    _date,
+from daemon.mail.digest import is_redelivery
+from daemon.mail.header_text import (
     _rfc5322_date,
-    _unfold,
     decode_header,
-    is_redelivery,
+    header_date,
     message_ids,
     normalise_message_id,
-    parse_message,
-    unflow,
+    unfold,
 )
+from daemon.mail.message import MB, InboundMessage, MailRejected, ParseLimits, parse_message, unflow
 
 MAILS = Path(__file__).parents[1] / "mails"
 CORPUS = sorted(MAILS.glob("*.eml"))
@@ -251,11 +246,11 @@ def test_dates() -> None:
 
 
 def general_date(value: str) -> datetime | None:
-    """_date by parsedate_to_datetime alone (no quick path)."""
+    """header_date by parsedate_to_datetime alone (no quick path)."""
     if not value.strip():
         return None
     try:
-        parsed = email.utils.parsedate_to_datetime(_unfold(value))
+        parsed = email.utils.parsedate_to_datetime(unfold(value))
     except (ValueError, TypeError, IndexError, OverflowError):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -289,7 +284,7 @@ def test_quick_dates_are_the_general_ones(value: str) -> None:
         assert _rfc5322_date(value) is not None
     else:
         assert _rfc5322_date(value) is None
-    same_date(_date(value), general_date(value))
+    same_date(header_date(value), general_date(value))
 
 
 def test_random_dates() -> None:
@@ -301,7 +296,7 @@ def test_random_dates() -> None:
         value = email.utils.format_datetime(moment)
         if rng.random() < 0.3:
             value = value.replace("Mar", "mar").replace(" +", " -").replace(", 0", ", ")
-        same_date(_date(value), general_date(value))
+        same_date(header_date(value), general_date(value))
 
 
 # ------------------------------------------------------------------ bodies and charsets

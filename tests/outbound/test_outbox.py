@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from daemon.outbound.outbox import MailWriter, claim, materialize, record_auto_sender
-from daemon.store import repository
+from daemon.store import messages, repository
 from daemon.store.database import Database
 from daemon.store.liveness import is_gone, this_process
 from daemon.store.models import Outbox, Ticket
@@ -55,9 +55,9 @@ def inbound(session: Session, ticket: Ticket, now: datetime, *, sender: str = "a
     mail.set_content(text)
     if attachment is not None:
         mail.add_attachment(attachment, maintype="image", subtype="png", filename="shot.png")
-    repository.add_message(session, direction="in", message_id=str(mail["Message-ID"]), at=now,
-                           raw=mail.as_bytes(), ticket=ticket, sender=sender, subject="VPN",
-                           kind="human")
+    messages.add_message(session, direction="in", message_id=str(mail["Message-ID"]), at=now,
+                         raw=mail.as_bytes(), ticket=ticket, sender=sender, subject="VPN",
+                         kind="human")
     return str(mail["Message-ID"])
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from daemon.store import intake, messages
 from daemon.store import repository as repo
 from daemon.store.database import Database
 from daemon.store.models import Outbox, Ticket, Timer
@@ -253,64 +254,64 @@ def test_message_dedup_by_direction_message_id_and_digest(database: Database,
     raw = b"Message-ID: <a@x>\r\nSubject: hi\r\n\r\nbody\r\n"
     with database.transaction() as session:
         ticket = new_ticket(session, now)
-        stored = repo.add_message(session, direction="in", message_id="a@x", digest="d1",
-                                  at=now, raw=raw, ticket=ticket, kind="human",
-                                  reason="plain reply")
+        stored = messages.add_message(session, direction="in", message_id="a@x", digest="d1",
+                                      at=now, raw=raw, ticket=ticket, kind="human",
+                                      reason="plain reply")
         assert stored is not None and stored.raw == raw and stored.digest == "d1"
-        assert repo.add_message(session, direction="in", message_id="a@x", digest="d1",
-                                at=now) is None
+        assert messages.add_message(session, direction="in", message_id="a@x", digest="d1",
+                                    at=now) is None
         # Another mail reusing the id is stored; so is the id outbound (we may quote it).
-        assert repo.add_message(session, direction="in", message_id="a@x", digest="d2", at=now)
-        assert repo.add_message(session, direction="out", message_id="a@x", at=now)
+        assert messages.add_message(session, direction="in", message_id="a@x", digest="d2", at=now)
+        assert messages.add_message(session, direction="out", message_id="a@x", at=now)
         # Ids are compared exactly: case matters.
-        assert repo.add_message(session, direction="in", message_id="A@x", digest="d1", at=now)
+        assert messages.add_message(session, direction="in", message_id="A@x", digest="d1", at=now)
     with database.transaction() as session:
-        assert repo.stored_digests(session, "in", ["a@x", "A@x", "b@x"]) == {
+        assert messages.stored_digests(session, "in", ["a@x", "A@x", "b@x"]) == {
             "a@x": {"d1", "d2"}, "A@x": {"d1"}}
-        assert repo.stored_digests(session, "out", ["a@x"]) == {"a@x": {""}}
-        message = repo.add_message(session, direction="in", message_id="b@x", at=now)
+        assert messages.stored_digests(session, "out", ["a@x"]) == {"a@x": {""}}
+        message = messages.add_message(session, direction="in", message_id="b@x", at=now)
         assert message is not None and message.received_at == now and message.sent_at is None
 
 
 def test_refs_for_message_ids_finds_stored_and_sent_mail(session: Session, now: datetime) -> None:
     ticket = new_ticket(session, now)
-    repo.add_message(session, direction="in", message_id="<in@x>", at=now, ticket=ticket)
+    messages.add_message(session, direction="in", message_id="<in@x>", at=now, ticket=ticket)
     mail = repo.apply_decision(session, ticket, escalation(ticket, now), now, domain=DOMAIN)[0]
-    assert repo.refs_for_message_ids(session, ["<in@x>", mail.message_id, "<none@x>"]) == {
+    assert messages.refs_for_message_ids(session, ["<in@x>", mail.message_id, "<none@x>"]) == {
         "<in@x>": ticket.ref, mail.message_id: ticket.ref}
-    assert repo.refs_for_message_ids(session, []) == {}
+    assert messages.refs_for_message_ids(session, []) == {}
 
 
 # ---------------------------------------------------------------- cursor, quarantine
 
 def test_cursor_upsert(database: Database) -> None:
     with database.transaction() as session:
-        assert repo.get_cursor(session, "INBOX") is None
-        repo.set_cursor(session, "INBOX", uidvalidity=7, last_uid=10)
+        assert intake.get_cursor(session, "INBOX") is None
+        intake.set_cursor(session, "INBOX", uidvalidity=7, last_uid=10)
     with database.transaction() as session:
-        cursor = repo.get_cursor(session, "INBOX")
+        cursor = intake.get_cursor(session, "INBOX")
         assert cursor is not None and (cursor.uidvalidity, cursor.last_uid) == (7, 10)
-        updated = repo.set_cursor(session, "INBOX", uidvalidity=7, last_uid=2**32 - 1)
+        updated = intake.set_cursor(session, "INBOX", uidvalidity=7, last_uid=2**32 - 1)
         assert updated is cursor and cursor.last_uid == 2**32 - 1
     with database.sessions() as session:
-        cursor = repo.get_cursor(session, "INBOX")
+        cursor = intake.get_cursor(session, "INBOX")
         assert cursor is not None and cursor.last_uid == 2**32 - 1
 
 
 def test_quarantine_round_trip_keeps_raw_bytes(database: Database, now: datetime) -> None:
     raw = bytes(range(256)) + b"\r\n.\r\n\x00"
     with database.transaction() as session:
-        repo.add_quarantine(session, raw=raw, reason="unparseable MIME", now=now,
-                            subject="?", sender="x@y", message_id="<q@x>", folder="INBOX",
-                            uid=42)
+        intake.add_quarantine(session, raw=raw, reason="unparseable MIME", now=now,
+                              subject="?", sender="x@y", message_id="<q@x>", folder="INBOX",
+                              uid=42)
     with database.transaction() as session:
-        [row] = repo.list_quarantine(session)
+        [row] = intake.list_quarantine(session)
         assert (row.raw, row.reason, row.uid, row.received_at) == (
             raw, "unparseable MIME", 42, now)
         row.retried_at = now
     with database.sessions() as session:
-        assert repo.list_quarantine(session) == []
-        assert len(repo.list_quarantine(session, include_retried=True)) == 1
+        assert intake.list_quarantine(session) == []
+        assert len(intake.list_quarantine(session, include_retried=True)) == 1
 
 
 # ---------------------------------------------------------------- JSON
