@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import re
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +34,8 @@ from mailgen import generate  # noqa: E402
 import daemon.mail.message  # noqa: E402
 
 # The modules parse_message runs; the base copy gets all of them, none from this checkout.
-PARSE_MODULES = ("message", "mime_tree", "header_fields", "address_list", "reply", "html_text")
+# Where parse_message lived: in rooms since issue 17, flat before.
+MESSAGE_MODULES = ("daemon.mail.message", "daemon.message")
 
 
 def base_ref() -> str:
@@ -41,21 +45,25 @@ def base_ref() -> str:
 
 
 def load_base(ref: str, into: Path) -> ModuleType:
-    """daemon.mail.message as of `ref`, as the package `daemon_base` (its daemon.* imports
-    rewritten to point at the same copies)."""
-    package = into / "daemon_base"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in PARSE_MODULES:
-        shown = subprocess.run(["git", "show", f"{ref}:daemon/{name}.py"], cwd=ROOT,
-                               capture_output=True, text=True)
-        if shown.returncode:  # a module younger than `ref`
-            continue
-        source = shown.stdout.replace("from daemon.", "from daemon_base.")
-        source = source.replace("from daemon import", "from daemon_base import")
-        (package / f"{name}.py").write_text(source)
+    """The message module as of `ref`, from a copy of that commit's whole daemon/ renamed
+    `daemon_base` (its daemon.* imports rewritten to point at the same copies), so that any
+    layout, flat or in rooms, loads."""
+    archive = subprocess.run(["git", "archive", ref, "daemon"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    tarfile.open(fileobj=io.BytesIO(archive)).extractall(into, filter="data")
+    (into / "daemon").rename(into / "daemon_base")
+    for path in (into / "daemon_base").rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        source = re.sub(r"\bdaemon\.", "daemon_base.", source)
+        path.write_text(source.replace("from daemon import", "from daemon_base import"),
+                        encoding="utf-8")
     sys.path.insert(0, str(into))
-    return importlib.import_module("daemon_base.message")
+    for name in MESSAGE_MODULES:
+        try:
+            return importlib.import_module(name.replace("daemon.", "daemon_base.", 1))
+        except ModuleNotFoundError:
+            continue
+    raise SystemExit(f"no message module in {ref}")
 
 
 def cpu_per_mail(parse: Callable[[bytes], object], raws: Sequence[bytes]) -> float:
