@@ -18,8 +18,8 @@ from daemon.clock.now import utc_now
 from daemon.inbound.imap import ImapError, Mailbox
 from daemon.inbound.ingest import Inbox
 from daemon.inbound.ingest_loop import drain
-from daemon.outbound.outbox import MailWriter
 from daemon.outbound.sender import Sender
+from daemon.outbound.writer import MailWriter
 from daemon.service.pulse import beat, stopped
 from daemon.site.config import Config
 from daemon.store.database import Database
