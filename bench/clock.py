@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from daemon.outbound.outbox import MailWriter  # noqa: E402
+from daemon.outbound.writer import MailWriter  # noqa: E402
 from daemon.site.config import Config, load_config  # noqa: E402
 from daemon.store.database import Database, migrate, open_database  # noqa: E402
 from daemon.store.models import Ticket, Timer  # noqa: E402

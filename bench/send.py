@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.config.settings import SmtpSettings  # noqa: E402
 from daemon.mail.mime import Address, Mail, build  # noqa: E402
-from daemon.outbound.outbox import MailWriter, enrich, materialize  # noqa: E402
 from daemon.outbound.sender import Sender, SenderSettings  # noqa: E402
 from daemon.outbound.smtp import SmtpPool  # noqa: E402
+from daemon.outbound.writer import MailWriter, enrich, materialize  # noqa: E402
 from daemon.site.config import load_config  # noqa: E402
 from daemon.store import repository  # noqa: E402
 from daemon.store.database import Database, migrate, open_database  # noqa: E402

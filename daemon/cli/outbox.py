@@ -15,7 +15,7 @@ from daemon.cli.common import UserError
 from daemon.cli.store import open_existing, reading, table
 from daemon.clock.now import utc_now
 from daemon.config.settings import Settings
-from daemon.outbound.outbox import NotParked, requeue, rows_with_status
+from daemon.outbound.outbox_queue import NotParked, requeue, rows_with_status
 from daemon.store.models import Outbox, Ticket
 
 SHOWN = 50  # rows per section

@@ -26,7 +26,8 @@ from daemon.mail.correlate import Match, correlate, refs_to_check
 from daemon.mail.digest import is_redelivery
 from daemon.mail.message import InboundMessage, MailRejected, ParseLimits, parse_message
 from daemon.mail.thread_keys import ThreadKeys, base_subject, reply_ids, thread_keys
-from daemon.outbound.outbox import forget_parsed, record_auto_sender, remember_parsed
+from daemon.outbound.history import forget_parsed, remember_parsed
+from daemon.outbound.loop_guard import record_auto_sender
 from daemon.store import intake, messages, repository
 from daemon.store.deferred import OutboxRow, deferred, insert_outbox
 from daemon.store.models import Ticket

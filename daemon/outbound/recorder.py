@@ -24,8 +24,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from daemon.outbound import outbox
-from daemon.outbound.outbox import Outcome
+from daemon.outbound import outbox_queue
+from daemon.outbound.outbox_queue import Outcome
 from daemon.store.database import Database
 from daemon.store.journal import SentJournal, SentNote, journal_path
 
@@ -40,7 +40,7 @@ class Book(Protocol):
         ...
 
     def notes(self) -> list[SentNote]:
-        """Records not yet in the outbox: the claim folds them in (`outbox.fold_sent`)."""
+        """Records not yet in the outbox: the claim folds them in (`outbox_queue.fold_sent`)."""
         ...
 
     def forget(self, ids: Sequence[int]) -> None: ...
@@ -54,8 +54,8 @@ class OutboxBook:
 
     def write(self, notes: Sequence[SentNote]) -> None:
         with self.database.transaction() as session:
-            outbox.record(session, [Outcome(n.outbox_id, "sent", n.attempts, n.note)
-                                    for n in notes], max(n.sent_at for n in notes))
+            outbox_queue.record(session, [Outcome(n.outbox_id, "sent", n.attempts, n.note)
+                                          for n in notes], max(n.sent_at for n in notes))
 
     def try_write(self, notes: Sequence[SentNote]) -> bool:
         return False  # a round trip to the server: always in a thread

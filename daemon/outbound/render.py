@@ -213,7 +213,7 @@ def tidy_text(text: str) -> str:
 
 SAMPLE_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
-# Keys the outbox adds on top of the engine's context (daemon/outbound/outbox.py fills each one only
+# Keys the outbox adds on top of the engine's context (daemon/outbound/writer.py fills each one only
 # when a template reads it). External recipients (requester, vendor) never see internal notes.
 ENRICHED_SAMPLE: dict[str, Any] = {
     "team_name": "Tier 2 Systems",

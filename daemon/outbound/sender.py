@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from daemon.clock.now import utc_now
-from daemon.outbound import outbox
+from daemon.outbound import outbox_queue
 from daemon.outbound.backoff import backoff_delay
-from daemon.outbound.outbox import Claimed, MailWriter, Outcome, Site
+from daemon.outbound.outbox_queue import Claimed, Outcome
 from daemon.outbound.recorder import Book, Recorder, open_book
 from daemon.outbound.smtp import (
     Accepted,
@@ -49,6 +49,7 @@ from daemon.outbound.smtp import (
     SmtpPool,
     TemporaryFailure,
 )
+from daemon.outbound.writer import MailWriter, Site, materialize
 from daemon.store.database import Database
 from daemon.store.journal import SentNote
 
@@ -347,13 +348,13 @@ class Sender:
         with self._keeping(outcomes) as kept, self.database.transaction() as session:
             # Dead claimers first, then their notes: all a dead sender wrote is folded in
             # before any of its rows can be taken again.
-            gone = outbox.gone_claimers(session, now)
+            gone = outbox_queue.gone_claimers(session, now)
             notes = book.notes() if book else []
-            outbox.fold_sent(session, notes)
+            outbox_queue.fold_sent(session, notes)
             if kept:
-                outbox.record(session, kept, now)
-            rows = outbox.claim(session, cutoff, self.settings.batch,
-                                now + self.settings.lease, gone=gone)
+                outbox_queue.record(session, kept, now)
+            rows = outbox_queue.claim(session, cutoff, self.settings.batch,
+                                      now + self.settings.lease, gone=gone)
         if book is not None:
             book.forget([note.outbox_id for note in notes])
         return rows
@@ -363,8 +364,8 @@ class Sender:
             notes = book.notes() if book else []
             if kept or notes:
                 with self.database.transaction() as session:
-                    outbox.fold_sent(session, notes)
-                    outbox.record(session, kept, self.clock())
+                    outbox_queue.fold_sent(session, notes)
+                    outbox_queue.record(session, kept, self.clock())
             if book is not None:
                 book.forget([note.outbox_id for note in notes])
 
@@ -382,14 +383,14 @@ class Sender:
         assert self.writer is not None
         while True:
             with self.database.transaction() as session:
-                rows = outbox.unrendered(session, cutoff, self.settings.batch)
-                outbox.materialize(session, rows, self.writer, self.clock())
+                rows = outbox_queue.unrendered(session, cutoff, self.settings.batch)
+                materialize(session, rows, self.writer, self.clock())
             if len(rows) < self.settings.batch:
                 return
 
     def _next_due(self) -> datetime | None:
         with self.database.reading() as session:
-            return outbox.next_due(session)
+            return outbox_queue.next_due(session)
 
     # ------------------------------------------------------------ sleeping and logging
 

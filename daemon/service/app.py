@@ -19,8 +19,8 @@ from daemon.inbound.imap import Mailbox
 from daemon.inbound.imap_session import ImapError
 from daemon.inbound.ingest import Inbox
 from daemon.inbound.ingest_loop import drain
-from daemon.outbound.outbox import MailWriter
 from daemon.outbound.sender import Sender
+from daemon.outbound.writer import MailWriter
 from daemon.service.pulse import beat, stopped
 from daemon.site.config import Config
 from daemon.store.database import Database

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from daemon.clock.now import utc_now
 from daemon.config.problems import ConfigError
-from daemon.outbound.outbox import next_due
+from daemon.outbound.outbox_queue import next_due
 from daemon.outbound.sender import Sender, SenderSettings
 from daemon.outbound.smtp import describe
 from daemon.service.app import Parts

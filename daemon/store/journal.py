@@ -7,7 +7,7 @@ after a kill. Only senders write this file, so a note costs about 10 µs.
 `synchronous=NORMAL` in WAL mode: a commit has reached the OS when it returns, so a killed
 process loses none; a power cut may lose the last notes, which only means those mails are
 sent once more (at least once, never lost). The claim transaction folds the notes into the
-outbox (daemon/outbound/outbox.py `fold_sent`) and then forgets them.
+outbox (daemon/outbound/outbox_queue.py `fold_sent`) and then forgets them.
 
 `<database>-sent`, e.g. `tierdesk.db-sent` (SQLite adds its own -wal and -shm beside it).
 Each note carries the mail's Message-ID, and folding checks it: notes left by a database

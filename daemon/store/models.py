@@ -231,7 +231,7 @@ class Outbox(Base):
 
 class AutoSender(Base):
     """An address that sent us automatic mail (auto-reply, bounce, list): loop protection
-    sends it no automatic mail for a while (daemon/outbound/outbox.py). Ingest records them."""
+    sends it no automatic mail for a while (daemon/outbound/loop_guard.py). Ingest records them."""
 
     __tablename__ = "auto_senders"
 

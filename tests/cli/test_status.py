@@ -19,7 +19,7 @@ from daemon.cli.main import main
 from daemon.inbound.imap import Mailbox
 from daemon.inbound.ingest import process_mail
 from daemon.inbound.ingest_loop import drain
-from daemon.outbound.outbox import park
+from daemon.outbound.outbox_queue import park
 from daemon.service.app import Parts
 from daemon.site.config import load_config
 from daemon.store import intake

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from daemon.auth.sender_auth import sign
 from daemon.inbound.ingest import Inbox, Outcome, process_mail
-from daemon.outbound.outbox import MailWriter
+from daemon.outbound.writer import MailWriter
 from daemon.site.config import Config, load_config
 from daemon.store import repository
 from daemon.store.database import Database

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.outbound.outbox import MailWriter
+from daemon.outbound.writer import MailWriter
 from daemon.site.config import Config, load_config
 from daemon.tickets.runtime import Runtime
 from tests.outbound.smtp_server import smtp_server  # noqa: F401  (the shared fixture)

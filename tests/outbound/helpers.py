@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.config.settings import SmtpSettings
-from daemon.outbound.outbox import MailWriter, materialize
 from daemon.outbound.sender import Sender, SenderSettings
 from daemon.outbound.smtp import SmtpPool
+from daemon.outbound.writer import MailWriter, materialize
 from daemon.store import repository
 from daemon.store.database import Database
 from daemon.store.models import Event, Outbox, Ticket

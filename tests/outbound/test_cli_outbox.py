@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from daemon.cli.main import main
-from daemon.outbound.outbox import MailWriter
+from daemon.outbound.writer import MailWriter
 from daemon.store.database import Database
 from daemon.store.models import Outbox
 from tests.outbound.helpers import events, new_ticket, queue, rows

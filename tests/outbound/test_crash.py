@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.outbound.outbox import MailWriter
 from daemon.outbound.sender import SenderSettings
 from daemon.outbound.smtp import SmtpPool
+from daemon.outbound.writer import MailWriter
 from daemon.store.database import Database
 from tests.outbound.helpers import (
     Clock,

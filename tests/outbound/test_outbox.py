@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from daemon.outbound.outbox import MailWriter, claim, materialize, record_auto_sender
+from daemon.outbound.loop_guard import record_auto_sender
+from daemon.outbound.outbox_queue import claim
+from daemon.outbound.writer import MailWriter, materialize
 from daemon.store import messages, repository
 from daemon.store.database import Database
 from daemon.store.liveness import is_gone, this_process

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from daemon.outbound import outbox
-from daemon.outbound.outbox import MailWriter
+from daemon.outbound import outbox_queue
 from daemon.outbound.sender import PassReport
 from daemon.outbound.smtp import SmtpPool
+from daemon.outbound.writer import MailWriter
 from daemon.store.database import Database, open_database
 from tests.outbound.helpers import Clock, new_ticket, queue, rows, sender, smtp_settings
 from tests.outbound.smtp_server import SmtpServer
@@ -46,8 +46,8 @@ def test_two_claims_take_disjoint_rows(database: Database, writer: MailWriter,
                 # Without SKIP LOCKED the second claim would wait: make that an error.
                 session.execute(text("SET LOCAL lock_timeout = '2s'"))
             lease = now + timedelta(minutes=15)
-            mine = {r.id for r in outbox.claim(first, now, 3, lease)}
-            theirs = {r.id for r in outbox.claim(second, now, 10, lease)}
+            mine = {r.id for r in outbox_queue.claim(first, now, 3, lease)}
+            theirs = {r.id for r in outbox_queue.claim(second, now, 10, lease)}
             assert len(mine) == 3 and len(theirs) == 2 and not mine & theirs
             first.commit()
             second.commit()

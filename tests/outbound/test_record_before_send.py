@@ -17,9 +17,9 @@ import pytest
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import select
 
-from daemon.outbound.outbox import MailWriter
 from daemon.outbound.sender import PassReport
 from daemon.outbound.smtp import SmtpPool
+from daemon.outbound.writer import MailWriter
 from daemon.store.database import Database, migrate, open_database
 from daemon.store.journal import journal_path
 from daemon.store.models import Outbox

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from daemon.outbound.outbox import MailWriter
 from daemon.outbound.sender import PassReport, Sender
 from daemon.outbound.smtp import SmtpPool
+from daemon.outbound.writer import MailWriter
 from daemon.site.config import Config
 from daemon.store.database import Database
 from tests.outbound.helpers import (

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from daemon.outbound.outbox import MailWriter
+from daemon.outbound.writer import MailWriter
 from daemon.site.config import load_config
 from daemon.store.database import Database
 from tests.outbound.helpers import rows
