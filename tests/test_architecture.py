@@ -6,7 +6,8 @@ a wrong arrow fails with the file and line that drew it.
 - no import circle between modules anywhere, counting imports inside functions and under
   TYPE_CHECKING too: a circle there is still two modules that cannot be read apart;
 - the pure rooms and the pure modules of the others import no protocol, network or
-  database library.
+  database library;
+- no module is over 600 lines.
 """
 
 from __future__ import annotations
@@ -136,6 +137,16 @@ def test_pure_code_does_no_io(path: Path) -> None:
     bad += [f"{where(path, line)}: {target}" for line, target in daemon_arrows(path)
             if target.count(".") and room_of(target) not in PURE_ROOMS and target not in pure]
     assert bad == [], "keep protocols, sockets and the store out of the pure code"
+
+
+MAX_LINES = 600
+
+
+def test_no_module_is_over_600_lines() -> None:
+    """Past that a module is two things: split it along its seam (issue 17)."""
+    long = {str(p.relative_to(DAEMON)): n for p in all_modules().values()
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}
 
 
 def test_the_lists_are_real() -> None:
