@@ -4,7 +4,7 @@
 
 1. verification: N command mails from a directory member, each DKIM-signed (1024-bit RSA, as
    the tests sign) by the From domain, checked by `DkimVerifier.check` with a warm cache
-   (the key fetched once from a DNS stub on 127.0.0.1, tests/commands/dns_stub.py): median
+   (the key fetched once from a DNS stub on 127.0.0.1, tests/inbound/commands/dns_stub.py): median
    and 90th percentile ms/mail, and the first (cold) check: loading the public suffix list
    (~35 ms, once per process) and a DNS round trip on loopback;
 2. in ingest: the same mails fed one by one through `process_mail` on SQLite as commands
@@ -42,9 +42,9 @@ from mailgen import generate  # noqa: E402
 from daemon.inbound.ingest import Inbox, process_batch, process_mail  # noqa: E402
 from daemon.site.config import Config, load_config  # noqa: E402
 from daemon.store.database import Database, migrate, open_database  # noqa: E402
-from tests.commands.desk import MORGAN, SECRET, T0, build_inbox, open_in, signed, tech  # noqa: E402
-from tests.commands.dkim_mail import dkim_sign, key_name, key_record  # noqa: E402
-from tests.commands.dns_stub import StubDns  # noqa: E402
+from tests.inbound.commands.desk import MORGAN, SECRET, T0, build_inbox, open_in, signed, tech  # noqa: E402
+from tests.inbound.commands.dkim_mail import dkim_sign, key_name, key_record  # noqa: E402
+from tests.inbound.commands.dns_stub import StubDns  # noqa: E402
 
 
 def site(dns: StubDns, verify: bool = True) -> Config:

@@ -6,10 +6,10 @@
 
 N realistic mails (bench/mailgen.py: plain, HTML alternative, attachments, threaded replies,
 RFC 2047 subjects, Latin-1 and UTF-8 bodies, auto-replies, bounces) go into a private Dovecot
-(tests/imap/servers.py) over one IMAP connection, MULTIAPPEND 50 at a time, as delivered mail
-arrives: Dovecot indexes each mail on arrival, as in a live mailbox. (Writing the Maildir
-before starting Dovecot would leave that indexing to the first reader and charge it to
-whichever side of the comparison runs first.) Then, in the same run:
+(tests/inbound/imap/servers.py) over one IMAP connection, MULTIAPPEND 50 at a time, as
+delivered mail arrives: Dovecot indexes each mail on arrival, as in a live mailbox.
+(Writing the Maildir before starting Dovecot would leave that indexing to the first
+reader and charge it to whichever side of the comparison runs first.) Then, in the same run:
 
 - ceiling: imapclient UID FETCH BODY.PEEK[] in batches of 100, plus
   email.message_from_bytes(policy=default) of every mail; median of --repeats runs,
@@ -58,7 +58,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # measure this checkout; tests.imap.servers for the Dovecot
+sys.path.insert(0, str(ROOT))  # measure this checkout; tests.inbound.imap.servers for the Dovecot
 sys.path.insert(1, str(ROOT / "bench"))
 
 from mailgen import NEW_ONLY, GeneratedMail, Mix, generate  # noqa: E402
@@ -69,7 +69,7 @@ from daemon.inbound.ingest_loop import drain  # noqa: E402
 from daemon.service.app import Parts  # noqa: E402
 from daemon.site.config import load_config  # noqa: E402
 from daemon.store.database import Database, open_and_migrate  # noqa: E402
-from tests.imap.servers import (  # noqa: E402
+from tests.inbound.imap.servers import (  # noqa: E402
     DOVECOT,
     Account,
     DovecotServer,

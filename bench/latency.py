@@ -2,7 +2,7 @@
 
     python bench/latency.py [--mails 200] [--rss 10000,20000] [--seed 1]
 
-A private Dovecot (tests/imap/servers.py, as bench/ingest.py uses it), an aiosmtpd server
+A private Dovecot (tests/inbound/imap/servers.py, as bench/ingest.py uses it), an aiosmtpd server
 (tests/outbound/smtp_server.py) that notes the moment it accepts each mail, a fresh SQLite
 file, and the real `python run.py run` as its own process over a temp copy of config/,
 workflows/ and mail_templates/.
@@ -43,8 +43,8 @@ sys.path.insert(1, str(ROOT / "bench"))
 from ingest import Site, dovecot, make_site  # noqa: E402
 from mailgen import generate  # noqa: E402
 
-from tests.imap.servers import Account, client  # noqa: E402
-from tests.ingest.mails import mail  # noqa: E402
+from tests.inbound.imap.servers import Account, client  # noqa: E402
+from tests.inbound.ingest.mails import mail  # noqa: E402
 from tests.outbound.smtp_server import SmtpServer  # noqa: E402
 from tests.processes import pythonpath  # noqa: E402
 

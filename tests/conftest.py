@@ -1,3 +1,3 @@
 """Fixtures shared by every test folder live in plugin modules, registered here."""
 
-pytest_plugins = ["tests.databases", "tests.imap.servers"]
+pytest_plugins = ["tests.databases", "tests.inbound.imap.servers"]

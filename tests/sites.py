@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.imap.servers import Account, EmbeddedServer
+from tests.inbound.imap.servers import Account, EmbeddedServer
 from tests.outbound.smtp_server import SmtpServer
 
 ROOT = Path(__file__).resolve().parent.parent

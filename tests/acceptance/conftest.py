@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.imap.servers import DovecotServer, ImapTestServer
+from tests.inbound.imap.servers import DovecotServer, ImapTestServer
 from tests.outbound.smtp_server import smtp_server  # noqa: F401  (the fixture)
 from tests.service.conftest import site  # noqa: F401  (the fixture)
 

@@ -1,7 +1,7 @@
 """Fault injection as users would hit it (issue 15, points 5 and 6): the shared harness of
 tests/acceptance/test_faults.py (CI size) and bench/faults.py (full size).
 
-Real peers only: a private Dovecot (tests/imap/servers.py), an aiosmtpd server in a thread
+Real peers only: a private Dovecot (tests/inbound/imap/servers.py), an aiosmtpd server in a thread
 that records every mail it accepts and can be stopped and started again on its port
 (tests/outbound/smtp_server.py), `run.py run` as separate processes, and for PostgreSQL a
 private cluster (initdb/pg_ctl as the `postgres` user, on a free port, removed at the end).
@@ -60,7 +60,7 @@ from sqlalchemy.pool import NullPool
 from daemon.auth.sender_auth import sign, signed_address
 from daemon.config.settings import Calendar
 from daemon.store.database import migrate, open_database
-from tests.imap.servers import DOVECOT, Account, DovecotServer, client, free_port
+from tests.inbound.imap.servers import DOVECOT, Account, DovecotServer, client, free_port
 from tests.outbound.smtp_server import SmtpServer
 from tests.processes import pythonpath
 
@@ -394,7 +394,7 @@ def daemon_env(server: DovecotServer, account: Account, smtp: SmtpServer,
         "TIERDESK_SMTP_SECURITY": "none", "TIERDESK_SMTP_TIMEOUT": "5s",
         "TIERDESK_DATABASE_URL": url, "TIERDESK_AUTH_SECRET": SECRET,
         # The burst is weeks of mail at once: some people's many reports would meet the
-        # hourly new-ticket limit (tests/ingest/test_new_ticket_limit.py covers it).
+        # hourly new-ticket limit (tests/inbound/ingest/test_new_ticket_limit.py covers it).
         "TIERDESK_MAIL_MAX_NEW_TICKETS_PER_HOUR": "1000000",
     })
     return env

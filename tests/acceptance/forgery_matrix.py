@@ -32,7 +32,7 @@ from daemon.inbound.ingest import Inbox, Outcome, process_batch
 from daemon.site.config import load_config
 from daemon.store.database import Database, migrate, open_database
 from daemon.store.models import Outbox, Ticket
-from tests.commands.desk import (
+from tests.inbound.commands.desk import (
     ALEX,
     DMARC,
     LAST_DAY,
@@ -52,8 +52,8 @@ from tests.commands.desk import (
     tech,
     ticket,
 )
-from tests.commands.dkim_mail import dkim_sign, key_name, key_record
-from tests.commands.dns_stub import StubDns
+from tests.inbound.commands.dkim_mail import dkim_sign, key_name, key_record
+from tests.inbound.commands.dns_stub import StubDns
 
 ORDER = "#resolve the printer works again\nHi Ann, all done."
 HARMLESS = "Hi Ann, I am looking into it."

@@ -10,7 +10,7 @@ import pytest
 from daemon.inbound.ingest import Inbox
 from daemon.store.database import Database
 from tests.acceptance.forgery_matrix import CASES, Case, Desk, dns_stub
-from tests.commands.dns_stub import StubDns
+from tests.inbound.commands.dns_stub import StubDns
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def test_store_says_redelivery_reused_id_or_new(site: Path, tmp_path: Path,
     from daemon.service.app import Parts
     from daemon.site.config import load_config
     from daemon.store.database import migrate, open_database
-    from tests.ingest.mails import mail
+    from tests.inbound.ingest.mails import mail
 
     url = f"sqlite:///{tmp_path / 'explain.db'}"
     monkeypatch.setenv("TIERDESK_DATABASE_URL", url)
@@ -197,7 +197,7 @@ def test_store_says_redelivery_reused_id_or_new(site: Path, tmp_path: Path,
 
 def member_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped directory, a secret, and a trusted authserv-id, as a site has them."""
-    from tests.commands.desk import SECRET
+    from tests.inbound.commands.desk import SECRET
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "settings.yaml").write_text(SETTINGS)
     (tmp_path / "config" / "teams.yaml").write_bytes((ROOT / "config" / "teams.yaml").read_bytes())
@@ -208,7 +208,7 @@ def member_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def explain_auth(tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: bytes,
                  site: Path, *flags: str) -> tuple[int, str]:
-    from tests.commands.desk import T0
+    from tests.inbound.commands.desk import T0
     path = tmp_path / "mail.eml"
     path.write_bytes(raw)
     code = main(["explain", str(path), "--config", str(site), *flags], clock=lambda: T0)
@@ -219,7 +219,7 @@ def explain_auth(tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: bytes,
 
 def test_a_signed_reply_address_counts_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.commands.desk import ALEX, tech
+    from tests.inbound.commands.desk import ALEX, tech
     site = member_site(tmp_path, monkeypatch)
     raw = tech(ALEX, "#take", auth=None, to=signed_address(ALEX))
     code, out = explain_auth(tmp_path, capsys, raw, site)
@@ -232,7 +232,7 @@ def test_a_signed_reply_address_counts_first(tmp_path: Path, monkeypatch: pytest
 
 def test_a_forged_header_is_shown_not_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.commands.desk import ALEX, tech
+    from tests.inbound.commands.desk import ALEX, tech
     site = member_site(tmp_path, monkeypatch)
     # The sender wrote one header as mx.example.com, but our server's own one sits on top.
     raw = tech(ALEX, "#resolve done", auth=("mx.example.com; dmarc=fail header.from=example.com",
@@ -252,7 +252,7 @@ def test_a_forged_header_is_shown_not_counted(tmp_path: Path, monkeypatch: pytes
 def test_a_trusted_header_counts_when_nothing_else_does(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.commands.desk import DMARC, MORGAN, tech
+    from tests.inbound.commands.desk import DMARC, MORGAN, tech
     site = member_site(tmp_path, monkeypatch)
     code, out = explain_auth(tmp_path, capsys, tech(MORGAN, "#note hi", auth=DMARC), site)
     assert code == 0
@@ -263,7 +263,7 @@ def test_a_trusted_header_counts_when_nothing_else_does(
 def test_no_authentication_section_for_an_outsider(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.commands.desk import tech
+    from tests.inbound.commands.desk import tech
     site = member_site(tmp_path, monkeypatch)
     code, out = explain_auth(tmp_path, capsys, tech("mallory@example.net", "#resolve"), site)
     assert code == 0
@@ -273,5 +273,5 @@ def test_no_authentication_section_for_an_outsider(
 
 
 def signed_address(member: str) -> str:
-    from tests.commands.desk import signed
+    from tests.inbound.commands.desk import signed
     return signed(member)

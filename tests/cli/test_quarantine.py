@@ -18,7 +18,7 @@ from daemon.store import intake, repository
 from daemon.store.database import Database
 from daemon.store.models import Message, Outbox, Quarantine, Ticket
 from daemon.tickets.runtime import Runtime
-from tests.ingest.mails import mail
+from tests.inbound.ingest.mails import mail
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

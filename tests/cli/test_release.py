@@ -12,8 +12,8 @@ from daemon.cli.main import main
 from daemon.inbound.ingest import process_mail
 from daemon.store.database import Database
 from tests.cli.test_status import HOST, ROOT, Site, _site, codes, status, status_json
-from tests.imap.servers import EmbeddedServer
-from tests.ingest.mails import mail
+from tests.inbound.imap.servers import EmbeddedServer
+from tests.inbound.ingest.mails import mail
 
 T0 = datetime.fromisoformat("2026-03-02T09:00:00+00:00")
 LOOPER = "noreply@tickets.vendor.example"

@@ -14,7 +14,7 @@ from daemon.service.app import Parts
 from daemon.site.config import load_config
 from daemon.store.database import migrate, open_database
 from daemon.tickets.timers import run_due
-from tests.ingest.mails import mail
+from tests.inbound.ingest.mails import mail
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin

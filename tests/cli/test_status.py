@@ -26,8 +26,8 @@ from daemon.store import intake
 from daemon.store.database import Database, migrate, shipped_head
 from daemon.store.heartbeats import LOOPS, beat, stopped
 from daemon.store.models import Outbox
-from tests.imap.servers import Account, EmbeddedServer, ImapTestServer, free_port
-from tests.ingest.mails import mail
+from tests.inbound.imap.servers import Account, EmbeddedServer, ImapTestServer, free_port
+from tests.inbound.ingest.mails import mail
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "mail1"

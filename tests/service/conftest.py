@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from daemon.store.database import Database, open_database
 from daemon.store.models import LoopHeartbeat, Outbox, Ticket
-from tests.imap.servers import Account, ImapTestServer, client
+from tests.inbound.imap.servers import Account, ImapTestServer, client
 from tests.outbound.smtp_server import SmtpServer, smtp_server  # noqa: F401  (the fixture)
 from tests.service.daemon import Daemon
 from tests.sites import make_site

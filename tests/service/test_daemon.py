@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from tests.ingest.mails import mail
+from tests.inbound.ingest.mails import mail
 from tests.service.conftest import Site
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.databases import PgSchemas
-from tests.ingest.mails import mail
+from tests.inbound.ingest.mails import mail
 from tests.service.conftest import Site
 from tests.service.tcp_cut import tcp_cut
 

@@ -11,8 +11,8 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from daemon.cli.main import main
-from tests.imap.servers import client
-from tests.ingest.mails import mail
+from tests.inbound.imap.servers import client
+from tests.inbound.ingest.mails import mail
 from tests.outbound.smtp_server import RecordingHandler
 from tests.service.conftest import Site
 
