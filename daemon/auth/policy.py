@@ -31,3 +31,13 @@ def claim(msg: InboundMessage, raw: bytes, settings: Settings, ref: str, member:
     tokens = tuple(p.token for p in refs if p.token and p.ref == ref)
     return Claim(msg.from_addr, tuple(msg.headers.get("authentication-results", ())), tokens,
                  ref, member, now, resolved_at, raw)
+
+
+def dkim_verifier(settings: Settings) -> DkimVerifier | None:
+    """Our DKIM check as the settings ask for it (auth.dkim, dns_servers, dns_timeout)."""
+    auth = settings.auth
+    if not auth.dkim:
+        return None
+    # Imported here: commands that never read mail need not load dkimpy and dnspython.
+    from daemon.auth.dkim_check import DkimVerifier
+    return DkimVerifier.build(auth.dns_servers, auth.dns_timeout)

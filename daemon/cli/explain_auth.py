@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.auth.policy import claim, policy
+from daemon.auth.policy import claim, dkim_verifier, policy
 from daemon.auth.sender_auth import attempts
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def judge(settings: Settings, config_dir: Path, now: datetime) -> Callable[
         directory = _directory(config_dir / "teams.yaml")
         if directory is None:
             return None
-        return report(result, raw, settings, directory, _verifier(settings), now)
+        return report(result, raw, settings, directory, dkim_verifier(settings), now)
     return run
 
 
@@ -93,11 +93,3 @@ def _directory(path: Path) -> Directory | None:
         return None
     from daemon.auth.directory import load_directory
     return load_directory(path)
-
-
-def _verifier(settings: Settings) -> DkimVerifier | None:
-    auth = settings.auth
-    if not auth.dkim:
-        return None
-    from daemon.auth.dkim_check import DkimVerifier
-    return DkimVerifier.build(auth.dns_servers, auth.dns_timeout)

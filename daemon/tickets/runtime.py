@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from daemon.auth.policy import dkim_verifier
 from daemon.clock.business_hours import calendar_clock
 from daemon.outbound.recipients import per_member
 from daemon.site.config import Config
@@ -110,15 +111,10 @@ class Runtime:
 
 
 def _dkim(config: Config, previous: Runtime | None) -> DkimVerifier | None:
-    auth = config.settings.auth
-    if not auth.dkim:
-        return None
-    if previous is not None and previous.dkim is not None \
+    if config.settings.auth.dkim and previous is not None and previous.dkim is not None \
             and _dns(previous.config) == _dns(config):
         return previous.dkim  # a reload keeps the keys and policies cached for their TTL
-    # Imported here: commands that never read mail need not load dkimpy and dnspython.
-    from daemon.auth.dkim_check import DkimVerifier
-    return DkimVerifier.build(auth.dns_servers, auth.dns_timeout)
+    return dkim_verifier(config.settings)
 
 
 def _dns(config: Config) -> tuple[object, ...]:
