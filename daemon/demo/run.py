@@ -48,8 +48,8 @@ from daemon.store.models import Timer
 SUPPORT_USER, SUPPORT_PASSWORD = "support", "demo"  # the daemon's mailbox
 CLIENT_USER, CLIENT_PASSWORD = "demo", "demo"  # everyone else's mail, for a mail client
 MAX_CLOCK_STEPS = 200  # far more timers than the story sets; a loop that never ends is a bug
-# How long the story may last, report to auto-close (today just under 6 days): it is placed
-# so that it has ended by then, and ends before now.
+# How long the story may last, report to auto-close (today just under 6 days): it starts at
+# least this long before now, so that all of it lies in the past when it ends.
 STORY_SPAN = timedelta(days=7)
 
 
