@@ -1,19 +1,24 @@
 """`run.py demo`: the whole product on one machine, offline, through real mail.
 
 An embedded IMAP server and an aiosmtpd server on 127.0.0.1, a temporary SQLite store, and
-the real daemon parts (ingest, clock, sender), driven through the story in demo_story.py on
-a virtual clock, so days pass in seconds. Each mail of the story is APPENDed to the support
-mailbox over IMAP; each mail the daemon sends goes through the SMTP server, which delivers
-it, as an MTA would, to the support mailbox (mail for the support address) or to a `demo`
-catch-all mailbox (everyone else), where a real mail client can read it with `--keep`.
+the real daemon parts (ingest, clock, sender), driven through the story in demo/story.py on
+a virtual clock, so days pass in seconds. The story is placed in the past, so that it has
+ended by now; with `--keep` the clock then hands over to the real clock
+(daemon/clock/handover.py). Each mail of the story is APPENDed to the support mailbox over
+IMAP; each mail the daemon sends goes through the SMTP server, which delivers it, as an MTA
+would, to the support mailbox (mail for the support address) or to a `demo` catch-all
+mailbox (everyone else), where a real mail client can read it with `--keep`.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -21,23 +26,31 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
+from daemon.clock.handover import ClockRanBackwards, HandoverClock, story_start
+from daemon.clock.now import utc_now
 from daemon.demo.imap_server.server import Controller
 from daemon.demo.smtp_sink import Delivered, SmtpSink
 from daemon.demo.story import START, STORY, ZONE, compose
 from daemon.demo.timeline import Style, Timeline
 from daemon.service.app import Parts, run_once
+from daemon.service.pulse import stopped
 from daemon.site.config import load_config
 from daemon.store.database import Database, migrate, open_database
+from daemon.store.heartbeats import daemon_name
 from daemon.store.models import Timer
 
 SUPPORT_USER, SUPPORT_PASSWORD = "support", "demo"  # the daemon's mailbox
 CLIENT_USER, CLIENT_PASSWORD = "demo", "demo"  # everyone else's mail, for a mail client
 MAX_CLOCK_STEPS = 200  # far more timers than the story sets; a loop that never ends is a bug
+# How long the story may last, report to auto-close (today just under 6 days): it starts at
+# least this long before now, so that all of it lies in the past when it ends.
+STORY_SPAN = timedelta(days=7)
 
 
 class DemoError(Exception):
@@ -50,12 +63,32 @@ def _say(line: str) -> None:
 
 def run_demo(root: Path, keep: bool = False, out: Callable[[str], None] = _say) -> int:
     started = time.monotonic()
-    with demo_world(root, out) as world:
-        end = play(world)
+    with _sigterm_as_interrupt(), demo_world(root, out) as world:
+        play(world)
         out("\n" + world.timeline.style("1", world.timeline.summary(time.monotonic() - started)))
         if keep:
-            _keep_running(world, end, out)
+            _keep_running(world, root, out)
     return 0
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a service manager, a test) stops the demo as Ctrl-C does: the servers
+    shut down and the temporary folder is removed, instead of the process just dying."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        # A second SIGTERM must not cut the cleanup short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def wants_colour(stream: TextIO, environ: Mapping[str, str]) -> bool:
@@ -73,11 +106,16 @@ class World:
     parts: Parts
     timeline: Timeline
     db: Path
+    clock: HandoverClock  # the story's time, then (with --keep) the real time
+    settings_env: dict[str, str]  # the TIERDESK_* variables that point at this demo
 
 
 @contextmanager
-def demo_world(root: Path, out: Callable[[str], None]) -> Iterator[World]:
-    """Everything up and ready on 127.0.0.1; all of it stopped and removed on exit."""
+def demo_world(root: Path, out: Callable[[str], None],
+               clock: HandoverClock | None = None) -> Iterator[World]:
+    """Everything up and ready on 127.0.0.1; all of it stopped and removed on exit. The
+    default clock starts the story so that it has ended by now."""
+    clock = clock or HandoverClock(story_start(START, utc_now(), STORY_SPAN))
     with ExitStack() as stack:
         imap = stack.enter_context(Controller({SUPPORT_USER: SUPPORT_PASSWORD,
                                                CLIENT_USER: CLIENT_PASSWORD}))
@@ -85,26 +123,30 @@ def demo_world(root: Path, out: Callable[[str], None]) -> Iterator[World]:
         smtp = stack.enter_context(SmtpSink(relay=mta.deliver))
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tierdesk-demo-")))
         database = stack.enter_context(_database(folder / "demo.db"))
-        config = load_config(root, _environment(imap, smtp, folder / "demo.db"))
+        settings_env = _settings_env(imap, smtp, folder / "demo.db")
+        config = load_config(root, {**os.environ, **settings_env})
         mta.support = config.settings.mail.address
         style = Style(wants_colour(sys.stdout, os.environ))
         inbox = stack.enter_context(_imap_login(imap, SUPPORT_USER, SUPPORT_PASSWORD))
         yield World(imap, smtp, inbox, Parts.build(config, database),
-                    Timeline(database, style, out, ZONE), folder / "demo.db")
+                    Timeline(database, style, out, ZONE), folder / "demo.db", clock,
+                    settings_env)
 
 
 def play(world: World) -> datetime:
     """The story, then the clock until nothing is due; returns the clock's last time."""
+    start = world.clock.start
     world.timeline.out(world.timeline.style(
         "1", f"Tierdesk demo: IMAP {world.imap.host}:{world.imap.port}, SMTP "
              f"{world.smtp.host}:{world.smtp.port}, store {world.db}, clock from "
-             f"{START:%a %d %b %Y}"))
+             f"{start.astimezone(ZONE):%a %d %b %Y}"))
     for scene in STORY:
-        at = START + scene.after
+        at = start + scene.after
         _clock_until(world, at)
+        world.clock.jump(at)
         world.timeline.heading(at, scene.title)
         world.inbox.append("INBOX", compose(scene, world.smtp.received, at), msg_time=at)
-        _step(world, at, notes=True)
+        _step(world, notes=True)
     return _clock_until(world, None)  # until nothing is due: the auto-close
 
 
@@ -150,9 +192,8 @@ def _imap_login(imap: Controller, user: str, password: str) -> Iterator[IMAPClie
         client.logout()
 
 
-def _environment(imap: Controller, smtp: SmtpSink, db: Path) -> dict[str, str]:
-    return {**os.environ,
-            "TIERDESK_IMAP_HOST": imap.host, "TIERDESK_IMAP_PORT": str(imap.port),
+def _settings_env(imap: Controller, smtp: SmtpSink, db: Path) -> dict[str, str]:
+    return {"TIERDESK_IMAP_HOST": imap.host, "TIERDESK_IMAP_PORT": str(imap.port),
             "TIERDESK_IMAP_SECURITY": "none", "TIERDESK_IMAP_USERNAME": SUPPORT_USER,
             "TIERDESK_IMAP_PASSWORD": SUPPORT_PASSWORD,
             "TIERDESK_SMTP_HOST": smtp.host, "TIERDESK_SMTP_PORT": str(smtp.port),
@@ -161,11 +202,13 @@ def _environment(imap: Controller, smtp: SmtpSink, db: Path) -> dict[str, str]:
             "TIERDESK_AUTH_SECRET": secrets.token_urlsafe(32)}
 
 
-def _step(world: World, at: datetime, notes: bool = False) -> None:
-    """One burst of the daemon at `at`; what it did is read back and printed."""
+def _step(world: World, notes: bool = False, daemon: str | None = None) -> None:
+    """One burst of the daemon at the clock's time; what it did is read back and printed.
+    A `daemon` name is a running daemon's: its heartbeats are not marked stopped."""
     said: list[str] = []
-    if not run_once(world.parts, say=said.append, clock=lambda: at):
-        raise DemoError(f"the daemon could not reach a server at {at:%a %H:%M}: "
+    if not run_once(world.parts, say=said.append, clock=world.clock, daemon=daemon,
+                    stop=daemon is None):
+        raise DemoError(f"the daemon could not reach a server at {world.clock():%a %H:%M}: "
                         + "; ".join(said))
     # The indented lines are what happened to each mail (e.g. how a technician was
     # authenticated); the counts are noise here.
@@ -179,14 +222,13 @@ def _step(world: World, at: datetime, notes: bool = False) -> None:
 def _clock_until(world: World, until: datetime | None) -> datetime:
     """The fast clock: jump to each timer's due time before `until` (None: while any is
     due) and run the daemon there, as a running daemon would at that moment."""
-    at = START
     for _ in range(MAX_CLOCK_STEPS):
         due = _next_due(world.parts.database)
         if due is None or (until is not None and due >= until):
-            return at
-        at = due
-        world.timeline.heading(at, "the clock", lazy=True)
-        _step(world, at)
+            return world.clock()
+        world.clock.jump(max(due, world.clock()))  # a timer due before now fires now
+        world.timeline.heading(world.clock(), "the clock", lazy=True)
+        _step(world)
     raise DemoError(f"timers kept coming due after {MAX_CLOCK_STEPS} steps of the clock")
 
 
@@ -195,13 +237,41 @@ def _next_due(database: Database) -> datetime | None:
         return session.scalar(select(func.min(Timer.due_at)))
 
 
-def _keep_running(world: World, end: datetime, out: Callable[[str], None]) -> None:
+def _keep_running(world: World, root: Path, out: Callable[[str], None]) -> None:
+    """The same daemon on the real clock, bursting every second, until Ctrl-C or SIGTERM."""
+    try:
+        end = world.clock.hand_over()
+    except ClockRanBackwards as exc:
+        raise DemoError(f"{exc}: STORY_SPAN in daemon/demo/run.py is too short") from exc
+    # Its own name and never marked stopped between bursts: `status` sees it running.
+    daemon = daemon_name()
+    try:
+        _live_step(world, daemon)  # beating before the user is told to look
+        _tell_how_to_connect(world, root, end, out)
+        while True:
+            time.sleep(1)
+            _live_step(world, daemon)
+    except KeyboardInterrupt:
+        stopped(world.parts.database, daemon, world.clock())
+        out("stopped: servers shut down, temporary store removed")
+
+
+def _live_step(world: World, daemon: str) -> None:
+    world.timeline.heading(world.clock(), "the daemon, live", lazy=True)
+    _step(world, notes=True, daemon=daemon)
+
+
+def _tell_how_to_connect(world: World, root: Path, end: datetime,
+                         out: Callable[[str], None]) -> None:
     imap, smtp, db = world.imap, world.smtp, world.db
     support = world.parts.config.settings.mail.address
+    env = _write_env(world)
+    config = "" if root.resolve() == Path.cwd() else f" --config {shlex.quote(str(root))}"
     for line in (
         "",
-        "The servers stay up until Ctrl-C; the daemon keeps working, its clock now at real "
-        "speed. Connect a mail client (plain connections, 127.0.0.1 only):",
+        "The servers stay up until Ctrl-C (or SIGTERM); the daemon keeps working, on the real "
+        f"clock from here (the story ended {end.astimezone(ZONE):%a %d %b %H:%M %Z}). "
+        "Connect a mail client (plain connections, 127.0.0.1 only):",
         f"  IMAP    host {imap.host}  port {imap.port}  security none  user {CLIENT_USER}  "
         f"password {CLIENT_PASSWORD}  (every mail Tierdesk sent, to anyone)",
         f"  SMTP    host {smtp.host}  port {smtp.port}  security none  no login",
@@ -209,15 +279,18 @@ def _keep_running(world: World, end: datetime, out: Callable[[str], None]) -> No
         f"{CLIENT_USER} mailbox. Answer a handoff from a member's address (e.g. "
         "morgan.lee@example.com) to use #tags.",
         f"  The daemon's own mailbox: user {SUPPORT_USER}, password {SUPPORT_PASSWORD}. "
-        f"Timeline: TIERDESK_DATABASE_URL=sqlite:///{db} python run.py show TD-1",
+        f"Store: {db}",
+        f"  Commands on this demo's store and servers: . {shlex.quote(str(env))} && "
+        f"python run.py status{config}  (or tickets, show TD-1)",
     ):
         out(line)
-    began = time.monotonic()
-    try:
-        while True:
-            time.sleep(1)
-            now = end + timedelta(seconds=time.monotonic() - began)
-            world.timeline.heading(now, "the daemon, live", lazy=True)
-            _step(world, now, notes=True)
-    except KeyboardInterrupt:
-        out("stopped: servers shut down, temporary store removed")
+
+
+def _write_env(world: World) -> Path:
+    """The TIERDESK_* variables of this demo as a shell file, so that `status`, `tickets`
+    and `show` look at this store and these servers rather than the configured ones."""
+    path = world.db.parent / "demo.env"
+    path.write_text("".join(f"export {name}={shlex.quote(value)}\n"
+                            for name, value in world.settings_env.items()), encoding="utf-8")
+    path.chmod(0o600)  # it holds the demo's signing secret
+    return path

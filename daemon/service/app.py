@@ -47,17 +47,23 @@ class Parts:
 
 
 def run_once(parts: Parts, say: Callable[[str], None] = print,
-             clock: Callable[[], datetime] = utc_now) -> bool:
+             clock: Callable[[], datetime] = utc_now, daemon: str | None = None,
+             stop: bool = True) -> bool:
     """One burst over all pending work; False when a server could not be reached (each
-    problem said in one line; whatever could be done was done)."""
-    daemon = daemon_name(burst=True)
+    problem said in one line; whatever could be done was done).
+
+    `daemon` names the heartbeats (default host:once). A caller that bursts again and again
+    as its way of running (the kept demo) passes its own name and stop=False, so `status`
+    sees it running between bursts rather than stopped after each."""
+    daemon = daemon or daemon_name(burst=True)
     ok = _ingest(parts, say, clock, daemon)
     fired = run_due(parts.database, parts.runtime, clock())
     say(f"clock: {fired.fired} timers fired" + (f", {fired.superseded} superseded"
                                                   if fired.superseded else ""))
     beat(parts.database, "clock", daemon, clock(), ok=True, detail={"fired": fired.fired})
     ok = _send(parts, say, clock, daemon) and ok
-    stopped(parts.database, daemon, clock())
+    if stop:
+        stopped(parts.database, daemon, clock())
     return ok
 
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import json
 import os
 import re
+import shlex
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import make_msgid, parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
@@ -26,6 +31,9 @@ from daemon.store.models import Event, Ticket
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = [sys.executable, str(ROOT / "run.py"), "demo", "--config", str(ROOT)]
+READY = "  Commands on this demo's store and servers"  # the last line --keep prints
+# Date headers and the store's times are to the second, the test's own readings are not.
+SLACK = timedelta(seconds=2)
 
 
 def test_the_story_ends_closed_after_every_tier_with_the_right_events() -> None:
@@ -44,6 +52,8 @@ def test_the_story_ends_closed_after_every_tier_with_the_right_events() -> None:
                             ["Subject"])) for m in world.smtp.received for rcpt in m.rcpt_tos]
     assert time.monotonic() - started < 30
     assert (ticket.ref, ticket.state, ticket.priority) == ("TD-1", "closed", "P1")
+    # The story is over by now: nothing of it lies in the future of the real clock.
+    assert max(e.at for e in events) <= datetime.now(UTC)
     assert moves == [
         ("triage", "tier2", "triage", "route"),  # the shipped outage rule
         ("tier2", "tier3", "morgan.lee@example.com", "escalate"),  # by the technician
@@ -113,7 +123,7 @@ def test_keep_leaves_servers_a_mail_client_can_use_until_ctrl_c() -> None:
     demo = subprocess.Popen([*RUN, "--keep"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        text = "\n".join(_lines_until(demo, "  The daemon's own mailbox"))
+        text = "\n".join(_lines_until(demo, READY))
         imap = re.search(r"IMAP +host (\S+) +port (\d+) +security none +user (\S+) +"
                          r"password (\S+)", text)
         smtp = re.search(r"SMTP +host (\S+) +port (\d+) +security none", text)
@@ -134,6 +144,81 @@ def test_keep_leaves_servers_a_mail_client_can_use_until_ctrl_c() -> None:
             demo.wait()
     assert demo.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
+
+
+def test_keep_runs_a_daemon_status_sees_on_the_real_clock_until_sigterm() -> None:
+    demo = subprocess.Popen([*RUN, "--keep"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "NO_COLOR": ""})
+    try:
+        text = "\n".join(_lines_until(demo, READY))
+        command = re.search(r"^ +Commands on this demo's store and servers: (.+?)  \(or ",
+                            text, re.MULTILINE)
+        folder = re.search(r"store (\S+)/demo\.db,", text)
+        imap = re.search(r"IMAP +host (\S+) +port (\d+) +security none +user (\S+) +"
+                         r"password (\S+)", text)
+        smtp = re.search(r"SMTP +host (\S+) +port (\d+) +security none", text)
+        assert command and folder and imap and smtp, text
+        assert Path(folder[1]).is_dir()
+
+        # `status` as the demo tells the user to run it sees the kept daemon running.
+        report = json.loads(_as_told(command[1], "--json"))
+        running = [d["daemon"] for d in report["daemons"] if d["state"] == "running"]
+        assert running == [f"{socket.gethostname()}:{demo.pid}"], report["daemons"]
+        assert "no_daemon" not in [a["code"] for a in report["attention"]], report
+        story = _ticket(command[1], "TD-1")
+        assert _at(story["updated_at"]) <= datetime.now(UTC)  # the story ended by now
+
+        # Mail after the story is dated by the real clock, in the store and in its headers.
+        before = datetime.now(UTC)
+        _send(smtp[1], int(smtp[2]), "support@example.com")
+        ack = _wait_for_mail(imap, "[TD-2] Printer")
+        after = datetime.now(UTC)
+        assert before - SLACK <= parsedate_to_datetime(str(ack["Date"])) <= after + SLACK
+        created = _at(_ticket(command[1], "TD-2")["created_at"])
+        assert before - SLACK <= created <= after + SLACK
+
+        demo.send_signal(signal.SIGTERM)  # as Ctrl-C: servers down, temporary folder gone
+        out, err = demo.communicate(timeout=30)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, err
+    assert "stopped: servers shut down, temporary store removed" in out
+    assert "Traceback" not in err
+    assert not Path(folder[1]).exists()
+
+
+def _as_told(command: str, *flags: str) -> str:
+    """The command line --keep printed, run by a shell with this test's Python."""
+    told = command.replace("python run.py", f"{shlex.quote(sys.executable)} run.py", 1)
+    done = subprocess.run(["bash", "-c", " ".join([told, *flags])], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 1), done.stderr  # 1: something needs attention
+    return done.stdout
+
+
+def _ticket(command: str, ref: str) -> dict[str, Any]:
+    tickets = json.loads(_as_told(command.replace(" status", " tickets", 1), "--json"))
+    return next(t for t in tickets if t["ref"] == ref)
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _wait_for_mail(imap: re.Match[str], subject: str) -> EmailMessage:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with IMAPClient(imap[1], int(imap[2]), ssl=False, timeout=10) as client:
+            client.login(imap[3], imap[4])
+            client.select_folder("INBOX", readonly=True)
+            for data in client.fetch(client.search(), ["RFC822"]).values():
+                msg = email.message_from_bytes(data[b"RFC822"], policy=email.policy.default)
+                if isinstance(msg, EmailMessage) and str(msg["Subject"]).startswith(subject):
+                    return msg
+        time.sleep(0.3)
+    raise AssertionError(f"no mail {subject!r} arrived")
 
 
 def _subjects(imap: re.Match[str]) -> list[str]:
