@@ -56,8 +56,8 @@ def test_the_env_example_is_valid_settings_as_written(tmp_path: Path) -> None:
 def test_exec_start_is_a_real_run_command_on_the_config_folder() -> None:
     fields = unit()
     argv = shlex.split(fields["ExecStart"])
-    script = next(i for i, word in enumerate(argv) if word.endswith("run.py"))
-    args = build_parser().parse_args(argv[script + 1:])
+    assert argv[0] == "/opt/tierdesk/venv/bin/tierdesk"  # the installed package's command
+    args = build_parser().parse_args(argv[1:])
     assert args.command == "run" and not args.once
     assert str(args.config) == str(Path(fields["EnvironmentFile"]).parent) == "/etc/tierdesk"
 

@@ -23,16 +23,30 @@ def load_root(root: Path) -> Config:
     """The one call site that loads configuration for every command."""
     from daemon.site.config import load_config  # lazy: `--help` needs none of it
 
+    require_site(root)
+    return load_config(root, os.environ)
+
+
+def require_site(root: Path) -> None:
+    """A folder with no site at all gets one line pointing to `init`, not a problem per
+    missing file."""
+    from daemon.site.shipped import FOLDERS
+
     if not root.is_dir():
         raise UserError(f"config folder {root} does not exist (--config names the folder "
                         "that holds config/, workflows/ and mail_templates/)")
-    return load_config(root, os.environ)
+    if not any((root / folder).exists() for folder in FOLDERS):
+        where = "the current folder" if root == Path(".") else str(root)
+        raise UserError(f"no Tierdesk site in {where} (no config/, workflows/ or "
+                        f"mail_templates/): create one with `{PROG} init {root}` and edit it, "
+                        "or point --config at yours")
 
 
 def load_settings_only(root: Path) -> Settings:
     """Only settings: listing tickets should not fail because a template has a typo."""
     from daemon.config.settings import load_settings
 
+    require_site(root)
     return load_settings(root / "config", os.environ)
 
 

@@ -132,6 +132,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.config, keep=args.keep)
 
 
+def shipped_site() -> Path:
+    from daemon.site.shipped import shipped_root
+
+    return shipped_root()
+
+
+# ------------------------------------------------------------------ init
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from daemon.cli.init import init_command
+
+    return init_command(args.dir)
+
+
 # ------------------------------------------------------------------ simulate
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -244,14 +258,15 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Email-integrated IT support escalation daemon.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=Path("."), metavar="DIR",
+    # default None: each command says where its site is without one (default_site below).
+    common.add_argument("--config", type=Path, default=None, metavar="DIR",
                         help="folder holding config/, workflows/ and mail_templates/ "
-                             "(default: the current directory)")
+                             "(default: the current directory; for demo, the shipped site)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> _Parser:
         sub = commands.add_parser(name, parents=[common], help=text, description=text)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, default_site=Path)  # Path() is the current folder
         return sub  # type: ignore[return-value]
 
     add("check", cmd_check, "validate config, workflows and templates")
@@ -274,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "a temporary store and a scripted story")
     demo.add_argument("--keep", action="store_true",
                       help="leave the servers running and say how to connect a mail client")
+    # The shipped site unless --config names one: the demo works from any folder.
+    demo.set_defaults(default_site=shipped_site)
+    init = add("init", cmd_init, "write a new site (config/, workflows/, mail_templates/) "
+                                 "from the shipped one into DIR, to edit")
+    init.add_argument("dir", type=Path, metavar="DIR",
+                      help="where to write it; a new or existing folder (nothing is overwritten)")
     quarantine = add("quarantine", cmd_quarantine, "mail that could not be processed; "
                      "`quarantine show ID` prints one's headers, `quarantine retry ID` "
                      "processes it again")
@@ -327,6 +348,8 @@ def main(argv: Sequence[str] | None = None, *,
     except SystemExit as exc:  # --help, or a bad argument already reported
         return exc.code if isinstance(exc.code, int) else 2
     args.clock = clock
+    if args.config is None:
+        args.config = args.default_site()
     try:
         return int(args.handler(args))
     except ConfigError as exc:
