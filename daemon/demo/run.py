@@ -281,7 +281,7 @@ def _tell_how_to_connect(world: World, root: Path, end: datetime,
         f"  The daemon's own mailbox: user {SUPPORT_USER}, password {SUPPORT_PASSWORD}. "
         f"Store: {db}",
         f"  Commands on this demo's store and servers: . {shlex.quote(str(env))} && "
-        f"python run.py status{config}  (or tickets, show TD-1)",
+        f"tierdesk status{config}  (or tickets, show TD-1)",
     ):
         out(line)
 

@@ -190,8 +190,8 @@ def test_keep_runs_a_daemon_status_sees_on_the_real_clock_until_sigterm() -> Non
 
 
 def _as_told(command: str, *flags: str) -> str:
-    """The command line --keep printed, run by a shell with this test's Python."""
-    told = command.replace("python run.py", f"{shlex.quote(sys.executable)} run.py", 1)
+    """The command line --keep printed, run by a shell with this checkout's `tierdesk`."""
+    told = command.replace("tierdesk ", f"{shlex.quote(sys.executable)} run.py ", 1)
     done = subprocess.run(["bash", "-c", " ".join([told, *flags])], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode in (0, 1), done.stderr  # 1: something needs attention
