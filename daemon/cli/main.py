@@ -15,7 +15,14 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from daemon.cli.common import PROG, UserError, load_root, load_settings_only, user_message
+from daemon.cli.common import (
+    PROG,
+    UserError,
+    declared_states,
+    load_root,
+    load_settings_only,
+    user_message,
+)
 from daemon.clock.now import utc_now
 from daemon.config.problems import ConfigError
 
@@ -171,7 +178,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
     from daemon.cli.store import list_command
 
     return list_command(load_settings_only(args.config), state=args.state, as_json=args.json,
-                        now=args.clock())
+                        now=args.clock(), known_states=declared_states(args.config))
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -258,6 +258,30 @@ def test_tickets_state_filter_and_table(seeded: str, capsys: pytest.CaptureFixtu
     assert len(lines) == 2 and "Printer jammed" in lines[1] and "bob@example.com" in lines[1]
 
 
+def test_tickets_unknown_state_is_an_error_listing_the_states(
+        seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "tickets", "--state", "bogus", "--config", str(ROOT))
+    assert_one_line_error(code, err, "'bogus'")
+    states = load_yaml(ROOT / "workflows" / "it-support.yaml").data["states"]
+    assert all(name in err for name in states), err
+    assert out == ""
+
+
+def test_tickets_state_without_tickets_or_from_an_older_workflow(
+        seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "tickets", "--state", "resolved", "--config", str(ROOT))
+    assert (code, out.strip()) == (0, "no tickets in state resolved")
+    # A state the workflow has since dropped still lists the tickets left in it.
+    database = open_database(seeded)
+    try:
+        with database.transaction() as session:
+            _ticket(session, "Old fax", "carol@example.com", "fax-queue")
+    finally:
+        database.close()
+    code, out, _ = run(capsys, "tickets", "--state", "fax-queue", "--config", str(ROOT))
+    assert code == 0 and "Old fax" in out
+
+
 def test_show_prints_header_and_timeline(seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "tickets", "--json", "--config", str(ROOT))
     ref = json.loads(out)[0]["ref"]
