@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from daemon.config.database_url import database_url_problem, hide_password
 from daemon.config.durations import parse_duration
 from daemon.config.frozen import Day, Frozen, Int, Secret
 from daemon.config.holidays import Holidays, read_ics_holidays
@@ -310,25 +311,22 @@ class SmtpSettings(Frozen):
         return _fill_port(data, {"tls": 465, "starttls": 587, "none": 25})
 
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
 class DatabaseSettings(Frozen):
     # A relative SQLite path (sqlite:///tierdesk.db) is relative to the working directory.
     url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
 
     @field_validator("url")
     @classmethod
-    def _looks_like_url(cls, url: str) -> str:
-        if not _URL.match(url):
-            raise ValueError(f"{url!r} is not a database URL; write e.g. sqlite:///tierdesk.db "
-                             "or postgresql+psycopg://user:password@host:5432/tierdesk")
+    def _can_be_opened(cls, url: str) -> str:
+        problem = database_url_problem(url)
+        if problem:
+            raise ValueError(problem)
         return url
 
     @property
     def display_url(self) -> str:
         """The URL with its password replaced by ***, for logs and start-up lines."""
-        return re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", self.url)
+        return hide_password(self.url)
 
 
 MIN_SECRET = 32
