@@ -3,10 +3,10 @@ manager. Typed and frozen; loading reports every problem with file:line."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
@@ -74,21 +74,31 @@ def load_directory(path: Path) -> Directory:
     if not isinstance(source.data, dict):
         raise ConfigError([source.problem((), "teams.yaml must be a mapping",
                                           "start with `teams:` on the first line")])
+    directory: Directory | None = None
+    problems: list[Problem] = []
+    invalid: set[tuple[str | int, ...]] = set()
     try:
         directory = Directory.model_validate(source.data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(model_errors(exc, source.data, Directory),
-                                              source)) from None
-    problems = list(lint_directory(directory, source))
+        errors = model_errors(exc, source.data, Directory)
+        problems = validation_problems(errors, source)
+        invalid = {tuple(error["loc"][:4]) for error in errors}
+    # The lint reads the YAML itself, so a typo in one address does not hide a shared one.
+    problems.extend(lint_directory(source, invalid))
     if problems:
         raise ConfigError(problems)
+    assert directory is not None
     return directory
 
 
-def lint_directory(directory: Directory, source: Source) -> Iterator[Problem]:
-    """Mistakes the types cannot see: members who cannot be recognised, shared addresses."""
+def lint_directory(source: Source,
+                   invalid: Collection[tuple[str | int, ...]] = ()) -> Iterator[Problem]:
+    """Mistakes the types cannot see: members who cannot be recognised, shared addresses.
+    Read from the YAML as written (what is not of the right type is the model's to report);
+    `invalid`: members the model already reported (a misspelt `addresses:` is not a second
+    problem of having none)."""
     seen: dict[str, tuple[str | int, ...]] = {}
-    for where, address in _addresses(directory):
+    for where, address in _addresses(source.data):
         key = address.lower()
         if key in seen:
             first = ".".join(str(p) for p in seen[key])
@@ -97,22 +107,36 @@ def lint_directory(directory: Directory, source: Source) -> Iterator[Problem]:
                                  "each address may belong to one member, team or vendor only")
         else:
             seen[key] = where
-    for team_key, team in directory.teams.items():
-        for i, member in enumerate(team.members):
-            if not member.addresses:
-                yield source.problem(("teams", team_key, "members", i),
-                                     f"member {member.name!r} has no addresses",
+    for team_key, team in mapping_items(source.data.get("teams")):
+        for i, member in enumerate(_list(team.get("members"))):
+            where = ("teams", team_key, "members", i)
+            if isinstance(member, dict) and not member.get("addresses") and where not in invalid:
+                yield source.problem(where, f"member {member.get('name')!r} has no addresses",
                                      "add `addresses: [name@example.com]`; commands are "
                                      "accepted only from a member's own addresses")
 
 
-def _addresses(directory: Directory) -> Iterator[tuple[tuple[str | int, ...], str]]:
+def mapping_items(value: object) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The (key, mapping) entries of a YAML mapping; anything else yields nothing."""
+    if isinstance(value, dict):
+        yield from ((key, entry) for key, entry in value.items() if isinstance(entry, dict))
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _addresses(data: dict[str, Any]) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """Every address that must be unique, with its YAML path, in file order. The escalation
     manager is left out: they may well be a member of a team too."""
-    for key, team in directory.teams.items():
-        yield ("teams", key, "address"), team.address
-        for i, member in enumerate(team.members):
-            for j, address in enumerate(member.addresses):
-                yield ("teams", key, "members", i, "addresses", j), address
-    for key, vendor in directory.vendors.items():
-        yield ("vendors", key, "address"), vendor.address
+    for key, team in mapping_items(data.get("teams")):
+        if isinstance(team.get("address"), str):
+            yield ("teams", key, "address"), team["address"]
+        for i, member in enumerate(_list(team.get("members"))):
+            addresses = _list(member.get("addresses")) if isinstance(member, dict) else []
+            for j, address in enumerate(addresses):
+                if isinstance(address, str):
+                    yield ("teams", key, "members", i, "addresses", j), address
+    for key, vendor in mapping_items(data.get("vendors")):
+        if isinstance(vendor.get("address"), str):
+            yield ("vendors", key, "address"), vendor["address"]

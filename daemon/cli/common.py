@@ -50,6 +50,23 @@ def load_settings_only(root: Path) -> Settings:
     return load_settings(root / "config", os.environ)
 
 
+def declared_states(root: Path) -> list[str]:
+    """Every state named in workflows/*.yaml, read without validating the site: `tickets
+    --state` judges its argument by them, and must not fail on a typo in a template."""
+    from daemon.config.problems import ConfigError
+    from daemon.config.yamlsource import load_yaml
+
+    states: set[str] = set()
+    for path in sorted((root / "workflows").glob("*.yaml")):
+        try:
+            data = load_yaml(path).data
+        except ConfigError:  # `check` reports it; this file names no state we can trust
+            continue
+        if isinstance(data, dict) and isinstance(data.get("states"), dict):
+            states.update(str(name) for name in data["states"])
+    return sorted(states)
+
+
 def user_message(exc: Exception) -> str | None:
     """One line for errors a user can cause; None for bugs, which should show a traceback."""
     from daemon.workflow.graph import GraphError

@@ -15,7 +15,14 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from daemon.cli.common import PROG, UserError, load_root, load_settings_only, user_message
+from daemon.cli.common import (
+    PROG,
+    UserError,
+    declared_states,
+    load_root,
+    load_settings_only,
+    user_message,
+)
 from daemon.clock.now import utc_now
 from daemon.config.problems import ConfigError
 
@@ -185,7 +192,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
     from daemon.cli.store import list_command
 
     return list_command(load_settings_only(args.config), state=args.state, as_json=args.json,
-                        now=args.clock())
+                        now=args.clock(), known_states=declared_states(args.config))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -255,13 +262,36 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+CONFIG_HELP = ("folder holding config/, workflows/ and mail_templates/ "
+               "(default: the current directory; for demo, the shipped site)")
+
+
+def version() -> str:
+    """The installed package's version; a bare checkout (`python run.py`) has no metadata."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("tierdesk")
+    except PackageNotFoundError:
+        from daemon import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Email-integrated IT support escalation daemon.")
-    common = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}",
+                        help="print the version and exit")
+    # --config is accepted before the command as well as after it. The subcommands' copy
+    # has no default (SUPPRESS): argparse would otherwise overwrite a value given before the
+    # command with the subcommand's default.
     # default None: each command says where its site is without one (default_site below).
-    common.add_argument("--config", type=Path, default=None, metavar="DIR",
-                        help="folder holding config/, workflows/ and mail_templates/ "
-                             "(default: the current directory; for demo, the shipped site)")
+    parser.add_argument("--config", type=Path, default=None, metavar="DIR",
+                        help=CONFIG_HELP)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="DIR",
+                        help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> _Parser:
@@ -271,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("check", cmd_check, "validate config, workflows and templates")
     graph = add("graph", cmd_graph, "draw a workflow")
-    graph.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
+    graph.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid",
+                       help="mermaid or dot text, or an SVG image (default: %(default)s)")
     graph.add_argument("--workflow", metavar="NAME", help="which workflow (if several)")
     graph.add_argument("-o", "--output", type=Path, metavar="FILE",
                        help="write here instead of standard output")
@@ -298,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = add("quarantine", cmd_quarantine, "mail that could not be processed; "
                      "`quarantine show ID` prints one's headers, `quarantine retry ID` "
                      "processes it again")
-    quarantine.add_argument("action", nargs="?", choices=("show", "retry"))
+    quarantine.add_argument("action", nargs="?", choices=("show", "retry"),
+                            help="show one mail's headers, or process it again "
+                                 "(default: list them all)")
     quarantine.add_argument("id", nargs="?", type=int, metavar="ID",
                             help="a quarantined mail's ID")
     quarantine.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -314,9 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--at", metavar="TIME",
                           help='when the mail arrives, e.g. "2026-12-24 16:30" in the default '
                                "calendar's time zone (default: now)")
-    simulate.add_argument("--subject", default="Something is broken")
-    simulate.add_argument("--body", default="")
-    simulate.add_argument("--sender", default="someone@example.com")
+    simulate.add_argument("--subject", default="Something is broken", metavar="TEXT",
+                          help="the mail's subject, which triage rules read "
+                               "(default: %(default)s)")
+    simulate.add_argument("--body", default="", metavar="TEXT",
+                          help="the mail's body, which triage rules read (default: empty)")
+    simulate.add_argument("--sender", default="someone@example.com", metavar="ADDRESS",
+                          help="who writes the mail (default: %(default)s)")
     simulate.add_argument("--workflow", metavar="NAME", help="which workflow (if several)")
     explain = add("explain", cmd_explain,
                   "what Tierdesk makes of one raw mail (no store, no server)")

@@ -70,9 +70,12 @@ def reading(settings: Settings) -> Iterator[Session]:
 # ------------------------------------------------------------------ tickets
 
 def list_command(settings: Settings, state: str | None, as_json: bool,
-                 now: datetime | None = None) -> int:
+                 now: datetime | None = None, known_states: Sequence[str] = ()) -> int:
+    """`known_states`: the workflows' states; an empty one means they could not be read."""
     moment = now or utc_now()
     with reading(settings) as session:
+        if state is not None and known_states:
+            _check_state(session, state, known_states)
         tickets = repository.list_tickets(session, state=state)
         counts = inbound_counts(session, state)
         due = deadlines(session, state)
@@ -85,6 +88,16 @@ def list_command(settings: Settings, state: str | None, as_json: bool,
     else:
         print(ticket_table(rows, moment))
     return 0
+
+
+def _check_state(session: Session, state: str, known: Sequence[str]) -> None:
+    """A misspelt state would list nothing, as if no ticket were in it. A state some ticket
+    is in stays valid even if a later workflow version dropped it."""
+    if state in known:
+        return
+    stored = session.execute(select(Ticket.id).where(Ticket.state == state).limit(1)).first()
+    if stored is None:
+        raise UserError(f"no state {state!r} in the workflows; use one of {', '.join(known)}")
 
 
 def inbound_counts(session: Session, state: str | None) -> dict[int, int]:

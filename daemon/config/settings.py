@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from daemon.config.database_url import database_url_problem, hide_password
 from daemon.config.durations import parse_duration
 from daemon.config.frozen import Day, Frozen, Int, Secret
 from daemon.config.holidays import Holidays, read_ics_holidays
@@ -310,25 +311,22 @@ class SmtpSettings(Frozen):
         return _fill_port(data, {"tls": 465, "starttls": 587, "none": 25})
 
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
 class DatabaseSettings(Frozen):
     # A relative SQLite path (sqlite:///tierdesk.db) is relative to the working directory.
     url: str = Field(default=DEFAULT_DATABASE_URL, repr=False)
 
     @field_validator("url")
     @classmethod
-    def _looks_like_url(cls, url: str) -> str:
-        if not _URL.match(url):
-            raise ValueError(f"{url!r} is not a database URL; write e.g. sqlite:///tierdesk.db "
-                             "or postgresql+psycopg://user:password@host:5432/tierdesk")
+    def _can_be_opened(cls, url: str) -> str:
+        problem = database_url_problem(url)
+        if problem:
+            raise ValueError(problem)
         return url
 
     @property
     def display_url(self) -> str:
         """The URL with its password replaced by ***, for logs and start-up lines."""
-        return re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", self.url)
+        return hide_password(self.url)
 
 
 MIN_SECRET = 32
@@ -474,6 +472,10 @@ class DaemonSettings(Frozen):
     reload_check: Duration = timedelta(seconds=2)
 
 
+NO_DEFAULT_CALENDAR = ("there is no `default` calendar; add calendars.default (timeouts that "
+                       "name no calendar use it)")
+
+
 class Settings(Frozen):
     site: SiteSettings = SiteSettings()
     mail: MailSettings = MailSettings()
@@ -488,8 +490,7 @@ class Settings(Frozen):
     @classmethod
     def _has_default(cls, calendars: dict[str, Calendar]) -> dict[str, Calendar]:
         if "default" not in calendars:
-            raise ValueError("there is no `default` calendar; add calendars.default "
-                             "(timeouts that name no calendar use it)")
+            raise ValueError(NO_DEFAULT_CALENDAR)
         return calendars
 
 
@@ -526,12 +527,26 @@ def load_settings(config_dir: Path, environ: Mapping[str, str]) -> Settings:
         # config_dir: a calendar's holidays_file is relative to it.
         settings = Settings.model_validate(data, context={"config_dir": config_dir})
     except ValidationError as exc:
-        problems += _problems(source, model_errors(exc, data, Settings), overridden)
+        errors = model_errors(exc, data, Settings)
+        problems += _problems(source, errors, overridden) + _no_default(source, data, errors)
         settings = None
     if problems:
         raise ConfigError(problems)
     assert settings is not None
     return settings
+
+
+def _no_default(source: Source, data: Mapping[str, Any],
+                errors: list[ErrorDetails]) -> list[Problem]:
+    """Settings._has_default runs only once every calendar is valid; a missing `default`
+    is a problem of its own, reported in the same round as a broken calendar."""
+    calendars = data.get("calendars")
+    locs = [tuple(error["loc"]) for error in errors if error["loc"][:1] == ("calendars",)]
+    # ("calendars",) itself: the validator did run; only errors inside a calendar hide it.
+    if not isinstance(calendars, dict) or "default" in calendars or not locs \
+            or ("calendars",) in locs:
+        return []
+    return [source.problem(("calendars",), f"calendars: {NO_DEFAULT_CALENDAR}")]  # as pydantic
 
 
 def apply_overrides(

@@ -8,9 +8,11 @@ marking mail is the `Mailbox` of daemon/inbound/imap.py, built on both.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import imaplib
 import logging
+import re
 import socket
 import ssl
 import time
@@ -48,11 +50,34 @@ class ImapConnectionLost(ImapError):
     """An established connection dropped, timed out or was closed by the server (BYE)."""
 
 
+# A Python bytes literal inside a message: imapclient's LoginError is str() of imaplib's
+# error, whose argument is the server's bytes, and imaplib writes b'...' lists into its own.
+_BYTES = r"""(?<!\w)b(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+_BYTES_LIST = re.compile(rf"\[({_BYTES}(?:, {_BYTES})*)\]")
+_BYTES_ONE = re.compile(_BYTES)
+
+
+def _decoded(literal: str) -> str:
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError):
+        return literal
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else literal
+
+
+def server_text(text: str) -> str:
+    """The server's words as text: "b'[AUTHENTICATIONFAILED] ...'" -> "[AUTHENTICATIONFAILED]
+    ...", "BAD [b'Unknown command']" -> "BAD Unknown command"."""
+    text = _BYTES_LIST.sub(
+        lambda m: " ".join(_decoded(x) for x in _BYTES_ONE.findall(m[1])), text)
+    return _BYTES_ONE.sub(lambda m: _decoded(m[0]), text)
+
+
 def _detail(exc: BaseException) -> str:
     text = exc.args[0] if len(exc.args) == 1 else str(exc)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return str(text) or type(exc).__name__
+    return server_text(str(text)) or type(exc).__name__
 
 
 def translate(exc: BaseException, where: str, connecting: bool) -> ImapError | None:

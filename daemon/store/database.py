@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from daemon.config.database_url import database_url_problem
 from daemon.store.models import Base
 
 if TYPE_CHECKING:
@@ -141,6 +142,10 @@ def _read_only(engine: Engine) -> Engine:
 
 
 def _parse_url(url: str) -> URL:
+    # The same verdict as the settings' validation, so `check` passes only what opens here.
+    problem = database_url_problem(url)
+    if problem is not None:
+        raise StoreError(problem)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):

@@ -163,3 +163,46 @@ def test_problem_format_is_file_line_message_fix(tree: Path) -> None:
     line = plant(tree, WORKFLOW, "initial: triage", "initial: triagee")
     assert_reported(tree, WORKFLOW, line, f"it-support.yaml:{line}: initial state 'triagee'",
                     "(did you mean 'triage'?)")
+
+
+# One mistake per line, in every file of the site; each is independent of the others.
+BREAKS = [
+    ("config/settings.yaml", "  port: 993\n", "  port: nine\n"),
+    ("config/settings.yaml", "    timezone: UTC\n", "    timezone: Mars/Olympus\n"),
+    ("config/settings.yaml", "  default:\n", "  standard:\n"),
+    ("config/teams.yaml", "    address: tier3@example.com\n", "    address: tier3\n"),
+    ("config/teams.yaml", "addresses: [robin.okafor@example.com]",
+     "addresses: [alex.chen@example.com]"),
+    ("config/teams.yaml", "commands: [take,", "commands: [takee,"),
+    ("config/teams.yaml", "    calendar: 24x7\n", "    calendar: 24x8\n"),
+    (WORKFLOW, "  tier3:\n    team: tier3\n", "  tier3:\n    team: tier33\n"),
+    (WORKFLOW, "calendar: office-hours", "calendar: office-hourz"),
+    (WORKFLOW, "{template: acknowledgement, to: requester}",
+     "{template: acknowledgment, to: requester}"),
+    ("mail_templates/reminder.txt.j2", "{% block body %}", "{% block body %}{% if x %}"),
+]
+
+
+def found_in(tree: Path) -> set[str]:
+    """Each problem as text, with the tree's own folder cut off."""
+    return {str(p).replace(f"{tree}/", "") for p in problems(tree)}
+
+
+def test_a_site_broken_in_every_file_shows_every_problem_in_one_round(
+        tree: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """All mistakes at once give exactly the problems each gives alone: no mistake in one
+    file (settings, teams) hides one in another (a workflow's names, members' commands)."""
+    alone: set[str] = set()
+    for rel, old, new in BREAKS:
+        single = tmp_path_factory.mktemp("single")
+        for folder in ("config", "workflows", "mail_templates"):
+            shutil.copytree(ROOT / folder, single / folder)
+        plant(single, rel, old, new)
+        found = found_in(single)
+        assert found, f"{new!r} in {rel} is no problem"
+        alone |= found
+    for rel, old, new in BREAKS:
+        plant(tree, rel, old, new)
+    together = found_in(tree)
+    assert together == alone, "\n".join(sorted(together ^ alone))
+    assert {p.split(":")[0] for p in together} == {rel for rel, _, _ in BREAKS}

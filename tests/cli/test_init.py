@@ -68,4 +68,5 @@ def test_demo_defaults_to_the_shipped_site_and_the_rest_to_the_current_folder() 
     check = build_parser().parse_args(["check"])
     assert check.config is None and check.default_site() == Path(".")
     assert build_parser().parse_args(["demo", "--config", "x"]).config == Path("x")
+    assert build_parser().parse_args(["--config", "x", "demo"]).config == Path("x")
     assert set(FOLDERS) == {"config", "workflows", "mail_templates"}

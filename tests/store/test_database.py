@@ -207,9 +207,11 @@ def test_plain_postgresql_scheme_uses_psycopg() -> None:
     ("url", "expected"),
     [
         ("postgresql+psycopg://alice:s3cr3t@127.0.0.1:1/tierdesk", "cannot reach database"),
-        ("not a url at all", "invalid database URL"),
-        ("oracle://alice:s3cr3t@host/db", "unsupported database URL"),
-        ("mysql+nosuchdriver://alice:s3cr3t@host/db", "unsupported database URL"),
+        ("not a url at all", "'not a url at all' is not a database URL; use sqlite:///"),
+        ("oracle://alice:s3cr3t@host/db", "'oracle://alice:***@host/db' names database "
+         "'oracle', which Tierdesk cannot use; use sqlite:///"),
+        ("mysql+nosuchdriver://alice:s3cr3t@host/db", "names database 'mysql'"),
+        ("postgresql+asyncpg://alice:s3cr3t@host/db", "names driver 'asyncpg'"),
         ("sqlite:////nonexistent/dir/s3cr3t.db", "cannot reach database"),
     ],
 )
@@ -217,7 +219,7 @@ def test_bad_or_unreachable_database_is_one_readable_line(url: str, expected: st
     with pytest.raises(StoreError) as caught:
         open_database(url)
     message = str(caught.value)
-    assert message.startswith(expected)
+    assert expected in message
     assert "\n" not in message
     if "alice" in url:
         assert "s3cr3t" not in message

@@ -74,6 +74,7 @@ def test_bad_password_is_a_clear_auth_error(imap_server: ImapTestServer,
     with pytest.raises(ImapAuthError, match=r"login refused.*Authentication failed") as info:
         box.connect()
     assert "\n" not in str(info.value)
+    assert "b'" not in str(info.value)  # the server's text, not a bytes literal
     assert not box.connected
 
 

@@ -19,6 +19,7 @@ from daemon.inbound.imap_session import (
     ImapConnectionLost,
     ImapError,
     ImapTlsError,
+    server_text,
     translate,
 )
 from daemon.outbound.backoff import Backoff, backoff_delay
@@ -113,6 +114,27 @@ def test_translate(exc: Exception, connecting: bool, expected: type[ImapError]) 
     assert type(error) is expected
     assert str(error).startswith("imap host:1 act")
     assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("b'[AUTHENTICATIONFAILED] Authentication failed.'",
+     "[AUTHENTICATIONFAILED] Authentication failed."),
+    ("SELECT command error: BAD [b'Unknown command']", "SELECT command error: BAD Unknown command"),
+    ("x [b'one', b\"it's\"] y", "x one it's y"),
+    ("b'caf\\xc3\\xa9'", "café"),
+    ("Bob's b'", "Bob's b'"),  # no literal: left alone
+    ("bob'[x]'", "bob'[x]'"),
+])
+def test_server_text_decodes_bytes_literals(text: str, shown: str) -> None:
+    assert server_text(text) == shown
+
+
+def test_a_login_error_shows_the_servers_words() -> None:
+    # imapclient raises LoginError(str(imaplib's error)), whose argument is bytes.
+    raw = imaplib.IMAP4.error(b"[AUTHENTICATIONFAILED] Authentication failed.")
+    error = translate(imapclient_errors.LoginError(str(raw)), "imap h:1 login", True)
+    assert str(error) == "imap h:1 login: login refused: [AUTHENTICATIONFAILED] " \
+        "Authentication failed."
 
 
 def test_translate_leaves_other_exceptions_alone() -> None:
