@@ -144,7 +144,9 @@ class _Desk:
         base = context(facts, facts, event=event, actor=self.msg.from_addr,
                        reason=extra.pop("reason", ""), argument=extra.pop("argument", ""),
                        trigger=extra.pop("trigger", None))
-        return MailOrder(template, to, {**base, **extra})
+        # The calendar (times in its zone) and whom the state waits on, as the engine's mail.
+        workflow_facts = self.runtime.engine_for(self.ticket).mail_facts(facts)
+        return MailOrder(template, to, {**base, **workflow_facts, **extra})
 
     @property
     def workflow(self) -> Workflow:
