@@ -11,7 +11,8 @@ A member's mail, in this order:
    own `commands:` list (teams.yaml) allows it, and the engine accepts it: the workflow's
    `commands:` teams, and a transition from the ticket's state. Every refusal is an event;
 3. the rest of the text (tag lines removed) goes to the requester as `technician_update`,
-   unless the mail holds #note, or a tag we did not understand (it may have meant #note);
+   unless the mail holds #note, or a tag we did not understand (it may have meant #note),
+   or the rest is only a greeting or a sign-off ("Regards, Jordan": daemon/mail/signoff.py);
 4. one receipt per mail with commands: `command_receipt` when all were done, else
    `command_error`, listing each command's result, why a refusal happened and the syntax.
 
@@ -35,6 +36,7 @@ from daemon.auth import policy as auth_policy
 from daemon.auth.directory import Directory, Member, Vendor
 from daemon.auth.sender_auth import AuthPolicy, Claim, Verdict, authenticate
 from daemon.mail.message import InboundMessage
+from daemon.mail.signoff import only_greeting_or_signoff
 from daemon.store import repository
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
@@ -142,7 +144,9 @@ class _Desk:
         base = context(facts, facts, event=event, actor=self.msg.from_addr,
                        reason=extra.pop("reason", ""), argument=extra.pop("argument", ""),
                        trigger=extra.pop("trigger", None))
-        return MailOrder(template, to, {**base, **extra})
+        # The calendar (times in its zone) and whom the state waits on, as the engine's mail.
+        workflow_facts = self.runtime.engine_for(self.ticket).mail_facts(facts)
+        return MailOrder(template, to, {**base, **workflow_facts, **extra})
 
     @property
     def workflow(self) -> Workflow:
@@ -305,6 +309,10 @@ class _Desk:
         if any(isinstance(p, Mistake) and p.name not in self.workflow.commands for p in parsed):
             return ("Your text was NOT sent to the requester, because the mail holds a tag we "
                     "did not understand; send it again with the tags corrected."), []
+        if only_greeting_or_signoff(scan.text):
+            # "#escalate ...\nRegards, Jordan" must not mail the requester "Regards, Jordan".
+            return ("Your text was not sent to the requester: it was only a greeting or a "
+                    "sign-off."), []
         update = self.mail("technician_update", "requester", "updated", argument=scan.text)
         record = self.event("public_update", "the technician's text was sent to the requester")
         answered = replace(self.facts, responded_at=self.facts.responded_at or self.now)

@@ -341,7 +341,13 @@ def _is_footer(lines: list[str], index: int) -> bool:
     """A mobile footer stands on its own: a line of prose that starts "Sent from my laptop
     it works" and goes on in the next line is new text."""
     return ((index + 1 == len(lines) or not lines[index + 1].strip())
-            and bool(_MOBILE_FOOTER.match(lines[index])))
+            and is_mobile_footer(lines[index]))
+
+
+def is_mobile_footer(line: str) -> bool:
+    """One line such as "Sent from my iPhone" or "Von meinem iPad gesendet" (any language
+    the pattern knows); daemon/mail/signoff.py counts it as nothing written."""
+    return bool(_MOBILE_FOOTER.match(line))
 
 
 _BLANK_LINES = re.compile(r"\n{3,}")

@@ -18,9 +18,10 @@ import re
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import (
     FileSystemLoader,
@@ -30,6 +31,7 @@ from jinja2 import (
     TemplateSyntaxError,
     meta,
     nodes,
+    pass_context,
     select_autoescape,
 )
 from jinja2.runtime import Context, new_context
@@ -62,22 +64,73 @@ class Rendered:
 
 # ------------------------------------------------------------------ filters
 
-def when(value: object) -> str:
-    """An ISO 8601 time (as stored in a JSON context) as `2026-03-02 09:00 UTC`."""
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def zone_of(name: object) -> tzinfo:
+    """The zone a context names ("Europe/Berlin"); UTC for none or one we do not know."""
+    if isinstance(name, tzinfo):
+        return name
+    return _zone(str(name)) if name else UTC
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC  # a time in UTC, said so, beats a mail that cannot be rendered
+
+
+def moment(value: object, zone: object = None) -> datetime | None:
+    """An ISO 8601 text or a datetime as an aware datetime in `zone` (naive means UTC, as
+    stored); None for anything else."""
+    if isinstance(value, str) and value:
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(zone_of(zone))
+
+
+def when(value: object, zone: object = None, now: object = None) -> str:
+    """A time as people read it, in `zone` (UTC if none) with its abbreviation:
+    `Mon 30 Nov 14:10 CET`, with the year when it is not the year of `now`, or when there is
+    no `now` to compare with (`Fri 1 Jan 2027 09:00 CET`)."""
     if value is None or value == "":
         return ""
-    if isinstance(value, str | datetime):
-        return _when(value)
-    return str(value)
+    if not isinstance(value, str | datetime):
+        return str(value)
+    year = now.year if isinstance(now, datetime) else None
+    return _when(value, zone_of(zone), year)
 
 
 @functools.lru_cache(maxsize=256)
-def _when(value: str | datetime) -> str:
+def _when(value: str | datetime, zone: tzinfo, year: int | None) -> str:
     # Memoised: a batch's mails share a few deadlines and times (they all start at its now).
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    local = moment(value, zone)
+    if local is None:
+        return str(value)
+    shown_year = f" {local.year}" if local.year != year else ""
+    return (f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]}{shown_year} "
+            f"{local:%H:%M} {_abbreviation(local)}")
+
+
+def _abbreviation(local: datetime) -> str:
+    # Zones without a letter abbreviation name their offset ("-03"): say "UTC-03".
+    name = local.tzname() or "UTC"
+    return f"UTC{name}" if name[:1] in "+-" else name
+
+
+@pass_context
+def when_filter(ctx: Context, value: object, zone: object = None) -> str:
+    """`{{ t | when }}`: in the mail's governing zone (the context's `zone`), the year shown
+    against the mail's `now`; `{{ t | when("America/New_York") }}` names another zone."""
+    return when(value, zone or ctx.get("zone"), ctx.get("now"))
 
 
 def size(value: object) -> str:
@@ -101,7 +154,7 @@ def environment(folder: Path) -> SandboxedEnvironment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters["when"] = when
+    env.filters["when"] = when_filter
     env.filters["size"] = size
     return env
 
@@ -212,6 +265,8 @@ def tidy_text(text: str) -> str:
 # ------------------------------------------------------------------ the template contract
 
 SAMPLE_NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SAMPLE_ZONE = ZoneInfo("Europe/Berlin")
+_SAMPLE_LOCAL_NOW = SAMPLE_NOW.astimezone(SAMPLE_ZONE)
 
 # Keys the outbox adds on top of the engine's context (daemon/outbound/writer.py fills each one only
 # when a template reads it). External recipients (requester, vendor) never see internal notes.
@@ -223,8 +278,19 @@ ENRICHED_SAMPLE: dict[str, Any] = {
     "requester_name": "Ann Example",
     "support_address": "support@example.com",
     "reply_address": "support+TD-42@example.com",
-    "deadline_text": "2026-03-02 12:00 UTC",
+    # Times in the zone of the calendar that governs the ticket's state: the zone's name (the
+    # `when` filter formats in it), the mail's now, and each time as an aware datetime in that
+    # zone plus its text (Mon 2 Mar 13:00 CET). The store keeps UTC.
+    "zone": "Europe/Berlin",
+    "now": _SAMPLE_LOCAL_NOW,
+    "deadline": _SAMPLE_LOCAL_NOW + timedelta(hours=3),
+    "deadline_text": "Mon 2 Mar 13:00 CET",
     "time_left": "3h 0m",
+    # Since when the ticket is in its state, and whom a paused clock waits on: "vendor",
+    # "requester" or None (daemon/workflow/engine.py mail_facts).
+    "since": _SAMPLE_LOCAL_NOW,
+    "since_text": "Mon 2 Mar 10:00 CET",
+    "waiting_on": "vendor",
     "original": {
         "sender": "Ann Example <ann@example.org>", "subject": "VPN drops every 5 minutes",
         "at": "2026-03-02T08:40:00+00:00", "text": "Since this morning the VPN drops.\n",
@@ -259,6 +325,8 @@ ENRICHED_SAMPLE: dict[str, Any] = {
 # The same keys when there is nothing to tell: templates must cope with both.
 ENRICHED_SPARSE: dict[str, Any] = {
     **{key: None for key in ENRICHED_SAMPLE},
+    "zone": "UTC",
+    "now": SAMPLE_NOW,
     "support_address": "support@example.com",
     "reply_address": "support+TD-42@example.com",
     "timeline": [],
@@ -279,13 +347,12 @@ def sample_contexts() -> list[dict[str, Any]]:
                         requester="ann@example.org", subject="VPN drops every 5 minutes",
                         created_at=SAMPLE_NOW, state_entered_at=SAMPLE_NOW,
                         assignee="morgan.lee@example.com", vendor="vpnco", bounces=1)
-    deadline = (SAMPLE_NOW + timedelta(hours=3)).isoformat()
     rich = engine_context(before, after, event="transition", actor="alex.chen@example.com",
                           reason="needs a network engineer", argument="see the logs",
                           trigger="escalate", deadline=None)
     sparse = engine_context(after, after, event="created", actor="requester")
     sparse.update(team=None, previous_team=None, assignee=None, vendor=None)
-    return [{**rich, "deadline": deadline, **ENRICHED_SAMPLE}, {**sparse, **ENRICHED_SPARSE}]
+    return [{**rich, **ENRICHED_SAMPLE}, {**sparse, **ENRICHED_SPARSE}]
 
 
 def known_variables() -> frozenset[str]:

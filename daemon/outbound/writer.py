@@ -13,9 +13,9 @@ its threading headers from outbound/threads.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,10 +32,11 @@ from daemon.outbound.history import HISTORY_KEYS, Records, ticket_history
 from daemon.outbound.loop_guard import LoopGuard
 from daemon.outbound.outbox_queue import park, skip
 from daemon.outbound.recipients import Recipient, resolve
-from daemon.outbound.render import Renderer, RenderError, when
+from daemon.outbound.render import Renderer, RenderError, moment, when
 from daemon.outbound.threads import Threads
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Outbox, Ticket
+from daemon.workflow.timers import DEFAULT_CALENDAR
 
 ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
 
@@ -68,14 +69,23 @@ class MailWriter:
     secret: str = field(default="", repr=False)  # settings.auth.secret: signs reply addresses
     reply_lifetime: timedelta = timedelta(days=90)  # settings.auth.reply_address_lifetime
     notice_window: timedelta = timedelta(minutes=10)  # settings.auth.refusal_notices_every
+    # Calendar name -> its zone (settings.calendars): a mail shows times in the zone of the
+    # calendar that governs the ticket's state (the context's `calendar`), else `default`'s.
+    zones: Mapping[str, tzinfo] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Site) -> MailWriter:
         auth = config.settings.auth
+        zones = {name: calendar.timezone for name, calendar in config.settings.calendars.items()}
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
                    config.settings.site, secret=auth.secret.get_secret_value(),
                    reply_lifetime=auth.reply_address_lifetime,
-                   notice_window=auth.refusal_notices_every)
+                   notice_window=auth.refusal_notices_every, zones=zones)
+
+    def zone_for(self, calendar: object) -> tzinfo:
+        """The zone of the named calendar, else the default calendar's, else UTC."""
+        found = self.zones.get(str(calendar)) if calendar else None
+        return found or self.zones.get(DEFAULT_CALENDAR) or UTC
 
     def __call__(self, session: Session, rows: list[OutboxRow], now: datetime) -> None:
         materialize(session, rows, self, now)
@@ -236,7 +246,8 @@ def _facts(row: OutboxRow, ticket: Ticket | None) -> dict[str, Any]:
         return dict(row.context)
     base = {"ref": ticket.ref, "subject": ticket.subject, "requester": ticket.requester,
             "priority": ticket.priority, "state": ticket.state, "team": ticket.team,
-            "assignee": ticket.assignee, "vendor": ticket.vendor}
+            "assignee": ticket.assignee, "vendor": ticket.vendor,
+            "state_entered_at": ticket.state_entered_at}
     return {**base, **row.context}
 
 
@@ -293,18 +304,30 @@ def _extra_headers(ref: str) -> tuple[tuple[str, str], ...]:
 # ------------------------------------------------------------------ context the outbox adds
 
 def enrich(facts: dict[str, Any], writer: MailWriter, now: datetime) -> dict[str, Any]:
-    """The cheap keys of render.ENRICHED_SAMPLE: names from the directory, times, addresses."""
+    """The cheap keys of render.ENRICHED_SAMPLE: names from the directory, times, addresses.
+
+    Times are given in the zone of the calendar that governs the ticket's state, each as an
+    aware datetime and as text; the row's context (what the store keeps) stays UTC."""
     directory = writer.directory
     ref = str(facts.get("ref") or "")
-    deadline = _moment(facts.get("deadline"))
+    zone = writer.zone_for(facts.get("calendar"))
+    local_now = now.astimezone(zone)
+    deadline = moment(facts.get("deadline"), zone)
+    since = moment(facts.get("state_entered_at"), zone)
     return {
+        "zone": str(zone),
+        "now": local_now,
+        "deadline": deadline,
+        "deadline_text": when(deadline, zone, local_now) if deadline else None,
+        "since": since,
+        "since_text": when(since, zone, local_now) if since else None,
+        "waiting_on": facts.get("waiting_on"),
         "team_name": _team_name(directory, facts.get("team")),
         "previous_team_name": _team_name(directory, facts.get("previous_team")),
         "vendor_name": _vendor_name(directory, facts.get("vendor")),
         "assignee_name": _member_name(directory, facts.get("assignee")),
         "support_address": writer.mail.address,
         "reply_address": writer.reply_to(ref).address if ref else writer.mail.address,
-        "deadline_text": when(deadline) if deadline else None,
         "time_left": time_left(deadline, now) if deadline else None,
     }
 
@@ -322,15 +345,6 @@ def _vendor_name(directory: Directory, key: object) -> str | None:
 def _member_name(directory: Directory, address: object) -> str | None:
     found = directory.member_by_address(str(address)) if address else None
     return found[1].name if found else None
-
-
-def _moment(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
-    except ValueError:
-        return None
 
 
 def time_left(deadline: datetime, now: datetime) -> str:

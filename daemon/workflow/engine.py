@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from transitions import Machine
 
@@ -75,6 +76,28 @@ class Engine:
         """The one `transitions.Machine` every ticket of this workflow goes through."""
         return self._moves.machine
 
+    def mail_facts(self, ticket: TicketFacts) -> dict[str, Any]:
+        """What mail about `ticket` needs of the workflow, on top of `context`: the calendar
+        that governs its state (times are shown in its zone), whom a paused clock waits on
+        ("vendor", "requester" or None) and since when."""
+        return {"calendar": self._timers.calendar(ticket.state, ticket.vendor),
+                "waiting_on": self._waiting_on(ticket.state),
+                "state_entered_at": ticket.state_entered_at}
+
+    def _waiting_on(self, state: str) -> str | None:
+        # A paused clock waits on whoever's answer moves the ticket on (the workflow's
+        # vendor_replied / customer_replied), or on the vendor whose clock runs instead.
+        found = self._wf.states.get(state)
+        if found is None or found.clock != "paused":
+            return None
+        vendor_clock = found.timeout is not None and found.timeout.vendor_clock
+        if vendor_clock or self._moves.can(state, VENDOR_TRIGGER):
+            return "vendor"
+        return "requester" if self._moves.can(state, REPLY_TRIGGER) else None
+
+    def _context(self, before: TicketFacts, after: TicketFacts, **facts: Any) -> dict[str, Any]:
+        return {**context(before, after, **facts), **self.mail_facts(after)}
+
     def triggers_from(self, state: str) -> tuple[str, ...]:
         """Triggers with a transition from `state`, in workflow order (for help texts)."""
         return self._moves.triggers_from(state)
@@ -86,8 +109,8 @@ class Engine:
         created = EventRecord("created", "requester", None, fresh.state, verdict.reason,
                               {"rule": verdict.rule, "priority": verdict.priority})
         routed = self._route(fresh, verdict, now)
-        facts = context(fresh, routed.ticket, event="created", actor="requester",
-                        reason=verdict.reason, deadline=_deadline(routed.timers))
+        facts = self._context(fresh, routed.ticket, event="created", actor="requester",
+                              reason=verdict.reason, deadline=_deadline(routed.timers))
         targets = self._targets.schedule(routed.ticket.priority, now)
         return replace(routed, events=(created, *routed.events), cancel_timers=True,
                        timers=(*routed.timers, *targets),
@@ -157,9 +180,11 @@ class Engine:
         # A person reads this in the timeline: minutes, UTC said out loud, no seconds.
         due = f", deadline {deadline:%Y-%m-%d %H:%M} UTC" if deadline else ""
         nth = f" {seq}" if seq else ""
-        reason = f"{kind}{nth} for {ticket.state}{due}"
-        event = EventRecord(kind, "clock", ticket.state, ticket.state, reason, {"seq": seq})
-        facts = context(ticket, ticket, event=kind, actor="clock", reason=reason, deadline=deadline)
+        reason = f"{kind}{nth} for {ticket.state}"
+        event = EventRecord(kind, "clock", ticket.state, ticket.state, reason + due, {"seq": seq})
+        # The mail shows the deadline itself, in its calendar's zone: not the UTC of the log.
+        facts = self._context(ticket, ticket, event=kind, actor="clock", reason=reason,
+                              deadline=deadline)
         return Decision(ticket, events=(event,), mails=self._notify.mails(kind, facts))
 
     def _expire(self, ticket: TicketFacts, now: datetime) -> Decision:
@@ -188,8 +213,8 @@ class Engine:
             reason = f"{reason}; the ticket stays: {moved.refusal}"
         event = EventRecord("reply", "requester", ticket.state, ticket.state, reason)
         # The owning team must learn the requester wrote, or the answer sits unread.
-        facts = context(ticket, ticket, event="replied", actor="requester", reason=reason,
-                        argument=reply.text)
+        facts = self._context(ticket, ticket, event="replied", actor="requester",
+                              reason=reason, argument=reply.text)
         return Decision(ticket, events=(event,), mails=self._notify.mails("replied", facts))
 
     def _vendor_reply(self, ticket: TicketFacts, reply: VendorReplied,
@@ -269,8 +294,9 @@ class Engine:
     def _enter(self, before: TicketFacts, after: TicketFacts, move: Move) -> Decision:
         timers = self._timers.schedule(after.state, after.priority, after.state_entered_at,
                                        after.vendor)
-        facts = context(before, after, event="transition", actor=move.actor, reason=move.reason,
-                        argument=move.argument, trigger=move.trigger, deadline=_deadline(timers))
+        facts = self._context(before, after, event="transition", actor=move.actor,
+                              reason=move.reason, argument=move.argument, trigger=move.trigger,
+                              deadline=_deadline(timers))
         data = {"trigger": move.trigger, "target": move.target, **move.data}
         events = [EventRecord("transition", move.actor, before.state, after.state, move.reason,
                               data)]

@@ -53,6 +53,12 @@ class Timers:
         return timeout.model_copy(update={"after": clock.respond_within, "per_priority": {},
                                           "clock": "business", "calendar": clock.calendar})
 
+    def calendar(self, state: str, vendor: str | None = None) -> str:
+        """The calendar that governs `state`: the one its timeout counts on (the vendor's,
+        on a vendor clock), else the default. Mail about the ticket shows times in its zone."""
+        timeout = self.timeout(state, vendor)
+        return (timeout.calendar if timeout else None) or DEFAULT_CALENDAR
+
     def schedule(self, state: str, priority: str, start: datetime,
                  vendor: str | None = None) -> tuple[TimerOrder, ...]:
         """Every timer for a ticket of `priority` that entered `state` at `start`, by due time."""

@@ -175,16 +175,48 @@ def test_jinja_globals_work_and_no_render_leaks_into_the_next(tmp_path: Path) ->
         renderer.render("t", {})
 
 
-@pytest.mark.parametrize("value, shown", [
-    ("2026-03-02T10:00:00+01:00", "2026-03-02 09:00 UTC"),
-    (datetime(2026, 3, 2, 10, 0, tzinfo=timezone(timedelta(hours=1))), "2026-03-02 09:00 UTC"),
-    (datetime(2026, 3, 2, 9, 0, tzinfo=UTC), "2026-03-02 09:00 UTC"),
-    ("2026-03-02T09:00:00", "2026-03-02 09:00 UTC"),  # naive: taken as UTC, as stored
-    (None, ""), ("", ""), (42, "42"),
+NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value, zone, shown", [
+    ("2026-11-30T13:10:00+00:00", "Europe/Berlin", "Mon 30 Nov 14:10 CET"),
+    (datetime(2026, 7, 1, 7, 5, tzinfo=UTC), "Europe/Berlin", "Wed 1 Jul 09:05 CEST"),
+    (datetime(2026, 11, 30, 14, 10, tzinfo=timezone(timedelta(hours=1))), "America/New_York",
+     "Mon 30 Nov 08:10 EST"),
+    ("2027-01-04T08:00:00+00:00", "Europe/Berlin", "Mon 4 Jan 2027 09:00 CET"),  # next year
+    ("2026-11-30T13:10:00", "Europe/Berlin", "Mon 30 Nov 14:10 CET"),  # naive: UTC, as stored
+    ("2026-11-30T13:10:00+00:00", None, "Mon 30 Nov 13:10 UTC"),
+    ("2026-11-30T13:10:00+00:00", "Mars/Olympus", "Mon 30 Nov 13:10 UTC"),  # unknown zone
+    ("2026-11-30T13:10:00+00:00", "America/Sao_Paulo", "Mon 30 Nov 10:10 UTC-03"),
+    (None, "Europe/Berlin", ""), ("", None, ""), (42, None, "42"), ("soon", None, "soon"),
 ])
-def test_when_shows_utc_minutes(value: object, shown: str) -> None:
-    assert when(value) == shown
-    assert when(value) == shown  # memoised answers are the same answers
+def test_when_shows_the_zones_local_time_and_abbreviation(value: object, zone: str | None,
+                                                         shown: str) -> None:
+    assert when(value, zone, NOW) == shown
+    assert when(value, zone, NOW) == shown  # memoised answers are the same answers
+
+
+def test_when_without_a_now_shows_the_year() -> None:
+    assert when("2026-03-02T09:00:00+00:00", "Europe/Berlin") == "Mon 2 Mar 2026 10:00 CET"
+
+
+def test_the_when_filter_formats_in_the_mails_zone_or_the_one_it_names(tmp_path: Path) -> None:
+    (tmp_path / "t.txt.j2").write_text(
+        "{% block subject %}s{% endblock %}{% block body %}"
+        "{{ at | when }} / {{ at | when('America/New_York') }}{% endblock %}")
+    (tmp_path / "t.html.j2").write_text("{% block body %}{{ at | when }}{% endblock %}")
+    out = Renderer(tmp_path).render("t", {"at": "2026-11-30T13:10:00+00:00",
+                                          "zone": "Europe/Berlin", "now": NOW})
+    assert out.text == "Mon 30 Nov 14:10 CET / Mon 30 Nov 08:10 EST\n"
+    assert "Mon 30 Nov 14:10 CET" in out.html
+
+
+def test_no_shipped_template_writes_times_in_utc() -> None:
+    for path in TEMPLATES.glob("*.j2"):
+        assert "UTC" not in path.read_text(), path.name
+    for name in NAMES:
+        out = Renderer(TEMPLATES).render(name, sample_contexts()[0])
+        assert "UTC" not in out.text and "2026-03-02" not in out.text, name
 
 
 def test_tidy_text_follows_its_rules_on_any_text() -> None:
@@ -195,3 +227,26 @@ def test_tidy_text_follows_its_rules_on_any_text() -> None:
         expected = re.sub(r"[ \t]+\n", "\n", text.replace("\r\n", "\n")).strip("\n")
         expected = re.sub(r"\n{3,}", "\n\n", expected) + "\n"
         assert tidy_text(text) == expected, repr(text)
+
+
+@pytest.mark.parametrize("name", ["reminder", "sla_warning"])
+@pytest.mark.parametrize("waiting_on, says", [
+    ("vendor", "Tier 2 Systems is waiting on VPNCo Support since Mon 2 Mar 10:00 CET; "
+               "they have not answered."),
+    ("requester", "Tier 2 Systems is waiting on the requester (ann@example.org) since "
+                  "Mon 2 Mar 10:00 CET; they have not answered."),
+])
+def test_a_paused_ticket_says_who_waits_on_whom_in_both_parts(name: str, waiting_on: str,
+                                                               says: str) -> None:
+    out = Renderer(TEMPLATES).render(name, context(waiting_on=waiting_on))
+    for part in (out.text, re.sub(r"<[^>]+>", "", out.html)):
+        flat = " ".join(part.split())
+        assert says in flat, part
+        assert "nobody has taken it" not in flat and "escalates automatically" not in flat
+
+
+@pytest.mark.parametrize("name", ["reminder", "sla_warning"])
+def test_a_running_ticket_keeps_the_tier_wording(name: str) -> None:
+    out = Renderer(TEMPLATES).render(name, context(waiting_on=None, assignee=None))
+    assert "waiting on" not in out.text and "waiting on" not in out.html
+    assert ("nobody has taken it" in out.text) == (name == "reminder")

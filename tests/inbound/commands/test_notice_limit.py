@@ -63,7 +63,8 @@ def test_fifty_forgeries_in_one_batch_make_one_notice_now_and_one_summary_later(
     [text] = [s for s in outbox(database) if s.id == summary.id]
     assert text.subject == ("[TD-1] Refused: 49 mails in your name, the latest on TD-1: "
                             "Printer on floor 3 jams")
-    assert "stands for 49 mails in your name refused since 2026-03-02 09:05" in text.text
+    # 09:05 UTC, shown in the zone of the default calendar (Europe/Berlin)
+    assert "stands for 49 mails in your name refused since Mon 2 Mar 10:05 CET" in text.text
     assert "please stop writing" not in text.everything
 
 
