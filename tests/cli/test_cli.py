@@ -96,7 +96,7 @@ def assert_one_line_error(code: int, err: str, *words: str) -> None:
 def test_check_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(ROOT))
     assert code == 0
-    assert out.strip() == "ok: 1 workflow, 4 teams, 14 templates"
+    assert out.strip() == "ok: 1 workflow, 4 teams, 15 templates"
 
 
 def test_check_lists_every_problem_then_a_summary(
@@ -297,7 +297,7 @@ def _notify_templates() -> set[str]:
 
 EXPECTED_TEMPLATES = {"acknowledgement", "status_update", "escalation_handoff", "vendor_handoff",
                       "resolution_notice", "reminder", "sla_warning", "bounce_alert",
-                      "command_receipt", "command_error", "requester_reply"}
+                      "command_receipt", "command_error", "requester_reply", "new_ticket"}
 
 
 def test_every_template_the_workflow_names_exists() -> None:
