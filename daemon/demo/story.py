@@ -1,5 +1,9 @@
 """The demo's story: who writes what, when, and which mail they answer.
 
+Two tickets told in one timeline, so the whole ladder shows: an outage the triage rules send
+straight to tier 2, and a plain request no rule routes, which the helpdesk hears of and
+routes to tier 1 by hand; tier 1 never answers, so the clock escalates it to tier 2.
+
 Every actor writes as a person would. The requester writes a new mail, then answers the
 resolution notice; technicians and the vendor answer the mail they received, to its
 Reply-To (for a technician, their own signed reply address: that is what authenticates
@@ -25,6 +29,10 @@ DANA = "Dana Sales <dana.sales@example.org>"
 MORGAN = "Morgan Lee <morgan.lee@example.com>"  # tier 2, config/teams.yaml
 ROBIN = "Robin Okafor <robin.okafor@example.com>"  # tier 3
 VPNCO = "Kim Park <support@vpnco.example>"  # vendor vpnco
+PAT = "Pat Kowalski <pat.kowalski@example.org>"
+SAM = "Sam Rivera <sam.rivera@example.com>"  # helpdesk
+TAYLOR = "Taylor Brooks <taylor.brooks@example.com>"  # tier 2
+PRINTER_SUBJECT = "Cannot print to the 3rd-floor printer"
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,8 @@ class Scene:
     answers: str = ""  # or: answer the newest mail to the sender whose subject has this
 
 
-STORY = (
+# The outage: routed by the triage rules, worked through tier 2, tier 3 and the vendor.
+OUTAGE = (
     Scene(timedelta(0), "Dana reports an outage", DANA,
           "Hi,\n\nnobody in sales can connect to the VPN since 8:45. The client says\n"
           "'TLS handshake failed'. We are all in the Berlin office, Windows laptops.\n\n"
@@ -66,6 +75,30 @@ STORY = (
           "Thank you, the VPN works again for all of us!\n\nDana",
           answers="VPN down"),
 )
+
+# The plain request: no triage rule matches, so it waits in triage for the helpdesk. Tier 1
+# gets it and stays silent (its reminders go unanswered): the clock escalates it after 4
+# business hours (P3), and tier 2 takes it. The story has no scene for tier 1 on purpose.
+PRINTER = (
+    Scene(timedelta(minutes=30), "Pat cannot print", PAT,
+          "Hi,\n\nsince this morning I cannot print to the 3rd-floor printer (HP-3F-02).\n"
+          "The print queue on my laptop says 'offline'; the others on the floor can print.\n\n"
+          "Pat", subject=PRINTER_SUBJECT),
+    Scene(timedelta(minutes=42), "The helpdesk routes it to tier 1", SAM,
+          "#route tier1 One laptop cannot reach the floor printer: a queue or driver "
+          "problem.\n\n-- \nSam Rivera, Service Desk",
+          answers=f"New ticket, P3: {PRINTER_SUBJECT}"),
+    Scene(timedelta(hours=5, minutes=20), "Tier 2 takes the escalated ticket", TAYLOR,
+          "#take\nLooking at Pat's print queue now.\n\n-- \nTaylor Brooks, Tier 2 Systems",
+          answers=f"handed to Tier 2 Systems: {PRINTER_SUBJECT}"),
+    Scene(timedelta(hours=6, minutes=5), "Tier 2 fixes the queue and resolves", TAYLOR,
+          "#resolve Removed the stale HP-3F-02 queue from Pat's laptop and added it again "
+          "from the print server; a test page printed.\n\n-- \nTaylor Brooks",
+          answers=f"handed to Tier 2 Systems: {PRINTER_SUBJECT}"),
+)
+
+# Both stories in one timeline, in the order things happen (ties keep their order).
+STORY = tuple(sorted(OUTAGE + PRINTER, key=lambda scene: scene.after))
 
 
 def compose(scene: Scene, received: list[Delivered], at: datetime) -> bytes:

@@ -18,6 +18,9 @@ from daemon.store.models import Event, Message, Ticket
 
 _SIGNED = re.compile(r"\+TD-\d+\.[a-z0-9]+@", re.IGNORECASE)  # sender_auth.signed_address
 _GREETING = re.compile(r"^(hello|hi|dear)\b[^.]*,$", re.IGNORECASE)
+# Lines of our own mail worth showing beyond its first ones: why a ticket moved (a handoff,
+# the clock's escalation), what triage made of a new ticket and by when it must be sorted.
+_KEY_LINES = ("Reason:", "Triage:", "Sort it by:")
 # Clock events, and the moves anyone makes, stand out from the bookkeeping.
 _COLOURS = {"transition": "1;32", "warning": "1;31", "sla_breach": "31", "reminder": "33",
             "security": "1;31", "refused": "31"}
@@ -102,26 +105,37 @@ class Timeline:
         for subject, (recipients, text) in groups.items():
             self._print(self.style("35", f"  ✉ out  Tierdesk → {', '.join(recipients)}"))
             self._print(self.style("35", f"         {subject}"))
-            self._lines(text, 2)
+            self._lines(text, 2, _KEY_LINES)
         self.sent.extend(delivered)
 
-    def _lines(self, text: str, count: int) -> None:
+    def _lines(self, text: str, count: int, keys: tuple[str, ...] = ()) -> None:
+        """The first `count` lines worth reading, then any further line starting with one
+        of `keys` (a handoff's reason, a notice's triage and deadline)."""
         lines = [line.strip() for line in text.splitlines()
                  if line.strip() and not _GREETING.match(line.strip())]
-        for line in lines[:count]:
+        shown = lines[:count] + [line for line in lines[count:] if line.startswith(keys)]
+        for line in shown:
             self._print(self.style("2", f"         │ {_short(line, 96)}"))
 
     def summary(self, elapsed: float) -> str:
+        """Each ticket's way up and down the ladder, then the counts: one line."""
         with self.database.reading() as session:
-            ticket = session.scalars(select(Ticket).order_by(Ticket.id)).first()
+            tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
             mails_in = session.scalar(select(func.count()).select_from(Message)
                                       .where(Message.direction == "in"))
-            path = session.scalars(select(Event.to_state).where(Event.kind == "transition")
-                                   .order_by(Event.id)).all()
-        if ticket is None:
+            # `created` holds the state a ticket started in, each transition the next one.
+            steps = session.execute(select(Event.ticket_id, Event.to_state)
+                                    .where(Event.kind.in_(("created", "transition")))
+                                    .order_by(Event.id)).all()
+        if not tickets:
             return f"no ticket was opened; {elapsed:.1f} s"
-        return (f"{ticket.ref} {ticket.state} (triage → {' → '.join(path)}); "
-                f"{mails_in} mails in, {len(self.sent)} out; {elapsed:.1f} s")
+        paths: dict[int, list[str]] = {}
+        for ticket_id, state in steps:
+            paths.setdefault(ticket_id, []).append(state or "?")
+        told = "; ".join(f"{t.ref} {t.state} ({' → '.join(paths.get(t.id, [t.state]))})"
+                         for t in tickets)
+        count = f"{len(tickets)} ticket{'s' if len(tickets) != 1 else ''}"
+        return f"{told}; {count}, {mails_in} mails in, {len(self.sent)} out; {elapsed:.1f} s"
 
 
 def _move(event: Event) -> str:

@@ -349,7 +349,8 @@ def sample_contexts() -> list[dict[str, Any]]:
                         assignee="morgan.lee@example.com", vendor="vpnco", bounces=1)
     rich = engine_context(before, after, event="transition", actor="alex.chen@example.com",
                           reason="needs a network engineer", argument="see the logs",
-                          trigger="escalate", deadline=None)
+                          trigger="escalate", deadline=None,
+                          excerpt="Since this morning the VPN drops\nevery 5 minutes.")
     sparse = engine_context(after, after, event="created", actor="requester")
     sparse.update(team=None, previous_team=None, assignee=None, vendor=None)
     return [{**rich, **ENRICHED_SAMPLE}, {**sparse, **ENRICHED_SPARSE}]

@@ -3,6 +3,7 @@ found in a reply's new text, and the names the workflow and directory know, in; 
 request or one mistake (with the right syntax and a "did you mean") per tag out, in order.
 
     #take                            #assign <member>
+    #route <tier> [reason]
     #escalate [to <tier>] [reason]   #deescalate [to <tier>] [reason]
     #priority P1..P4 [reason]        #vendor <name> [what to ask]
     #wait [reason]                   #resolve <summary>
@@ -139,6 +140,24 @@ def _free(tag: Command, vocabulary: Vocabulary) -> Parsed:
     return _request(tag, tag.argument_text)  # "to save time": part of the reason
 
 
+def _tier(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    """`[to] <tier> [reason]`: the front line says where a ticket goes, so the tier is
+    required (without it the first destination would be a silent guess)."""
+    words = tag.argument_text.split(None, 1)
+    if words and words[0].lower() == "to":
+        words = words[1].split(None, 1) if len(words) > 1 else []
+    if not words:
+        return _mistake(tag, f"#{tag.name} needs the tier to send the ticket to, "
+                             f"e.g. #{tag.name} tier1")
+    said = words[0].rstrip(":,")
+    state = next((s for s in vocabulary.states if s.lower() == said.lower()), None)
+    if state is None:
+        guess = closest(said, vocabulary.states)
+        hint = f"did you mean {guess}?" if guess else f"known: {', '.join(vocabulary.states)}"
+        return _mistake(tag, f"there is no tier {said!r}; {hint}")
+    return _request(tag, words[1] if len(words) > 1 else "", state)
+
+
 def _member(tag: Command, vocabulary: Vocabulary) -> Parsed:
     who = tag.argument_text.strip()
     who = who[3:].strip() if who.lower().startswith("to ") else who
@@ -174,6 +193,7 @@ def _vendor(tag: Command, vocabulary: Vocabulary) -> Parsed:
 GRAMMAR: dict[str, tuple[str, _Parse]] = {
     "take": ("#take", _plain),
     "assign": ("#assign <member>", _member),
+    "route": ("#route <tier> [reason]", _tier),
     "escalate": ("#escalate [to <tier>] [reason]", _free),
     "deescalate": ("#deescalate [to <tier>] [reason]", _free),
     "priority": ("#priority P1..P4 [reason]", _priority),

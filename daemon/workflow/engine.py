@@ -27,7 +27,7 @@ from daemon.workflow.facts import (
     TimerOrder,
     VendorReplied,
 )
-from daemon.workflow.mails import Notifier, context
+from daemon.workflow.mails import Notifier, context, first_lines
 from daemon.workflow.model import Workflow
 from daemon.workflow.moves import Move, Moves
 from daemon.workflow.timers import AddTime, TicketTargets, Timers, VendorClock, wall_clock
@@ -110,7 +110,8 @@ class Engine:
                               {"rule": verdict.rule, "priority": verdict.priority})
         routed = self._route(fresh, verdict, now)
         facts = self._context(fresh, routed.ticket, event="created", actor="requester",
-                              reason=verdict.reason, deadline=_deadline(routed.timers))
+                              reason=verdict.reason, deadline=_deadline(routed.timers),
+                              excerpt=first_lines(report.body))
         targets = self._targets.schedule(routed.ticket.priority, now)
         return replace(routed, events=(created, *routed.events), cancel_timers=True,
                        timers=(*routed.timers, *targets),

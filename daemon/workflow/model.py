@@ -153,6 +153,13 @@ class MailSpec(Frozen):
     template: Name
     to: Literal["requester", "team", "previous_team", "assignee", "vendor",
                 "escalation_manager", "actor"]
+    # Sent only when the ticket is in one of these states after the event; empty: always.
+    # `created` covers every new ticket, routed or not: `only_in: triage` there reaches the
+    # front line only for the tickets no triage rule took elsewhere (those get a handoff).
+    only_in: Annotated[tuple[Name, ...], BeforeValidator(_one_or_many)] = ()
+
+    def applies(self, state: object) -> bool:
+        return not self.only_in or state in self.only_in
 
 
 class Workflow(Frozen):

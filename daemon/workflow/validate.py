@@ -301,6 +301,10 @@ def _check_notify(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator[P
                 yield src.problem(where + ("template",), f"template {mail.template!r} is "
                                   f"missing {', '.join(missing)}",
                                   "every template needs a plain-text and an HTML part")
+            for j, state in enumerate(mail.only_in):
+                if state not in wf.states:
+                    yield src.problem(where + ("only_in", j), f"unknown state {state!r}",
+                                      suggest(state, wf.states, "states"))
             if mail.to == "escalation_manager" and not ctx.has_escalation_manager:
                 yield src.problem(where + ("to",), "no escalation manager is configured",
                                   "add `escalation_manager: {name, address}` to "

@@ -1,4 +1,6 @@
-"""The demo's story (daemon/demo/story.py) played through real mail against `run.py run`.
+"""The demo's outage story (daemon/demo/story.py OUTAGE) played through real mail against
+`run.py run`. The demo's second ticket waits hours of business time for the clock to
+escalate it: the demo's virtual clock plays that (tests/demo), a real clock here cannot.
 
 Each scene's mail is written by the demo's own `compose`, from what the SMTP server received
 (so technicians answer their own signed Reply-To), and APPENDed to the daemon's INBOX, as an
@@ -17,7 +19,7 @@ from email.utils import parseaddr
 from sqlalchemy import select
 
 from daemon.demo.smtp_sink import Delivered
-from daemon.demo.story import STORY, ZONE, Scene, compose
+from daemon.demo.story import OUTAGE, ZONE, Scene, compose
 from daemon.store.models import Event, Ticket
 from tests.outbound.smtp_server import Received
 from tests.service.conftest import Site
@@ -28,7 +30,7 @@ ROBIN = "robin.okafor@example.com"
 VPNCO = "support@vpnco.example"
 SECRET = "acceptance-secret-" + "x" * 32  # TIERDESK_AUTH_SECRET: signs reply addresses
 
-# What each scene of STORY must lead to: (recipient, subject start) of a mail the daemon sends.
+# What each scene of OUTAGE must lead to: (recipient, subject start) of a mail the daemon sends.
 OUTCOMES: tuple[tuple[str, str], ...] = (
     (MORGAN, "[TD-1] P1 handed to Tier 2 Systems: VPN down"),
     (ROBIN, "[TD-1] P1 handed to Tier 3 Engineering: VPN down"),
@@ -157,11 +159,11 @@ def mail_for(scene: Scene, site: Site) -> bytes:
 
 
 def play_scene(site: Site, index: int, timeout: float = 20.0) -> None:
-    site.append(mail_for(STORY[index], site))
-    wait(lambda: done(site, index), f"scene {index}: {STORY[index].title}", timeout)
+    site.append(mail_for(OUTAGE[index], site))
+    wait(lambda: done(site, index), f"scene {index}: {OUTAGE[index].title}", timeout)
 
 
-def play(site: Site, scenes: range = range(len(STORY))) -> None:
+def play(site: Site, scenes: range = range(len(OUTAGE))) -> None:
     for index in scenes:
         play_scene(site, index)
 

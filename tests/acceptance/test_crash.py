@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from daemon.demo.story import STORY
+from daemon.demo.story import OUTAGE
 from tests.acceptance.story import (
     EVENTS,
     MAILS,
@@ -37,17 +37,17 @@ def test_sigkill_at_a_random_point_then_restart_finishes_the_story(site: Site,
                                                                    seed: int) -> None:
     started = time.monotonic()
     rng = random.Random(seed)
-    scene = rng.randrange(len(STORY))  # whose mail is in flight when the daemon dies
+    scene = rng.randrange(len(OUTAGE))  # whose mail is in flight when the daemon dies
     delay = rng.uniform(0, 1.5)  # after its APPEND: before, during or after the work
     daemon = site.start(TIERDESK_AUTH_SECRET=SECRET)
     play(site, range(scene))
-    site.append(mail_for(STORY[scene], site))
+    site.append(mail_for(OUTAGE[scene], site))
     time.sleep(delay)  # where to kill, not a wait for anything: the point is chosen at random
     daemon.kill()  # SIGKILL: no clean-up at all
     assert daemon.process.returncode == -9
     again = site.start(TIERDESK_AUTH_SECRET=SECRET)
     wait(lambda: done(site, scene), f"scene {scene} finished after the restart")
-    play(site, range(scene + 1, len(STORY)))
+    play(site, range(scene + 1, len(OUTAGE)))
     wait(lambda: outbox_drained(site), "every queued mail sent")
     assert again.stop() == 0
     shot = snapshot(site)

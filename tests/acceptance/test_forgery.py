@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from daemon.demo.story import STORY
+from daemon.demo.story import OUTAGE
 from tests.acceptance.story import SECRET, mail_for, play, snapshot, state, subjects, wait
 from tests.service.conftest import Site
 
-FORGED = replace(STORY[4], text="#resolve Nothing to see here.")  # Robin's #resolve
+FORGED = replace(OUTAGE[4], text="#resolve Nothing to see here.")  # Robin's #resolve
 
 
 def _forge(raw: bytes, **headers: str) -> bytes:

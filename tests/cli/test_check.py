@@ -122,6 +122,9 @@ CASES = [
     ("reserved trigger name", "{trigger: close, source: resolved, dest: closed}",
      "{trigger: state, source: resolved, dest: closed}", ("trigger name 'state' is reserved",)),
     ("unknown notify event", "  close: []\n", "  closing: []\n", ("unknown event 'closing'",)),
+    ("unknown state in a mail's only_in", "{template: new_ticket, to: team, only_in: triage}",
+     "{template: new_ticket, to: team, only_in: triag}",
+     ("unknown state 'triag'", "did you mean 'triage'")),
 ]
 
 

@@ -42,19 +42,24 @@ def test_the_story_ends_closed_after_every_tier_with_the_right_events() -> None:
     with demo_world(ROOT, lines.append) as world:
         play(world)
         with world.parts.database.reading() as session:
-            ticket = session.scalars(select(Ticket)).one()
+            tickets = {t.id: t for t in session.scalars(select(Ticket).order_by(Ticket.id))}
             events = session.scalars(select(Event).order_by(Event.id)).all()
-            moves = [(e.from_state, e.to_state, e.actor, (e.data or {}).get("trigger"))
-                     for e in events if e.kind == "transition"]
+            moves = {t.ref: [(e.from_state, e.to_state, e.actor, (e.data or {}).get("trigger"))
+                             for e in events if e.kind == "transition" and e.ticket_id == i]
+                     for i, t in tickets.items()}
             kinds = [e.kind for e in events]
             thanks = [e.reason for e in events if e.kind == "reply"]
-        mails = [(rcpt, str(email.message_from_bytes(m.data, policy=email.policy.default)
-                            ["Subject"])) for m in world.smtp.received for rcpt in m.rcpt_tos]
+            escalated = [e.reason for e in events if e.kind == "transition"
+                         and e.actor == "clock" and e.from_state == "tier1"]
+        received = [(rcpt, email.message_from_bytes(m.data, policy=email.policy.default))
+                    for m in world.smtp.received for rcpt in m.rcpt_tos]
+        mails = [(rcpt, str(msg["Subject"])) for rcpt, msg in received]
     assert time.monotonic() - started < 30
-    assert (ticket.ref, ticket.state, ticket.priority) == ("TD-1", "closed", "P1")
+    assert [(t.ref, t.state, t.priority) for t in tickets.values()] == [
+        ("TD-1", "closed", "P1"), ("TD-2", "closed", "P3")]
     # The story is over by now: nothing of it lies in the future of the real clock.
     assert max(e.at for e in events) <= datetime.now(UTC)
-    assert moves == [
+    assert moves["TD-1"] == [
         ("triage", "tier2", "triage", "route"),  # the shipped outage rule
         ("tier2", "tier3", "morgan.lee@example.com", "escalate"),  # by the technician
         ("tier3", "vendor", "robin.okafor@example.com", "to_vendor"),
@@ -62,20 +67,49 @@ def test_the_story_ends_closed_after_every_tier_with_the_right_events() -> None:
         ("tier3", "resolved", "robin.okafor@example.com", "resolve"),
         ("resolved", "closed", "clock", "close"),  # the auto-close
     ]
+    assert moves["TD-2"] == [
+        ("triage", "tier1", "sam.rivera@example.com", "route"),  # no rule: the helpdesk
+        ("tier1", "tier2", "clock", "escalate"),  # tier 1 never answered
+        ("tier2", "resolved", "taylor.brooks@example.com", "resolve"),
+        ("resolved", "closed", "clock", "close"),
+    ]
+    assert escalated == ["no response in tier 1 within 4 business hours"]
     assert "vendor_reply" in kinds and "security" not in kinds and "refused" not in kinds
     assert thanks and "a thank-you does not reopen" in thanks[0]  # recorded, not reopened
+    printer = "Cannot print to the 3rd-floor printer"
     for rcpt, subject in [
         ("dana.sales@example.org", "[TD-1] VPN down for the whole sales team"),  # ack
         ("morgan.lee@example.com", "[TD-1] P1 handed to Tier 2 Systems: VPN down"),
         ("robin.okafor@example.com", "[TD-1] P1 handed to Tier 3 Engineering: VPN down"),
         ("support@vpnco.example", "[TD-1] Support request: VPN down"),  # vendor handoff
         ("robin.okafor@example.com", "[TD-1] VPNCo Support replied: VPN down"),
+        # The printer: the helpdesk's notice, each member on their own, then tier 1's ladder.
+        ("sam.rivera@example.com", f"[TD-2] New ticket, P3: {printer}"),
+        ("priya.natarajan@example.com", f"[TD-2] New ticket, P3: {printer}"),
+        ("alex.chen@example.com", f"[TD-2] P3 handed to Tier 1 Support: {printer}"),
+        ("jordan.blake@example.com", f"[TD-2] Reminder: P3 waiting in tier1: {printer}"),
+        ("taylor.brooks@example.com", f"[TD-2] P3 handed to Tier 2 Systems: {printer}"),
+        ("pat.kowalski@example.org", f"[TD-2] {printer}"),
     ]:
         assert any(r == rcpt and s.startswith(subject) for r, s in mails), (rcpt, subject)
+    assert [s for r, s in mails if "New ticket" in s and r.startswith("sam")] == [
+        f"[TD-2] New ticket, P3: {printer}"]  # the routed outage had no notice
+    [handoff] = [m for r, m in received if r == "taylor.brooks@example.com"
+                 and str(m["Subject"]).startswith("[TD-2] P3 handed to Tier 2")]
+    assert "Reason:      no response in tier 1 within 4 business hours" in _text(handoff)
+    reminders = [s for r, s in mails if r == "alex.chen@example.com"
+                 and s.startswith("[TD-2] Reminder: P3 waiting in tier1")]
+    assert len(reminders) == 2  # remind: {times: 2, every: 1h}, both unanswered
     out = "\n".join(lines)
     assert "we believe your request TD-1" in out  # the resolution notice, as received
+    assert "we believe your request TD-2" in out
     assert "to their signed reply address" in out  # technicians authenticated by replying
     assert "resolved → closed" in out and "reminder" in out and "warning" in out
+
+
+def _text(msg: EmailMessage) -> str:
+    body = msg.get_body(("plain",))
+    return body.get_content() if isinstance(body, EmailMessage) else ""
 
 
 def test_run_py_demo_tells_the_story_and_sums_it_up() -> None:
@@ -93,11 +127,24 @@ def test_run_py_demo_tells_the_story_and_sums_it_up() -> None:
         "TD-1 transition    tier3 → resolved",
         "TD-1 reply         resolved",
         "TD-1 transition    resolved → closed  clock: resolved and quiet for 5d",
+        # The printer: the notice, Sam's #route, the clock's escalation and its reason.
+        "✉ out  Tierdesk → sam.rivera@example.com, priya.natarajan@example.com",
+        "[TD-2] New ticket, P3: Cannot print to the 3rd-floor printer",
+        "│ Triage: no triage rule matched",
+        "✉ in   Sam Rivera <sam.rivera@example.com> → support+TD-2.",
+        "TD-2 transition    triage → tier1     sam.rivera@example.com",
+        "TD-2 reminder      tier1",
+        "TD-2 transition    tier1 → tier2      clock: no response in tier 1 within 4 business "
+        "hours",
+        "│ Reason: no response in tier 1 within 4 business hours",
+        "TD-2 take          tier2              taylor.brooks@example.com",
+        "TD-2 transition    tier2 → resolved   taylor.brooks@example.com",
     ]:
         assert expected in out, f"missing {expected!r} in:\n{out}"
     summary = out.strip().splitlines()[-1]
     assert re.fullmatch(r"TD-1 closed \(triage → tier2 → tier3 → vendor → tier3 → resolved → "
-                        r"closed\); 6 mails in, \d+ out; \d+\.\d s", summary), summary
+                        r"closed\); TD-2 closed \(triage → tier1 → tier2 → resolved → closed\); "
+                        r"2 tickets, 10 mails in, \d+ out; \d+\.\d s", summary), summary
     assert "Traceback" not in out + done.stderr and "\033[" not in out  # a pipe: no colour
 
 
@@ -133,7 +180,8 @@ def test_keep_leaves_servers_a_mail_client_can_use_until_ctrl_c() -> None:
         assert "[TD-1] Support request: VPN down for the whole sales team" in story
         _send(smtp[1], int(smtp[2]), address[1])  # as a mail client would
         deadline = time.monotonic() + 20
-        while not any(s.startswith("[TD-2] Printer") for s in _subjects(imap)):
+        # The story's tickets come first: this one gets the next number.
+        while not any(re.match(r"\[TD-\d+\] Printer", s) for s in _subjects(imap)):
             assert time.monotonic() < deadline, "no acknowledgement for the mail sent"
             time.sleep(0.3)
         demo.send_signal(signal.SIGINT)
@@ -168,13 +216,14 @@ def test_keep_runs_a_daemon_status_sees_on_the_real_clock_until_sigterm() -> Non
         story = _ticket(command[1], "TD-1")
         assert _at(story["updated_at"]) <= datetime.now(UTC)  # the story ended by now
 
-        # Mail after the story is dated by the real clock, in the store and in its headers.
+        # Mail after the story (its tickets are TD-1 and TD-2) is dated by the real clock,
+        # in the store and in its headers.
         before = datetime.now(UTC)
         _send(smtp[1], int(smtp[2]), "support@example.com")
-        ack = _wait_for_mail(imap, "[TD-2] Printer")
+        ack = _wait_for_mail(imap, "[TD-3] Printer")
         after = datetime.now(UTC)
         assert before - SLACK <= parsedate_to_datetime(str(ack["Date"])) <= after + SLACK
-        created = _at(_ticket(command[1], "TD-2")["created_at"])
+        created = _at(_ticket(command[1], "TD-3")["created_at"])
         assert before - SLACK <= created <= after + SLACK
 
         demo.send_signal(signal.SIGTERM)  # as Ctrl-C: servers down, temporary folder gone

@@ -75,7 +75,9 @@ def test_an_unrouted_ticket_waits_in_triage_with_its_timers() -> None:
     assert (ticket.state, ticket.team, ticket.priority, ticket.tiers_visited) == (
         "triage", "helpdesk", "P2", ())
     assert [e.kind for e in decision.events] == ["created"]
-    assert [(m.template, m.to) for m in decision.mails] == [("acknowledgement", "requester")]
+    # Nobody routed it: the front line hears of it (notify `created`, only_in triage).
+    assert [(m.template, m.to) for m in decision.mails] == [
+        ("acknowledgement", "requester"), ("new_ticket", "team")]
     # The state's timers, then the whole ticket's (sla: P2 first response 1h, resolution 16h).
     assert [(t.kind, t.state, t.due_at - NOW) for t in decision.timers] == [
         ("warn", "triage", timedelta(minutes=11, seconds=15)),

@@ -10,7 +10,7 @@ from daemon.workflow.tags import find_tags
 
 VOCABULARY = Vocabulary(
     commands=("escalate", "deescalate", "vendor", "wait", "resolve", "reopen", "take", "assign",
-              "priority", "note", "status", "help", "callback"),
+              "priority", "note", "status", "help", "callback", "route"),
     states=("triage", "tier1", "tier2", "tier3", "vendor", "waiting_on_customer", "resolved"),
     priorities=("P1", "P2", "P3", "P4"),
     vendors=("vpnco", "acme"),
@@ -53,6 +53,11 @@ def request(line: str) -> tuple[str, str, str | None]:
     ("#status", ("status", "", None)),
     ("#help", ("help", "", None)),
     ("#callback to tier2 call at 3pm", ("callback", "call at 3pm", "tier2")),
+    ("#route tier1", ("route", "", "tier1")),
+    ("#Route TIER2 the gateway logs point at the network", (
+        "route", "the gateway logs point at the network", "tier2")),
+    ("#route to tier3", ("route", "", "tier3")),
+    ("#route tier1: a printer driver", ("route", "a printer driver", "tier1")),
 ])
 def test_every_tag(line: str, expected: tuple[str, str, str | None]) -> None:
     assert request(line) == expected
@@ -68,6 +73,12 @@ def test_every_tag(line: str, expected: tuple[str, str, str | None]) -> None:
     ("#vendor acne x", "there is no vendor 'acne'; did you mean acme?", "#vendor <name>"),
     ("#vendor zzz", "there is no vendor 'zzz'; known vendors: vpnco, acme", "#vendor <name>"),
     ("#escalate to tier4", "there is no tier 'tier4'; did you mean tier", "#escalate [to <tier>]"),
+    # #route names its tier: without one, the first destination would be a silent guess.
+    ("#route", "#route needs the tier to send the ticket to, e.g. #route tier1",
+     "#route <tier> [reason]"),
+    ("#route to", "#route needs the tier", "#route <tier>"),
+    ("#route tier 1", "there is no tier 'tier'; did you mean tier", "#route <tier>"),
+    ("#route printers", "there is no tier 'printers'; known: triage, tier1", "#route <tier>"),
 ])
 def test_mistakes_say_why_and_how(line: str, why: str, right: str) -> None:
     parsed = one(line)

@@ -12,6 +12,7 @@ from tests.inbound.commands.desk import (
     ALEX,
     MORGAN,
     ROBIN,
+    SAM,
     TAYLOR,
     events,
     feed,
@@ -26,6 +27,11 @@ from tests.inbound.commands.desk import (
 
 # case -> (state, technician, body, words the refusal must say, the syntax it gives)
 REFUSALS = {
+    "route is the front line's": ("triage", ALEX, "#route tier2",
+                                  "#route may be used by helpdesk only, not by tier1",
+                                  "#route <tier> [reason]"),
+    "route only out of triage": ("tier1", SAM, "#route tier2",
+                                 "route is not possible in state tier1", "#route <tier>"),
     "wrong team": ("tier1", ALEX, "#assign Morgan Lee",
                    "#assign may be used by helpdesk, tier2 and tier3 only, not by tier1",
                    "#assign <member>"),

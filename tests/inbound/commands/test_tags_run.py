@@ -35,6 +35,8 @@ from tests.inbound.commands.desk import (
 # (start state, technician, body) -> (state, assignee, priority) afterwards
 ALONE = {
     "take": ("tier2", MORGAN, "#take", ("tier2", MORGAN, "P3")),
+    "route": ("triage", SAM, "#route tier2 the switch logs point at the network",
+              ("tier2", None, "P3")),
     "assign by name": ("tier2", MORGAN, "#assign Robin Okafor", ("tier2", ROBIN, "P3")),
     "assign by address": ("tier2", SAM, "#assign to alex.chen@example.com",
                           ("tier2", ALEX, "P3")),

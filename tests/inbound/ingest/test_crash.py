@@ -98,6 +98,10 @@ def numbered(n: int) -> bytes:
                 sender=f"user{n}@example.org")
 
 
+# Outbox rows per new ticket: the acknowledgement and the front line's new-ticket notice.
+PER_TICKET = 2
+
+
 def effects(database: Database) -> tuple[list[str], int, int]:
     """Ticket subjects in order, stored inbound messages, outbox rows."""
     with database.reading() as session:
@@ -110,7 +114,7 @@ def effects(database: Database) -> tuple[list[str], int, int]:
 def exactly_once(database: Database, count: int) -> None:
     subjects, messages, outbox = effects(database)
     assert sorted(subjects) == sorted(f"Problem number {n}" for n in range(count))
-    assert (messages, outbox) == (count, count)
+    assert (messages, outbox) == (count, count * PER_TICKET)
 
 
 def last_uid(database: Database) -> int | None:
@@ -132,7 +136,8 @@ def test_kill_between_fetch_and_commit_then_rerun(site: Site) -> None:
     assert child.stdout.readline().strip() == "fetched 2"  # batch 2 in memory, not written
     kill(child)
     subjects, messages, outbox = effects(site.database)
-    assert (len(subjects), messages, outbox) == (3, 3, 3)  # batch 1 only, with its cursor
+    # Batch 1 only, with its cursor.
+    assert (len(subjects), messages, outbox) == (3, 3, 3 * PER_TICKET)
     assert last_uid(site.database) == 3 and len(unseen(site)) == 4
     assert site.run(TIERDESK_TEST_BATCH_SIZE="3") == "done 4 mails: 4 opened"
     exactly_once(site.database, 7)
