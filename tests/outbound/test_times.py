@@ -17,7 +17,7 @@ DEADLINE = datetime(2026, 11, 30, 13, 10, tzinfo=UTC)
 
 @pytest.mark.parametrize("calendar, zone, text", [
     ("office-hours", "Europe/Berlin", "Mon 30 Nov 14:10 CET"),
-    ("24x7", "UTC", "Mon 30 Nov 13:10 UTC"),
+    ("24x7", "Europe/Berlin", "Mon 30 Nov 14:10 CET"),
     (None, "Europe/Berlin", "Mon 30 Nov 14:10 CET"),  # none named: the default calendar
     ("gone", "Europe/Berlin", "Mon 30 Nov 14:10 CET"),  # removed since: the default
 ])

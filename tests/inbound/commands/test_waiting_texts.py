@@ -29,14 +29,14 @@ def test_a_reminder_while_the_vendor_has_it_says_tier3_waits_on_the_vendor(
     since = last_id(database)
     feed(database, inbox, tech(ROBIN, "#vendor vpnco is the gateway patched?"), later(5))
     [handoff] = [s for s in outbox(database, since) if s.template == "vendor_handoff"]
-    # vpnco's calendar is 24x7 in UTC: its answer is due a day later, in its zone.
-    assert handoff.to == VENDOR and "Respond by: Tue 3 Mar 09:05 UTC" in handoff.text
+    # vpnco's calendar is 24x7 (in Berlin time): its answer is due a day later.
+    assert handoff.to == VENDOR and "Respond by: Tue 3 Mar 10:05 CET" in handoff.text
     since = last_id(database)
     tick(database, inbox.runtime, later(5) + timedelta(hours=8))  # the first reminder
     [reminder] = [s for s in outbox(database, since) if s.template == "reminder"]
     assert reminder.subject.startswith("[TD-1] Reminder: P3 waiting on VPNCo Support: ")
     text = " ".join(reminder.text.split())
-    assert ("Tier 3 Engineering is waiting on VPNCo Support since Mon 2 Mar 09:05 UTC; "
+    assert ("Tier 3 Engineering is waiting on VPNCo Support since Mon 2 Mar 10:05 CET; "
             "they have not answered.") in text
     assert "nobody has taken it" not in text and "is still waiting in vendor" not in text
     assert reminder.context["state_entered_at"].startswith("2026-03-02T09:05:00")  # UTC kept
