@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from daemon.outbound.attachments import complete
 from daemon.outbound.loop_guard import record_auto_sender
 from daemon.outbound.outbox_queue import claim
 from daemon.outbound.writer import MailWriter, materialize
@@ -124,7 +125,11 @@ def test_the_handoff_carries_the_whole_timeline_and_the_attachments(
         team = queue(session, ticket, "escalation_handoff", "team", now, writer)
         vendor = queue(session, ticket, "vendor_handoff", "vendor", now, writer,
                        vendor="vpnco", argument="Client 5.2 drops the tunnel every 300s.")
-    handoff = parse(team.body or b"")
+        # The row refers to the stored file; the sender puts it back (outbound/attachments.py).
+        assert [f["filename"] for f in team.attachments] == ["shot.png"]
+        assert picture not in (team.body or b"")
+        whole = complete(session, team.body or b"", team.attachments)
+    handoff = parse(whole)
     assert handoff.get_content_type() == "multipart/mixed"
     text = text_of(handoff.get_body(("plain",)))
     for expected in ("VPN drops every 5 minutes since the update.", "Still broken at home too.",
