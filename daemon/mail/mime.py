@@ -345,16 +345,17 @@ def _disposition(filename: str, encoded: bool = False) -> str:
     """attachment; filename=...: quoted when ASCII, RFC 2231 (filename*=utf-8'') when not
     (or when `encoded`), in numbered sections when long (RFC 2231 section 3), so that no
     header line grows past 78 columns."""
-    if filename.isascii() and not encoded and len(filename) <= 50:
-        quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+    # The widths keep "Content-Disposition: attachment; ..." lines within 78 columns.
+    quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+    if filename.isascii() and not encoded and len(quoted) <= 33:
         return f'attachment; filename="{quoted}"'
     pieces = [c if c.isalnum() and c.isascii() or c in "-._" else
               "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in filename]
-    if len("".join(pieces)) <= 50:
+    if len("".join(pieces)) <= 26:
         return f"attachment; filename*=utf-8''{''.join(pieces)}"
     sections: list[str] = [""]
     for piece in pieces:  # a character's %XX triplets stay in one section
-        if len(sections[-1]) + len(piece) > 60:
+        if len(sections[-1]) + len(piece) > 48:
             sections.append("")
         sections[-1] += piece
     lines = [f"filename*{n}*={'utf-8' + chr(39) * 2 if n == 0 else ''}{text}"

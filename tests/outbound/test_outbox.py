@@ -21,7 +21,7 @@ from daemon.outbound.writer import MailWriter, materialize
 from daemon.store import messages, repository
 from daemon.store.database import Database
 from daemon.store.liveness import is_gone, this_process
-from daemon.store.models import Outbox, Ticket
+from daemon.store.models import Message, Outbox, Ticket
 from daemon.tickets.runtime import Runtime
 from daemon.workflow.facts import EventRecord
 from tests.outbound.helpers import (
@@ -304,3 +304,22 @@ def test_a_claim_loads_no_more_than_its_byte_budget(database: Database, writer: 
         assert len(claim(session, now, 10, lease, max_bytes=1)) == 1  # one always goes
         assert len(claim(session, now, 10, lease)) == 2
     assert [r.status for r in rows(database)] == ["sending"] * 5
+
+
+def test_claim_puts_the_files_back_or_says_why_it_cannot(
+        database: Database, writer: MailWriter, now: datetime) -> None:
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    with database.transaction() as session:
+        ticket = new_ticket(session, now)
+        inbound(session, ticket, now, attachment=picture)
+        queue(session, ticket, "escalation_handoff", "team", now, writer)
+        queue(session, ticket, "escalation_handoff", "team", now, writer)
+    lease = now + timedelta(minutes=15)
+    with database.transaction() as session:
+        [first] = claim(session, now, 1, lease)
+    [attached] = list(parse(first.body).iter_attachments())
+    assert attached.get_content() == picture and first.problem is None
+    with database.transaction() as session:  # the stored mail is gone (deleted by hand)
+        session.execute(update(Message).values(raw=None))
+        [second] = claim(session, now, 1, lease)
+    assert second.problem is not None and "gone" in second.problem
