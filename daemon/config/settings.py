@@ -253,6 +253,7 @@ def parse_size(value: object) -> object:
 
 
 Size = Annotated[Int, BeforeValidator(parse_size), Field(ge=1)]
+Budget = Annotated[Int, BeforeValidator(parse_size), Field(ge=0)]  # 0: list files, attach none
 
 
 class MailSettings(Frozen):
@@ -268,6 +269,10 @@ class MailSettings(Frozen):
     max_size: Size = 60_000_000
     max_attachments: Int = Field(default=100, ge=0)
     max_attachment_size: Size = 40_000_000
+    # Files passed on, in total per mail (outbound/attachments.py): by handoffs, and by a
+    # technician's reply to the requester. The rest are listed, kept on the ticket.
+    handoff_attachments_max: Budget = 10_000_000
+    reply_attachments_max: Budget = 25_000_000
 
 
 def _fill_port(data: object, ports: Mapping[str, int]) -> object:

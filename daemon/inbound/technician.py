@@ -37,6 +37,7 @@ from daemon.auth.directory import Directory, Member, Vendor
 from daemon.auth.sender_auth import AuthPolicy, Claim, Verdict, authenticate
 from daemon.mail.message import InboundMessage
 from daemon.mail.signoff import only_greeting_or_signoff
+from daemon.outbound.attachments import ATTACH
 from daemon.store import repository
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
@@ -257,6 +258,8 @@ class _Desk:
         decision = self.runtime.engine_for(self.ticket).handle(facts, issued, self.now)
         if decision.refusal is not None:
             return self._refused(item.written, item.name, decision.refusal, syntax(item.name))
+        if "attachments" in item.options:
+            decision = _with_requester_files(decision)
         rows = self.apply(decision)
         detail = self._detail(sender, item.name, before, decision)
         return Result(f"#{item.name}", item.written, True, detail), rows
@@ -313,7 +316,9 @@ class _Desk:
             # "#escalate ...\nRegards, Jordan" must not mail the requester "Regards, Jordan".
             return ("Your text was not sent to the requester: it was only a greeting or a "
                     "sign-off."), []
-        update = self.mail("technician_update", "requester", "updated", argument=scan.text)
+        # The reply's own files go along; the mail is stored by the time the row is rendered.
+        update = self.mail("technician_update", "requester", "updated", argument=scan.text,
+                           **{ATTACH: {"mail": [self.msg.message_id, self.msg.digest]}})
         record = self.event("public_update", "the technician's text was sent to the requester")
         answered = replace(self.facts, responded_at=self.facts.responded_at or self.now)
         rows = self.apply(Decision(answered, events=(record,), mails=(update,)))
@@ -326,6 +331,14 @@ class _Desk:
         return self.mail("command_receipt" if ok else "command_error", "actor",
                          "status" if status else "commands", reason=passed_on,
                          trigger=", #".join(names), results=[r.as_context() for r in results])
+
+
+def _with_requester_files(decision: Decision) -> Decision:
+    """`#vendor NAME +attachments`: the mails to the vendor carry the requester's files
+    (outbound/attachments.py reads `attach`); without it a vendor gets none."""
+    mails = tuple(replace(m, context={**m.context, ATTACH: {"from": "requester"}})
+                  if m.to == "vendor" else m for m in decision.mails)
+    return replace(decision, mails=mails)
 
 
 def _policy(runtime: Runtime, now: datetime) -> AuthPolicy:

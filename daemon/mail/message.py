@@ -95,6 +95,9 @@ class Attachment:
     content: bytes = field(repr=False)
     content_id: str | None = None
     inline: bool = False
+    # Where it sits in the MIME tree ("2", "1.3"): with the stored mail, it names the file
+    # (the outbox refers to attachments this way instead of copying them).
+    part: str = ""
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -382,7 +385,8 @@ class _Body:
             filename=_filename(part, path, ctype), content_type=ctype, size=len(content),
             content=content,
             content_id=str(part.get("content-id", "")).strip().strip("<>") or None,
-            inline=str(part.get("content-disposition", "")).lower().startswith("inline")))
+            inline=str(part.get("content-disposition", "")).lower().startswith("inline"),
+            part=path or "1"))
 
     def _embedded_ids(self, content: bytes) -> None:
         head = content.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]

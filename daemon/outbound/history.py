@@ -1,27 +1,25 @@
-"""A ticket's history, quoted by the mails that ask for it (a handoff's original report,
-timeline and attachments), and the cache of mails ingest parsed in this transaction
-(remember_parsed, forget_parsed) so a handoff does not parse them a second time.
+"""A ticket's history, quoted by the mails that ask for it (a handoff's original report and
+timeline; its files: outbound/attachments.py), and the cache of mails ingest parsed in this
+transaction (remember_parsed, forget_parsed) so a handoff does not parse them a second time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from daemon.mail.message import InboundMessage, MailRejected, parse_message
-from daemon.mail.mime import Attachment
 from daemon.outbound.recipients import Recipient
 from daemon.store.models import Event, Message, Ticket
 
 TEXT_LIMIT = 4000  # characters of each mail quoted in a handoff's timeline
 QUOTED_MAILS = 20  # besides the original report, only the latest mails are quoted in full
 # The template variables filled from the history (a template naming none is rendered without).
-HISTORY_KEYS = frozenset({"original", "timeline", "attachments"})
+HISTORY_KEYS = frozenset({"original", "timeline"})
 
 
 # ------------------------------------------------------------------ a ticket's history
@@ -29,7 +27,6 @@ HISTORY_KEYS = frozenset({"original", "timeline", "attachments"})
 @dataclass(frozen=True)
 class History:
     context: dict[str, Any]
-    attachments: tuple[Attachment, ...]
 
 
 @dataclass(frozen=True)
@@ -58,23 +55,22 @@ class Records:
 
 
 def ticket_history(session: Session, records: Records, ticket: Ticket | None,
-                   recipient: Recipient, attach_limit: int) -> History:
-    """Original report, timeline and attachments; outsiders get no notes and no mails."""
+                   recipient: Recipient) -> History:
+    """Original report and timeline; outsiders get no notes and no mails."""
     if ticket is None:
-        return History({"original": None, "timeline": [], "attachments": []}, ())
+        return History({"original": None, "timeline": []})
     events = [_event_entry(e) for e in records.events[ticket.id]]
     if recipient.external:
         events = [e for e in events if not e["internal"]]
-        return History({"original": None, "timeline": events, "attachments": []}, ())
+        return History({"original": None, "timeline": events})
     mails = [_parsed(session, m) for m in records.inbound[ticket.id]]
     entries = [_mail_entry(m, ticket) for m in mails]
     # The first mail is quoted as the original report; a long ticket quotes its latest mails.
     for entry in entries[:1] + entries[1:-QUOTED_MAILS]:
         entry["text"] = ""
     timeline = sorted([*entries, *events], key=lambda entry: entry["at"])
-    listed, files = _attachments(mails, attach_limit)
     original = _original(mails[0]) if mails else None
-    return History({"original": original, "timeline": timeline, "attachments": listed}, files)
+    return History({"original": original, "timeline": timeline})
 
 
 @dataclass(frozen=True)
@@ -97,16 +93,21 @@ def forget_parsed(session: Session) -> None:
 
 
 def _parsed(session: Session, row: Message) -> _Parsed:
-    """A stored mail read by the same parser ingest uses (charsets, HTML, quoted history)."""
+    return _Parsed(row, parsed_mail(session, row))
+
+
+def parsed_mail(session: Session, row: Message) -> InboundMessage | None:
+    """A stored mail read by the same parser ingest uses (charsets, HTML, quoted history);
+    None when it is not kept or cannot be read."""
     known = session.info.get(PARSED, {}).get(row.message_id)
-    if known is not None:
-        return _Parsed(row, known)
+    if known is not None and known.digest == row.digest:
+        return known
     if not row.raw:
-        return _Parsed(row, None)
+        return None
     try:
-        return _Parsed(row, parse_message(row.raw))
+        return parse_message(row.raw)
     except MailRejected:  # too big or unreadable: listed in the timeline without text
-        return _Parsed(row, None)
+        return None
 
 
 def _event_entry(event: Event) -> dict[str, Any]:
@@ -136,26 +137,3 @@ def _original(parsed: _Parsed) -> dict[str, Any]:
 
 def _shortened(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "\n[...]"
-
-
-def _attachments(mails: Sequence[_Parsed],
-                 limit: int) -> tuple[list[dict[str, Any]], tuple[Attachment, ...]]:
-    """Every attachment the ticket's mails carried: listed always, attached while the total
-    stays under `limit`."""
-    used = 0
-    listed: list[dict[str, Any]] = []
-    files: list[Attachment] = []
-    for parsed in mails:
-        for part in parsed.mail.attachments if parsed.mail else ():
-            attach = used + part.size <= limit
-            used += part.size if attach else 0
-            listed.append({"filename": part.filename, "content_type": part.content_type,
-                           "size": part.size, "sender": parsed.row.sender or "",
-                           "at": _iso(parsed.row.received_at), "attached": attach})
-            if attach:
-                files.append(Attachment(part.filename, part.content_type, part.content))
-    return listed, tuple(files)
-
-
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat() if moment else ""

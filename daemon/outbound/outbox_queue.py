@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from daemon.outbound.attachments import MissingAttachment, complete
 from daemon.store import repository
 from daemon.store.deferred import OutboxRow
 from daemon.store.journal import SentNote
@@ -63,6 +64,8 @@ class Claimed:
     recipients: tuple[str, ...]
     body: bytes
     attempts: int
+    # Why the mail cannot be put together (a file it refers to is gone): the sender parks it.
+    problem: str | None = None
 
 
 def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
@@ -80,14 +83,25 @@ def claim(session: Session, now: datetime, limit: int, lease_until: datetime,
     if not taken:
         return []
     ids = [row.id for row in taken]
-    bodies = {i: body for i, body in session.execute(
-        select(Outbox.id, Outbox.body).where(Outbox.id.in_(ids)))}
+    stored = {i: (body, files) for i, body, files in session.execute(
+        select(Outbox.id, Outbox.body, Outbox.attachments).where(Outbox.id.in_(ids)))}
     session.execute(update(Outbox).where(Outbox.id.in_(ids))
                     .values(status="sending", next_attempt_at=lease_until,
                             claimed_by=this_process())
                     .execution_options(synchronize_session=False))
-    return [Claimed(r.id, r.message_id, r.recipients, bodies[r.id] or b"", r.attempts)
-            for r in taken]
+    return [_claimed(session, r, *stored[r.id]) for r in taken]
+
+
+def _claimed(session: Session, due: _Due, body: bytes | None,
+             files: list[dict[str, object]] | None) -> Claimed:
+    """The mail as it goes out: its files read back from the stored mail they came with."""
+    problem = None
+    if files:
+        try:
+            body = complete(session, body or b"", files)
+        except (MissingAttachment, ValueError) as exc:
+            problem = f"cannot attach its files: {exc}"
+    return Claimed(due.id, due.message_id, due.recipients, body or b"", due.attempts, problem)
 
 
 @dataclass(frozen=True)
@@ -117,8 +131,9 @@ def _due(session: Session, status: str, now: datetime, limit: int,
     due = Outbox.next_attempt_at <= now
     if also:
         due = or_(due, Outbox.claimed_by.in_(also))
+    # A mail's size: its shell plus the files it refers to (outbound/attachments.py).
     stmt = (select(Outbox.id, Outbox.message_id, Outbox.recipients, Outbox.attempts,
-                   func.length(Outbox.body))
+                   func.length(Outbox.body) + Outbox.attachment_bytes)
             .where(Outbox.status == status, due, Outbox.body.is_not(None))
             .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
             .with_for_update(skip_locked=True))

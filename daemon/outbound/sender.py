@@ -247,6 +247,9 @@ class Sender:
                 if state.outage is not None or state.stopping or state.broken:
                     state.outcomes.append(self._release(row, state))
                     continue
+                if row.problem is not None:  # nothing to send: a try would fail the same way
+                    state.outcomes.append(self._park(row, state, row.problem))
+                    continue
                 outcome = await self._deliver(smtp, row, state)
                 if (outcome.status == "sent" and state.recorder is not None
                         and await self._noted(state.recorder, row, outcome, state)):

@@ -8,7 +8,8 @@ finished MIME bytes, so the sender only moves bytes. A row that cannot go out is
 exception for the caller: it is `skipped` (loop protection, nobody to send to) or `parked` (a
 template or header failure) with the reason, and the ticket's timeline says so
 (outbound/outbox_queue.py). A handoff's quoted history comes from outbound/history.py,
-its threading headers from outbound/threads.py.
+its threading headers from outbound/threads.py, the files it carries from
+outbound/attachments.py (kept as references: `body` is then the mail without them).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from sqlalchemy.orm.util import identity_key
 from daemon.auth.directory import Directory
 from daemon.auth.sender_auth import sign, signed_address
 from daemon.config.settings import MailSettings, Settings, SiteSettings
-from daemon.mail.mime import Address, HeaderError, Mail, build
+from daemon.mail.mime import Address, HeaderError, Mail, build, build_shell
 from daemon.outbound import notice_gate
+from daemon.outbound.attachments import ATTACH, Chosen, Files, Want, wanted
 from daemon.outbound.history import HISTORY_KEYS, Records, ticket_history
 from daemon.outbound.loop_guard import LoopGuard
 from daemon.outbound.outbox_queue import park, skip
@@ -37,9 +39,6 @@ from daemon.outbound.threads import Threads
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Outbox, Ticket
 from daemon.workflow.timers import DEFAULT_CALENDAR
-
-ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
-
 
 # ------------------------------------------------------------------ the writer
 
@@ -65,7 +64,6 @@ class MailWriter:
     directory: Directory
     mail: MailSettings
     site: SiteSettings
-    attach_limit: int = ATTACH_LIMIT
     secret: str = field(default="", repr=False)  # settings.auth.secret: signs reply addresses
     reply_lifetime: timedelta = timedelta(days=90)  # settings.auth.reply_address_lifetime
     notice_window: timedelta = timedelta(minutes=10)  # settings.auth.refusal_notices_every
@@ -147,8 +145,9 @@ def materialize(session: Session, rows: Iterable[OutboxRow], writer: MailWriter,
         threads = Threads.load(session, [p.ticket for p in plans if _answers_requester(p)])
         records = Records.load(session, [p.ticket for p in plans if p.recipient is not None
                                          and _wants_history(writer, p.row.template)])
+        files = Files.load(session, [(p.ticket, p.files) for p in plans if p.files])
         for plan in plans:
-            _fill(session, plan, writer, guard, threads, records, now)
+            _fill(session, plan, writer, guard, threads, records, files, now)
     return todo
 
 
@@ -157,7 +156,8 @@ def _must_flush(session: Session, todo: Sequence[OutboxRow], writer: MailWriter)
     the ticket's history (its newest events), or mail rendered earlier in the transaction
     (it counts towards the hourly limit). Otherwise each row is inserted once, with its
     body, instead of inserted empty and then rewritten."""
-    if any(_wants_history(writer, row.template) for row in todo):
+    if any(_wants_history(writer, row.template) or ATTACH in row.context
+           or _lists_files(writer, row.template) for row in todo):
         return True
     pending = set(map(id, todo))
     return any(isinstance(obj, Outbox) and id(obj) not in pending and obj.body is not None
@@ -171,6 +171,13 @@ def _wants_history(writer: MailWriter, template: str) -> bool:
         return True  # the row will be parked with the reason; be as careful as before
 
 
+def _lists_files(writer: MailWriter, template: str) -> bool:
+    try:
+        return "attachments" in writer.renderer.variables(template)
+    except RenderError:
+        return False  # parked when rendered
+
+
 @dataclass(frozen=True)
 class _Plan:
     row: OutboxRow
@@ -178,6 +185,7 @@ class _Plan:
     facts: dict[str, Any]
     recipient: Recipient | None
     reason: str
+    files: Want | None = None  # the stored files it carries (outbound/attachments.py)
 
 
 def _tickets(session: Session, ids: set[int | None]) -> dict[int, Ticket]:
@@ -199,7 +207,11 @@ def _plan(row: OutboxRow, tickets: dict[int, Ticket], writer: MailWriter) -> _Pl
     ticket = tickets.get(row.ticket_id) if row.ticket_id is not None else None
     facts = _facts(row, ticket)
     resolved = resolve(row.to_role, facts, writer.directory)
-    return _Plan(row, ticket, facts, resolved.recipient, resolved.reason)
+    recipient = resolved.recipient
+    files = None if recipient is None else wanted(
+        row.context, _lists_files(writer, row.template), recipient.external,
+        writer.mail.handoff_attachments_max, writer.mail.reply_attachments_max)
+    return _Plan(row, ticket, facts, recipient, resolved.reason, files)
 
 
 def _answers_requester(plan: _Plan) -> bool:
@@ -207,7 +219,7 @@ def _answers_requester(plan: _Plan) -> bool:
 
 
 def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
-          threads: Threads, records: Records, now: datetime) -> None:
+          threads: Threads, records: Records, files: Files, now: datetime) -> None:
     row, ticket, recipient = plan.row, plan.ticket, plan.recipient
     if recipient is None:
         return skip(session, row, ticket, plan.reason, now)
@@ -216,13 +228,15 @@ def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
         return skip(session, row, ticket, reason, now)
     if row.template in notice_gate.LIMITED:
         plan = _gated(session, plan, recipient, writer, now)
+    chosen = files.choose(ticket, plan.files) if plan.files else Chosen()
     try:
-        mail = compose(session, plan, recipient, writer, threads, records, now)
-        body = build(mail)
+        mail = compose(session, plan, recipient, writer, threads, records, now, chosen)
+        # With files: the mail without them, and references the sender resolves.
+        body = build_shell(mail) if chosen.attached else build(mail)
     except (RenderError, HeaderError) as exc:
         return park(session, row, ticket, f"cannot build the mail: {exc}", now)
     guard.count(recipient)
-    _store(row, mail, body, recipient)
+    _store(row, mail, body, recipient, chosen)
 
 
 def _gated(session: Session, plan: _Plan, recipient: Recipient, writer: MailWriter,
@@ -251,29 +265,36 @@ def _facts(row: OutboxRow, ticket: Ticket | None) -> dict[str, Any]:
     return {**base, **row.context}
 
 
-def _store(row: OutboxRow, mail: Mail, body: bytes, recipient: Recipient) -> None:
+def _store(row: OutboxRow, mail: Mail, body: bytes, recipient: Recipient,
+           chosen: Chosen) -> None:
     row.recipients = recipient.address
     row.subject = mail.subject
     row.body = body
+    row.attachments = [ref.as_json() for ref in chosen.attached]
+    row.attachment_bytes = chosen.size
     row.headers = {
         "From": mail.sender.header(), "To": recipient.address,
         "Reply-To": mail.reply_to.address if mail.reply_to else None,
         "In-Reply-To": mail.in_reply_to, "References": " ".join(mail.references),
         "Auto-Submitted": mail.auto_submitted,
-        "Attachments": [a.filename for a in mail.attachments],
+        "Attachments": [ref.filename for ref in chosen.attached],
     }
 
 
 def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWriter,
-            threads: Threads, records: Records, now: datetime) -> Mail:
-    """The mail for one row: rendered parts plus every header."""
+            threads: Threads, records: Records, now: datetime,
+            chosen: Chosen | None = None) -> Mail:
+    """The mail for one row: rendered parts plus every header; `chosen` lists its files
+    (the caller keeps them as references, outside the Mail)."""
     row, ticket, facts = plan.row, plan.ticket, plan.facts
-    wanted = writer.renderer.variables(row.template)
-    history = (ticket_history(session, records, ticket, recipient, writer.attach_limit)
-               if wanted & HISTORY_KEYS else None)
+    variables = writer.renderer.variables(row.template)
+    history = (ticket_history(session, records, ticket, recipient)
+               if variables & HISTORY_KEYS else None)
     ref = str(facts.get("ref") or "")
     reply_to = writer.reply_to_for(ref, recipient, now) if ref else None
+    listed = list(chosen.listed) if chosen else []
     context = {**facts, **enrich(facts, writer, now), **(history.context if history else {}),
+               "attachments": listed,
                **({"reply_address": reply_to.address} if reply_to else {})}
     rendered = writer.renderer.render(row.template, context)
     in_reply_to, references = threads.headers(ticket, recipient, writer)
@@ -284,7 +305,6 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
         reply_to=reply_to,
         in_reply_to=in_reply_to, references=references,
         auto_submitted="auto-replied" if recipient.role == "requester" else "auto-generated",
-        attachments=history.attachments if history else (),
         extra_headers=_extra_headers(ref),
     )
 

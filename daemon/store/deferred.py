@@ -51,6 +51,8 @@ class HeldOutbox:
     recipients: str | None = None
     subject: str | None = None
     body: bytes | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    attachment_bytes: int = 0
     last_error: str | None = None
     sent_at: datetime | None = None
     claimed_by: str | None = None

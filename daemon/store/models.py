@@ -217,6 +217,12 @@ class Outbox(Base):
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Files the mail carries, as references to stored inbound mail (messages.id and MIME
+    # part, daemon/outbound/attachments.py), not copies: `body` is then the mail without
+    # them, and the sender puts them back. Their size counts towards a claim's bytes.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list,
+                                                              server_default="[]")
+    attachment_bytes: Mapped[int] = mapped_column(default=0, server_default="0")
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)

@@ -5,7 +5,7 @@ request or one mistake (with the right syntax and a "did you mean") per tag out,
     #take                            #assign <member>
     #route <tier> [reason]
     #escalate [to <tier>] [reason]   #deescalate [to <tier>] [reason]
-    #priority P1..P4 [reason]        #vendor <name> [what to ask]
+    #priority P1..P4 [reason]        #vendor <name> [+attachments] [what to ask]
     #wait [reason]                   #resolve <summary>
     #reopen                          #note <text>
     #status                          #help
@@ -15,18 +15,26 @@ vendor names. `to <tier>` is a target only when it names a state; `#escalate to 
 is a reason, while a near miss (`to tier4`) is a mistake rather than a silent default.
 Which tags exist, and which trigger or action each runs, is the workflow's `commands:` map;
 a tag the workflow adds beyond these reads `[to <state>] [text]`.
+
+Options are words of the form `+word` a tag accepts (OPTIONS), anywhere among its arguments:
+they end up in `Request.options`, never in the argument (`#vendor vpnco +attachments is it
+patched?` asks the vendor "is it patched?"). `+1` or `+49 30 ...` are text, not options.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from daemon.workflow.tags import Command
 
 CUTOFF = 0.6  # difflib similarity for "did you mean"
 NEAR_MISS = 0.75  # `to tier4`: so close to a state that it is a typo, not a reason
+# Options each tag accepts (`+attachments`: the vendor handoff carries the requester's files).
+OPTIONS: dict[str, tuple[str, ...]] = {"vendor": ("attachments",)}
+_OPTION = re.compile(r"\+([A-Za-z][A-Za-z_-]*)[:,.]?")
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class Request:
     target: str | None
     written: str
     line_no: int
+    options: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,36 @@ def parse_one(tag: Command, vocabulary: Vocabulary) -> Parsed:
     if tag.name not in vocabulary.commands:
         return _unknown(tag, vocabulary)
     _, parser = GRAMMAR.get(tag.name, (None, _free))
-    return parser(tag, vocabulary)
+    accepted = OPTIONS.get(tag.name, ())
+    if not accepted:  # a tag without options reads `+word` as text, as it always did
+        return parser(tag, vocabulary)
+    text, options, problem = _options(tag.argument_text, accepted)
+    if problem is not None:
+        return _mistake(tag, problem, _option_guess(problem, accepted))
+    parsed = parser(Command(tag.name, text, tag.line_no), vocabulary)
+    if isinstance(parsed, Mistake):  # as the mail wrote it, options and all
+        return replace(parsed, written=written(tag))
+    return replace(parsed, written=written(tag), options=options)
+
+
+def _options(text: str, accepted: tuple[str, ...]) -> tuple[str, frozenset[str], str | None]:
+    """The argument text without its `+word` options, the options, and why not when the
+    tag does not take one of them."""
+    words = text.split(" ")
+    found = [_OPTION.fullmatch(word) for word in words]
+    if not any(found):
+        return text, frozenset(), None
+    options = {match[1].lower() for match in found if match is not None}
+    for option in sorted(options - set(accepted)):
+        known = ", ".join(f"+{o}" for o in accepted)
+        return text, frozenset(), f"+{option} is not an option of this command; known: {known}"
+    kept = " ".join(word for word, match in zip(words, found, strict=True) if match is None)
+    return kept.strip(), frozenset(options), None
+
+
+def _option_guess(problem: str, accepted: tuple[str, ...]) -> str | None:
+    guess = closest(problem.split(" ", 1)[0].lstrip("+"), accepted)
+    return f"+{guess}" if guess else None
 
 
 def syntax(name: str) -> str:
@@ -197,7 +235,7 @@ GRAMMAR: dict[str, tuple[str, _Parse]] = {
     "escalate": ("#escalate [to <tier>] [reason]", _free),
     "deescalate": ("#deescalate [to <tier>] [reason]", _free),
     "priority": ("#priority P1..P4 [reason]", _priority),
-    "vendor": ("#vendor <name> [what to ask]", _vendor),
+    "vendor": ("#vendor <name> [+attachments] [what to ask]", _vendor),
     "wait": ("#wait [reason]", _plain),
     "resolve": ("#resolve <summary>", _needs("a summary of what fixed it")),
     "reopen": ("#reopen", _plain),

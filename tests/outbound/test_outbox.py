@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from daemon.outbound.attachments import complete
 from daemon.outbound.loop_guard import record_auto_sender
 from daemon.outbound.outbox_queue import claim
 from daemon.outbound.writer import MailWriter, materialize
 from daemon.store import messages, repository
 from daemon.store.database import Database
 from daemon.store.liveness import is_gone, this_process
-from daemon.store.models import Outbox, Ticket
+from daemon.store.models import Message, Outbox, Ticket
 from daemon.tickets.runtime import Runtime
 from daemon.workflow.facts import EventRecord
 from tests.outbound.helpers import (
@@ -124,7 +125,11 @@ def test_the_handoff_carries_the_whole_timeline_and_the_attachments(
         team = queue(session, ticket, "escalation_handoff", "team", now, writer)
         vendor = queue(session, ticket, "vendor_handoff", "vendor", now, writer,
                        vendor="vpnco", argument="Client 5.2 drops the tunnel every 300s.")
-    handoff = parse(team.body or b"")
+        # The row refers to the stored file; the sender puts it back (outbound/attachments.py).
+        assert [f["filename"] for f in team.attachments] == ["shot.png"]
+        assert picture not in (team.body or b"")
+        whole = complete(session, team.body or b"", team.attachments)
+    handoff = parse(whole)
     assert handoff.get_content_type() == "multipart/mixed"
     text = text_of(handoff.get_body(("plain",)))
     for expected in ("VPN drops every 5 minutes since the update.", "Still broken at home too.",
@@ -299,3 +304,22 @@ def test_a_claim_loads_no_more_than_its_byte_budget(database: Database, writer: 
         assert len(claim(session, now, 10, lease, max_bytes=1)) == 1  # one always goes
         assert len(claim(session, now, 10, lease)) == 2
     assert [r.status for r in rows(database)] == ["sending"] * 5
+
+
+def test_claim_puts_the_files_back_or_says_why_it_cannot(
+        database: Database, writer: MailWriter, now: datetime) -> None:
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    with database.transaction() as session:
+        ticket = new_ticket(session, now)
+        inbound(session, ticket, now, attachment=picture)
+        queue(session, ticket, "escalation_handoff", "team", now, writer)
+        queue(session, ticket, "escalation_handoff", "team", now, writer)
+    lease = now + timedelta(minutes=15)
+    with database.transaction() as session:
+        [first] = claim(session, now, 1, lease)
+    [attached] = list(parse(first.body).iter_attachments())
+    assert attached.get_content() == picture and first.problem is None
+    with database.transaction() as session:  # the stored mail is gone (deleted by hand)
+        session.execute(update(Message).values(raw=None))
+        [second] = claim(session, now, 1, lease)
+    assert second.problem is not None and "gone" in second.problem

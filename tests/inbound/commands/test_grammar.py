@@ -115,3 +115,31 @@ def test_unknown_workflow_command_names_follow_the_workflow() -> None:
     """A workflow without #vendor does not know the tag, whatever the grammar knows."""
     parsed = parse(find_tags("#vendor acme").commands, Vocabulary(commands=("take",)))
     assert isinstance(parsed[0], Mistake) and "not a command" in parsed[0].reason
+
+
+@pytest.mark.parametrize(("line", "argument", "options"), [
+    ("#vendor vpnco +attachments", "", {"attachments"}),
+    ("#vendor vpnco", "", set()),
+    ("#vendor VPNCo: +Attachments is it patched?", "is it patched?", {"attachments"}),
+    ("#vendor vpnco is it patched? +attachments", "is it patched?", {"attachments"}),
+    ("#vendor +attachments vpnco", "", {"attachments"}),
+    ("#vendor vpnco call +49 30 1234", "call +49 30 1234", set()),  # a number is text
+])
+def test_vendor_options_never_reach_the_text(line: str, argument: str,
+                                             options: set[str]) -> None:
+    parsed = one(line)
+    assert isinstance(parsed, Request), parsed
+    assert (parsed.target, parsed.argument, set(parsed.options)) == ("vpnco", argument, options)
+    assert parsed.written == line
+
+
+def test_an_unknown_option_is_a_mistake_with_a_guess() -> None:
+    parsed = one("#vendor vpnco +attachment")
+    assert isinstance(parsed, Mistake)
+    assert parsed.reason.startswith("+attachment is not an option")
+    assert parsed.suggestion == "+attachments"
+    assert parsed.syntax == "#vendor <name> [+attachments] [what to ask]"
+
+
+def test_tags_without_options_keep_plus_words_as_text() -> None:
+    assert request("#note +attachments kept") == ("note", "+attachments kept", None)

@@ -37,7 +37,7 @@ REFUSALS = {
                    "#assign <member>"),
     "wrong team for vendor": ("tier2", ALEX, "#vendor vpnco",
                               "#vendor may be used by tier2 and tier3 only, not by tier1",
-                              "#vendor <name> [what to ask]"),
+                              "#vendor <name> [+attachments] [what to ask]"),
     "member's narrower commands": (
         "tier2", TAYLOR, "#priority P1",
         "your entry in config/teams.yaml allows you #take, #note, #status, #help, #escalate, "

@@ -123,7 +123,7 @@ def test_help_lists_what_this_member_may_use_here(database: Database, inbox: Inb
     feed(database, inbox, tech(ROBIN, "#help"), later(5))
     [receipt] = receipts(outbox(database, since))
     detail = receipt.context["results"][0]["detail"]
-    assert "#vendor <name> [what to ask]" in detail and "#deescalate" in detail
+    assert "#vendor <name> [+attachments] [what to ask]" in detail and "#deescalate" in detail
     assert "#escalate" not in detail and "#reopen" not in detail  # not from tier3
 
 
