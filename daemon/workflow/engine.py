@@ -14,7 +14,7 @@ from typing import Any
 from transitions import Machine
 
 from daemon.workflow.actions import Actions
-from daemon.workflow.explain import Explainer, may_use
+from daemon.workflow.explain import Explainer, may_use, usable_in
 from daemon.workflow.facts import (
     CommandIssued,
     Decision,
@@ -205,6 +205,8 @@ class Engine:
     def _reply(self, ticket: TicketFacts, reply: RequesterReplied, now: datetime) -> Decision:
         if self._wf.states[ticket.state].final:
             return refuse(ticket, f"ticket is {ticket.state}; a reply opens a new ticket")
+        if ticket.parent is not None and self._wf.states[ticket.state].clock != "stopped":
+            return self._incident_reply(ticket, reply)
         reason = "the requester replied"
         if self._moves.can(ticket.state, REPLY_TRIGGER):
             move = Move(REPLY_TRIGGER, "requester", reason, argument=reply.text)
@@ -217,6 +219,29 @@ class Engine:
         facts = self._context(ticket, ticket, event="replied", actor="requester",
                               reason=reason, argument=reply.text)
         return Decision(ticket, events=(event,), mails=self._notify.mails("replied", facts))
+
+    def _incident_reply(self, ticket: TicketFacts, reply: RequesterReplied) -> Decision:
+        """A report of an incident stays where it is (the incident's clock governs); the
+        incident's team hears of the reply, since they are the ones working on it."""
+        reason = f"the requester replied; passed to the team of incident {ticket.parent}"
+        event = EventRecord("reply", "requester", ticket.state, ticket.state, reason,
+                            {"incident": ticket.parent})
+        facts = self._context(ticket, ticket, event="replied", actor="requester",
+                              reason=reason, argument=reply.text)
+        facts = {**facts, "team": ticket.parent_team or ticket.team, "incident": ticket.parent}
+        return Decision(ticket, events=(event,), mails=self._notify.mails("replied", facts))
+
+    def follow(self, ticket: TicketFacts, parent: TicketFacts, trigger: str, actor: str,
+               summary: str, now: datetime) -> Decision:
+        """A report follows its incident into a stopped clock (resolved with it: the same
+        summary, its own timeline and SLA record). Its mails are the incident's to send (the
+        workflow's `linked` recipients), so the report's own are dropped."""
+        if ticket.state == parent.state:
+            return Decision(ticket)
+        move = Move(trigger, actor, summary, target=parent.state, argument=summary,
+                    label=f"incident {parent.ref}",
+                    data={"incident": parent.ref})
+        return replace(responded(self._move(ticket, move, now), now), mails=())
 
     def _vendor_reply(self, ticket: TicketFacts, reply: VendorReplied,
                       now: datetime) -> Decision:
@@ -235,6 +260,9 @@ class Engine:
             return refuse(ticket, self._explain.unknown_command(name))
         if not may_use(command, cmd.actor_team):
             return refuse(ticket, self._explain.not_for_team(name, command, cmd.actor_team))
+        if not usable_in(command, ticket.state):
+            return refuse(ticket, f"#{name} is not used in {ticket.state}; the workflow allows "
+                                  f"it in {', '.join(command.states)}")
         if command.trigger is None:  # take, note, status...: work, not yet a response
             return self._actions.run(command, ticket, replace(cmd, name=name), now)
         return responded(self._move(ticket, self._command_move(name, command.trigger, cmd),
@@ -295,6 +323,8 @@ class Engine:
     def _enter(self, before: TicketFacts, after: TicketFacts, move: Move) -> Decision:
         timers = self._timers.schedule(after.state, after.priority, after.state_entered_at,
                                        after.vendor)
+        if after.parent is not None and self._wf.states[after.state].clock != "stopped":
+            timers = ()  # a report's own clock stays stopped: its incident's governs
         facts = self._context(before, after, event="transition", actor=move.actor,
                               reason=move.reason, argument=move.argument, trigger=move.trigger,
                               deadline=_deadline(timers))
