@@ -154,13 +154,13 @@ def parent_of(ticket: Ticket) -> Ticket | None:
         return session.get(Ticket, ticket.parent_id)
 
 
-def children_of(session: Session, ticket: Ticket) -> list[Ticket]:
-    """The tickets linked to `ticket`, by id, locked like get_ticket(for_update=True). Links
-    made in this transaction and not flushed yet count too (ingest's fast path flushes
-    only at the end of its batch), and so do unlinks."""
+def children_of(session: Session, ticket: Ticket, *, for_update: bool = False) -> list[Ticket]:
+    """The tickets linked to `ticket`, by id; for_update as in get_ticket. Links made in this
+    transaction and not flushed yet count too (ingest's fast path flushes only at the end of
+    its batch), and so do unlinks."""
+    stmt = select(Ticket).where(Ticket.parent_id == ticket.id).order_by(Ticket.id)
     with session.no_autoflush:
-        stored = list(session.scalars(select(Ticket).where(Ticket.parent_id == ticket.id)
-                                      .order_by(Ticket.id).with_for_update()))
+        stored = list(session.scalars(stmt.with_for_update() if for_update else stmt))
     held = [obj for obj in session.identity_map.values()
             if isinstance(obj, Ticket) and obj.parent_id == ticket.id]
     found = {t.id: t for t in [*stored, *held] if t.parent_id == ticket.id}

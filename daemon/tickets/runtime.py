@@ -97,7 +97,7 @@ class Runtime:
         domain = self.config.settings.site.domain
         rows: list[OutboxRow] = []
         parent = repository.facts(ticket)
-        for child in repository.children_of(session, ticket):
+        for child in repository.children_of(session, ticket, for_update=True):
             if follow is not None:
                 rows += self._follow(session, child, parent, follow, now)
             for order in linked:
