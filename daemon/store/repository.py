@@ -172,10 +172,12 @@ def incident_links(session: Session) -> tuple[dict[int, str], dict[int, list[str
     reports' refs (one query over the linked tickets, ix_tickets_parent_id)."""
     parents: dict[int, str] = {}
     children: dict[int, list[str]] = {}
-    rows = session.execute(select(Ticket.id, Ticket.ref, Ticket.parent_id)
-                           .where(Ticket.parent_id.is_not(None)).order_by(Ticket.id)).all()
-    refs = dict(session.execute(select(Ticket.id, Ticket.ref).where(
-        Ticket.id.in_({parent for _, _, parent in rows})))) if rows else {}
+    rows = [(row.id, row.ref, row.parent_id) for row in session.execute(
+        select(Ticket.id, Ticket.ref, Ticket.parent_id)
+        .where(Ticket.parent_id.is_not(None)).order_by(Ticket.id))]
+    wanted = {parent for _, _, parent in rows}
+    refs = {row.id: row.ref for row in session.execute(
+        select(Ticket.id, Ticket.ref).where(Ticket.id.in_(wanted)))} if wanted else {}
     for ticket_id, ref, parent in rows:
         parents[ticket_id] = refs.get(parent, "?")
         children.setdefault(parent, []).append(ref)

@@ -17,13 +17,13 @@ def sla_of(config: Config, ticket: Ticket, events: Sequence[Event], now: datetim
     workflow = config.workflows.get(ticket.workflow_name)
     if workflow is None:
         raise LookupError(f"workflow {ticket.workflow_name!r} is not loaded")
-    moves = _moves(events, workflow.initial, lambda s: s in workflow.states and (
+    moves = sla_moves(events, workflow.initial, lambda s: s in workflow.states and (
         workflow.states[s].clock == "stopped" or workflow.states[s].final))
     return report(workflow, ticket.priority, ticket.created_at, moves, ticket.responded_at,
                   calendar_span(config.settings.calendars), now)
 
 
-def _moves(events: Sequence[Event], initial: str, stopped: Callable[[str], bool]) -> list[Move]:
+def sla_moves(events: Sequence[Event], initial: str, stopped: Callable[[str], bool]) -> list[Move]:
     """The state changes, with the time linked to an incident (#link .. #unlink) as a paused
     stint of its own: a report's clock stops while linked, unless it stops for good
     (resolved with its incident)."""
