@@ -321,21 +321,34 @@ class Engine:
         return ticket.tiers_visited, ticket.bounces + 1, ticket.flagged or over
 
     def _enter(self, before: TicketFacts, after: TicketFacts, move: Move) -> Decision:
+        events: list[EventRecord] = []
+        stopped = self._wf.states[before.state].clock == "stopped"
+        if after.parent is not None and stopped and not self._stops(after.state):
+            # A report resolved with its incident and reopened (the requester says it still
+            # fails) is a problem of its own again: it leaves the incident, on its own clock.
+            events.append(EventRecord("unlink", move.actor, before.state, before.state,
+                                      f"reopened on its own: no longer a report of "
+                                      f"{after.parent}", {"parent": after.parent}))
+            after = replace(after, parent=None, parent_team=None)
         timers = self._timers.schedule(after.state, after.priority, after.state_entered_at,
                                        after.vendor)
-        if after.parent is not None and self._wf.states[after.state].clock != "stopped":
+        if after.parent is not None and not self._stops(after.state):
             timers = ()  # a report's own clock stays stopped: its incident's governs
         facts = self._context(before, after, event="transition", actor=move.actor,
                               reason=move.reason, argument=move.argument, trigger=move.trigger,
                               deadline=_deadline(timers))
         data = {"trigger": move.trigger, "target": move.target, **move.data}
-        events = [EventRecord("transition", move.actor, before.state, after.state, move.reason,
-                              data)]
+        events.append(EventRecord("transition", move.actor, before.state, after.state,
+                                  move.reason, data))
         mails = self._notify.for_move(move.trigger, before.state != after.state, facts)
         if after.flagged and not before.flagged:
             events.append(self._flag_event(after, move.actor))
             mails += self._notify.mails("bounce_flagged", {**facts, "event": "bounce_flagged"})
         return Decision(after, tuple(events), cancel_timers=True, timers=timers, mails=mails)
+
+    def _stops(self, state: str) -> bool:
+        found = self._wf.states[state]
+        return found.clock == "stopped" or found.final
 
     def _flag_event(self, ticket: TicketFacts, actor: str) -> EventRecord:
         guard = self._wf.bounce_guard

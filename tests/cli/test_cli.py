@@ -351,3 +351,26 @@ def test_templates_parse(path: Path) -> None:
     jinja2.Environment().parse(path.read_text())
     if path.name.endswith(".txt.j2"):
         assert "{% block subject %}[{{ ref }}]" in path.read_text()
+
+
+def test_tickets_and_show_mark_an_incident_and_its_reports(
+        seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    database = open_database(seeded)
+    try:
+        with database.transaction() as session:
+            incident = repository.get_ticket(session, "TD-1")
+            report = repository.get_ticket(session, "TD-2")
+            assert incident is not None and report is not None
+            report.parent_id = incident.id  # what #link TD-1 on TD-2 writes
+    finally:
+        database.close()
+    code, out, _ = run(capsys, "tickets", "--json", "--config", str(ROOT))
+    links = {t["ref"]: (t["parent"], t["children"]) for t in json.loads(out)}
+    assert links == {"TD-1": (None, ["TD-2"]), "TD-2": ("TD-1", [])}
+    code, out, _ = run(capsys, "tickets", "--config", str(ROOT))
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "TD-1 (+1)" in rows["TD-1"] and "TD-2 ↳TD-1" in rows["TD-2"]
+    code, out, _ = run(capsys, "show", "TD-1", "--config", str(ROOT))
+    assert "reports    TD-2 (2 people affected" in out
+    code, out, _ = run(capsys, "show", "TD-2", "--config", str(ROOT))
+    assert "incident   a report of TD-1" in out

@@ -159,3 +159,12 @@ def test_engine_on_a_workflow_with_states_for_link() -> None:
     assert engine.handle(ticket("tier1", ref="TD-2"), cmd, NOW).refusal is None
     refused = engine.handle(ticket("tier2", ref="TD-2"), cmd, NOW + timedelta(1)).refusal
     assert refused == "#link is not used in tier2; the workflow allows it in tier1"
+
+
+def test_a_report_reopened_by_its_requester_leaves_the_incident() -> None:
+    report = ticket("resolved", ref="TD-2", parent="TD-1", parent_team="tier2",
+                    return_state="triage")
+    decision = ENGINE.handle(report, RequesterReplied("it fails again on my laptop"), NOW)
+    assert decision.ticket.state == "triage" and decision.ticket.parent is None
+    assert [e.kind for e in decision.events] == ["unlink", "transition"]
+    assert {t.kind for t in decision.timers} >= {"expire"}  # its own clock again
