@@ -79,7 +79,9 @@ def list_command(settings: Settings, state: str | None, as_json: bool,
         tickets = repository.list_tickets(session, state=state)
         counts = inbound_counts(session, state)
         due = deadlines(session, state)
-        rows = [{**repository.ticket_summary(t), "messages_in": counts.get(t.id, 0),
+        parents, children = repository.incident_links(session)
+        rows = [{**repository.ticket_summary(t, parents.get(t.id), children.get(t.id, ())),
+                 "messages_in": counts.get(t.id, 0),
                  **deadline_fields(due.get(t.id), moment)} for t in tickets]
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -114,13 +116,22 @@ def inbound_counts(session: Session, state: str | None) -> dict[int, int]:
 def ticket_table(rows: Sequence[dict[str, Any]], now: datetime) -> str:
     header = ("REF", "STATE", "PRI", "TEAM", "ASSIGNEE", "LEFT", "REQUESTER", "SUBJECT", "AGE")
     body = [
-        (row["ref"], row["state"], row["priority"], row["team"] or "-", row["assignee"] or "-",
+        (row["ref"] + _incident_mark(row), row["state"], row["priority"], row["team"] or "-",
+         row["assignee"] or "-",
          time_left(datetime.fromisoformat(row["deadline"]) if row["deadline"] else None, now),
          row["requester"], _clip(row["subject"], SUBJECT_WIDTH),
          age(datetime.fromisoformat(row["created_at"]), now))
         for row in rows
     ]
     return table([header, *body])
+
+
+def _incident_mark(row: dict[str, Any]) -> str:
+    """`TD-2 ↳TD-1`: a report of incident TD-1; `TD-1 (+2)`: an incident with two reports."""
+    if row.get("parent"):
+        return f" ↳{row['parent']}"
+    children = row.get("children") or ()
+    return f" (+{len(children)})" if children else ""
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -157,7 +168,9 @@ def show_command(settings: Settings, ref_text: str, config: Config | None = None
         ticket = repository.get_ticket(session, ref)
         if ticket is None:
             raise UserError(f"no ticket {ref} (`tierdesk tickets` lists them)")
-        summary = repository.ticket_summary(ticket)
+        parent = repository.parent_of(ticket)
+        children = [c.ref for c in repository.children_of(session, ticket)]
+        summary = repository.ticket_summary(ticket, parent.ref if parent else None, children)
         timeline = repository.timeline(session, ticket)
         events = [_event_row(e) for e in timeline]
         sla = _sla_text(config, ticket, timeline, now or utc_now())
@@ -190,6 +203,8 @@ def ticket_header(s: dict[str, Any]) -> str:
         ("tiers", ", ".join(s.get("tiers_visited") or [])),
         ("bounces", f"{s.get('bounces', 0)}" + (" (flagged)" if s.get("flagged") else "")),
         ("linked", s.get("linked_ref") or ""),
+        ("incident", f"a report of {s['parent']}" if s.get("parent") else ""),
+        ("reports", _reports(s.get("children") or ())),
         ("workflow", f"{s.get('workflow', '?')} v{s.get('workflow_version', '?')}"),
         ("created", _when(s["created_at"])),
         ("updated", _when(s["updated_at"])),
@@ -197,6 +212,13 @@ def ticket_header(s: dict[str, Any]) -> str:
     lines = [f"{s['ref']}  {' '.join(s['subject'].split())}"]
     lines += [f"  {key:<10} {value}" for key, value in facts if value]
     return "\n".join(lines)
+
+
+def _reports(children: Sequence[str]) -> str:
+    if not children:
+        return ""
+    return (f"{', '.join(children)} ({len(children) + 1} people affected, "
+            "this ticket's included)")
 
 
 def _event_row(event: Any) -> tuple[str, str, str, str, str]:

@@ -14,6 +14,9 @@ from daemon.workflow.model import Workflow
 # (start, end, clock "business"|"wall", calendar name) -> the time that clock counted.
 TimeBetween = Callable[[datetime, datetime, str, str], timedelta]
 DEFAULT_CALENDAR = "default"
+# Not a workflow state: the time a ticket spent as a report of an incident (#link), paused
+# (the incident's clock governs), shown as a stint of its own.
+LINKED = "(linked)"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,12 @@ def _stints(workflow: Workflow, priority: str, created_at: datetime, moves: Sequ
     entries = [Move(created_at, workflow.initial), *moves]
     stints = []
     for entry, leaving in zip(entries, [*entries[1:], None], strict=True):
+        end = leaving.at if leaving else now
+        if entry.to_state == LINKED:
+            took = between(entry.at, end, "wall", DEFAULT_CALENDAR)
+            stints.append(Stint(LINKED, entry.at, leaving.at if leaving else None, "paused",
+                                Measure(LINKED, took, None, leaving is not None)))
+            continue
         state = workflow.states.get(entry.to_state)
         if state is None:  # a state since removed from the workflow: nothing to measure on
             continue

@@ -43,11 +43,12 @@ from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
 from daemon.tickets.runtime import Runtime
 from daemon.workflow.commands import Mistake, Parsed, Request, Vocabulary, closest, parse, syntax
-from daemon.workflow.explain import may_use
+from daemon.workflow.explain import may_use, usable_in
 from daemon.workflow.facts import (
     CommandIssued,
     Decision,
     EventRecord,
+    LinkFacts,
     MailOrder,
     TicketFacts,
     VendorReplied,
@@ -275,7 +276,19 @@ class _Desk:
             target, argument = address, address
         if item.name == "vendor":
             target = None  # the vendor is a fact of the ticket, not a state
-        return CommandIssued(item.name, self.msg.from_addr, sender.team, argument, target)
+        command = self.workflow.commands.get(item.name)
+        link = self._link_facts(target) if command and command.action == "link" else None
+        return CommandIssued(item.name, self.msg.from_addr, sender.team, argument, target,
+                             link=link)
+
+    def _link_facts(self, ref: str | None) -> LinkFacts:
+        """What the engine checks before `#link`: the incident's ticket (locked: its reports
+        are written with it) and whether this ticket is an incident itself."""
+        parent = repository.get_ticket(self.session, ref, for_update=True) if ref else None
+        children = len(repository.children_of(self.session, self.ticket))
+        if parent is None:
+            return LinkFacts(None, children=children)
+        return LinkFacts(repository.facts(parent), self.runtime.is_final(parent), children)
 
     def _detail(self, sender: MemberSender, name: str, before: TicketFacts,
                 decision: Decision) -> str:
@@ -296,6 +309,7 @@ class _Desk:
         legal = set(self.runtime.engine_for(self.ticket).triggers_from(self.ticket.state))
         usable = [syntax(name) for name, command in self.workflow.commands.items()
                   if may_use(command, sender.team) and sender.member.may_use(name)
+                  and usable_in(command, self.ticket.state)
                   and (command.trigger is None or command.trigger in legal)]
         return f"usable on {self.ticket.ref} in {self.ticket.state}:\n" + "\n".join(usable)
 

@@ -19,7 +19,9 @@ from daemon.store.models import Event, Message, Ticket
 TEXT_LIMIT = 4000  # characters of each mail quoted in a handoff's timeline
 QUOTED_MAILS = 20  # besides the original report, only the latest mails are quoted in full
 # The template variables filled from the history (a template naming none is rendered without).
-HISTORY_KEYS = frozenset({"original", "timeline"})
+# `linked`: the tickets linked to this one as reports of its incident (#link), so a handoff
+# says how many people are affected.
+HISTORY_KEYS = frozenset({"original", "timeline", "linked"})
 
 
 # ------------------------------------------------------------------ a ticket's history
@@ -36,13 +38,20 @@ class Records:
 
     events: dict[int, list[Event]]
     inbound: dict[int, list[Message]]
+    linked: dict[int, list[dict[str, Any]]]
 
     @classmethod
     def load(cls, session: Session, tickets: Iterable[Ticket | None]) -> Records:
         ids = sorted({t.id for t in tickets if t is not None})
         events: dict[int, list[Event]] = {i: [] for i in ids}
         inbound: dict[int, list[Message]] = {i: [] for i in ids}
+        linked: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
         if ids:
+            for child in session.scalars(select(Ticket).where(Ticket.parent_id.in_(ids))
+                                         .order_by(Ticket.id)):
+                linked[child.parent_id or 0].append(
+                    {"ref": child.ref, "requester": child.requester, "subject": child.subject,
+                     "state": child.state})
             for event in session.scalars(select(Event).where(Event.ticket_id.in_(ids))
                                          .order_by(Event.id)):
                 events[event.ticket_id].append(event)
@@ -51,18 +60,18 @@ class Records:
                     select(Message).where(Message.ticket_id.in_(ids)).order_by(Message.id)):
                 if message.direction == "in":
                     inbound[message.ticket_id or 0].append(message)
-        return cls(events, inbound)
+        return cls(events, inbound, linked)
 
 
 def ticket_history(session: Session, records: Records, ticket: Ticket | None,
                    recipient: Recipient) -> History:
     """Original report and timeline; outsiders get no notes and no mails."""
     if ticket is None:
-        return History({"original": None, "timeline": []})
+        return History({"original": None, "timeline": [], "linked": []})
     events = [_event_entry(e) for e in records.events[ticket.id]]
     if recipient.external:
         events = [e for e in events if not e["internal"]]
-        return History({"original": None, "timeline": events})
+        return History({"original": None, "timeline": events, "linked": []})
     mails = [_parsed(session, m) for m in records.inbound[ticket.id]]
     entries = [_mail_entry(m, ticket) for m in mails]
     # The first mail is quoted as the original report; a long ticket quotes its latest mails.
@@ -70,7 +79,8 @@ def ticket_history(session: Session, records: Records, ticket: Ticket | None,
         entry["text"] = ""
     timeline = sorted([*entries, *events], key=lambda entry: entry["at"])
     original = _original(mails[0]) if mails else None
-    return History({"original": original, "timeline": timeline})
+    return History({"original": original, "timeline": timeline,
+                    "linked": records.linked.get(ticket.id, [])})
 
 
 @dataclass(frozen=True)

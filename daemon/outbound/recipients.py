@@ -60,6 +60,16 @@ def _requester_address(role: str, context: Mapping[str, Any]) -> Resolved:
     return _address(role, context.get("requester"), external=True)
 
 
+def _linked(context: Mapping[str, Any], directory: Directory) -> Resolved:
+    """The requester of a ticket linked to an incident: the runtime wrote the mail on that
+    ticket with its requester in the context (daemon/tickets/runtime.py)."""
+    return _requester_address("linked", context)
+
+
+# Roles that write to a ticket's requester: answered on their thread, marked auto-replied.
+REQUESTER_ROLES = frozenset({"requester", "linked"})
+
+
 def _team(context: Mapping[str, Any], directory: Directory) -> Resolved:
     return _team_named(context.get("team"), "team", directory)
 
@@ -166,5 +176,5 @@ def _parsed(role: str, text: str, external: bool) -> Resolved:
 _ROLES = {
     "requester": _requester, "team": _team, "previous_team": _previous_team,
     "assignee": _assignee, "vendor": _vendor, "escalation_manager": _manager, "actor": _actor,
-    "member": _one_member,
+    "member": _one_member, "linked": _linked,
 }

@@ -307,6 +307,11 @@ ENRICHED_SAMPLE: dict[str, Any] = {
         {"filename": "screenshot.png", "content_type": "image/png", "size": 48213,
          "sender": "ann@example.org", "at": "2026-03-02T08:40:00+00:00", "attached": True},
     ],
+    # The reports linked to this ticket's incident (#link), from the history (history.py).
+    "linked": [
+        {"ref": "TD-43", "requester": "bo@example.org", "subject": "VPN gone",
+         "state": "triage"},
+    ],
     # A technician mail's commands and their results (daemon/inbound/technician.py puts them in the
     # row's context; receipts read them with `results is defined`).
     "results": [
@@ -331,6 +336,7 @@ ENRICHED_SPARSE: dict[str, Any] = {
     "reply_address": "support+TD-42@example.com",
     "timeline": [],
     "attachments": [],
+    "linked": [],
     "results": [],
     "refused_count": 1,
     "refused_refs": [],

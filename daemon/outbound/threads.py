@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from daemon.mail.mime import safe_message_ids
-from daemon.outbound.recipients import Recipient
+from daemon.outbound.recipients import REQUESTER_ROLES, Recipient
 from daemon.store.models import Message, Ticket
 
 
@@ -57,7 +57,7 @@ class Threads:
             return None, ()
         root = writer.thread_root(ticket.ref)
         first, last = self.inbound.get(ticket.id, (None, None))
-        if recipient.role != "requester" or first is None:
+        if recipient.role not in REQUESTER_ROLES or first is None:
             return root, (root,)
         references = safe_message_ids([root, first, last])
         return references[-1], references

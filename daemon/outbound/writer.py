@@ -33,7 +33,7 @@ from daemon.outbound.attachments import ATTACH, Chosen, Files, Want, wanted
 from daemon.outbound.history import HISTORY_KEYS, Records, ticket_history
 from daemon.outbound.loop_guard import LoopGuard
 from daemon.outbound.outbox_queue import park, skip
-from daemon.outbound.recipients import Recipient, resolve
+from daemon.outbound.recipients import REQUESTER_ROLES, Recipient, resolve
 from daemon.outbound.render import Renderer, RenderError, moment, when
 from daemon.outbound.threads import Threads
 from daemon.store.deferred import OutboxRow
@@ -215,7 +215,7 @@ def _plan(row: OutboxRow, tickets: dict[int, Ticket], writer: MailWriter) -> _Pl
 
 
 def _answers_requester(plan: _Plan) -> bool:
-    return plan.recipient is not None and plan.recipient.role == "requester"
+    return plan.recipient is not None and plan.recipient.role in REQUESTER_ROLES
 
 
 def _fill(session: Session, plan: _Plan, writer: MailWriter, guard: LoopGuard,
@@ -304,7 +304,7 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
         text=rendered.text, html=rendered.html,
         reply_to=reply_to,
         in_reply_to=in_reply_to, references=references,
-        auto_submitted="auto-replied" if recipient.role == "requester" else "auto-generated",
+        auto_submitted="auto-replied" if recipient.role in REQUESTER_ROLES else "auto-generated",
         extra_headers=_extra_headers(ref),
     )
 

@@ -117,6 +117,9 @@ class Ticket(Base):
     workflow_name: Mapped[str] = mapped_column(String(64))
     workflow_version: Mapped[int]
     linked_ref: Mapped[str | None] = mapped_column(String(32))
+    # `#link TD-12`: this ticket is a report of incident TD-12, whose clock governs it.
+    # Indexed: every update of the incident looks up its linked tickets.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
 
     def __repr__(self) -> str:
         return f"<Ticket {self.ref} {self.state}>"

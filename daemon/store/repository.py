@@ -14,12 +14,13 @@ from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import Select, delete, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from daemon.store.deferred import HeldOutbox, OutboxRow
 from daemon.store.deferred import current as deferred_rows
 from daemon.store.models import (
     STATE_TIMER_KINDS,
+    TIMER_KINDS,
     Event,
     Outbox,
     Ticket,
@@ -141,8 +142,51 @@ def list_tickets(session: Session, state: str | None = None) -> list[Ticket]:
     return list(session.scalars(stmt))
 
 
+def parent_of(ticket: Ticket) -> Ticket | None:
+    """The incident `ticket` is a report of: from the session's identity map when it holds it
+    (an incident's reports are read with it), else one query by primary key."""
+    if ticket.parent_id is None:
+        return None
+    session = object_session(ticket)
+    if session is None:
+        return None
+    with session.no_autoflush:  # the fast path writes only at the end of its batch
+        return session.get(Ticket, ticket.parent_id)
+
+
+def children_of(session: Session, ticket: Ticket, *, for_update: bool = False) -> list[Ticket]:
+    """The tickets linked to `ticket`, by id; for_update as in get_ticket. Links made in this
+    transaction and not flushed yet count too (ingest's fast path flushes only at the end of
+    its batch), and so do unlinks."""
+    stmt = select(Ticket).where(Ticket.parent_id == ticket.id).order_by(Ticket.id)
+    with session.no_autoflush:
+        stored = list(session.scalars(stmt.with_for_update() if for_update else stmt))
+    held = [obj for obj in session.identity_map.values()
+            if isinstance(obj, Ticket) and obj.parent_id == ticket.id]
+    found = {t.id: t for t in [*stored, *held] if t.parent_id == ticket.id}
+    return [found[i] for i in sorted(found)]
+
+
+def incident_links(session: Session) -> tuple[dict[int, str], dict[int, list[str]]]:
+    """Every link at once, for listings: each report's incident ref, each incident's
+    reports' refs (one query over the linked tickets, ix_tickets_parent_id)."""
+    parents: dict[int, str] = {}
+    children: dict[int, list[str]] = {}
+    rows = [(row.id, row.ref, row.parent_id) for row in session.execute(
+        select(Ticket.id, Ticket.ref, Ticket.parent_id)
+        .where(Ticket.parent_id.is_not(None)).order_by(Ticket.id))]
+    wanted = {parent for _, _, parent in rows}
+    refs = {row.id: row.ref for row in session.execute(
+        select(Ticket.id, Ticket.ref).where(Ticket.id.in_(wanted)))} if wanted else {}
+    for ticket_id, ref, parent in rows:
+        parents[ticket_id] = refs.get(parent, "?")
+        children.setdefault(parent, []).append(ref)
+    return parents, children
+
+
 def facts(ticket: Ticket) -> TicketFacts:
     """What the engine sees of a ticket row."""
+    parent = parent_of(ticket)
     return TicketFacts(
         ref=ticket.ref, state=ticket.state, priority=ticket.priority, team=ticket.team,
         requester=ticket.requester, subject=ticket.subject, created_at=ticket.created_at,
@@ -150,11 +194,15 @@ def facts(ticket: Ticket) -> TicketFacts:
         return_state=ticket.return_state, tiers_visited=tuple(ticket.tiers_visited),
         bounces=ticket.bounces, flagged=ticket.flagged, vendor=ticket.vendor,
         responded_at=ticket.responded_at,
+        parent=parent.ref if parent is not None else None,
+        parent_team=parent.team if parent is not None else None,
     )
 
 
-def ticket_summary(ticket: Ticket) -> dict[str, Any]:
-    """One ticket as plain JSON-ready data (`run.py tickets --json`)."""
+def ticket_summary(ticket: Ticket, parent: str | None = None,
+                   children: Sequence[str] = ()) -> dict[str, Any]:
+    """One ticket as plain JSON-ready data (`run.py tickets --json`); `parent` and `children`
+    are its incident links (incident_links)."""
     return {
         "ref": ticket.ref,
         "state": ticket.state,
@@ -172,6 +220,8 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "vendor": ticket.vendor,
         "responded_at": ticket.responded_at.isoformat() if ticket.responded_at else None,
         "linked_ref": ticket.linked_ref,
+        "parent": parent,
+        "children": list(children),
         "workflow": ticket.workflow_name,
         "workflow_version": ticket.workflow_version,
     }
@@ -201,6 +251,7 @@ def apply_decision(
     if decision.ticket.ref != ticket.ref:
         raise ValueError(f"decision for {decision.ticket.ref} applied to {ticket.ref}")
     changed = _write_facts(ticket, decision.ticket)
+    changed = _write_parent(session, ticket, decision.ticket.parent) or changed
     if workflow_name is not None:
         ticket.workflow_name = workflow_name
     if workflow_version is not None:
@@ -208,8 +259,8 @@ def apply_decision(
     if changed or decision.events:
         ticket.updated_at = now
     add_events(session, ticket, decision.events, now)
-    if decision.cancel_timers:
-        cancel_timers(session, ticket)
+    if decision.cancel_timers or decision.cancel_targets:
+        cancel_timers(session, ticket, targets=decision.cancel_targets)
     add_timers(session, ticket, decision.timers)
     if decision.retarget:
         retarget_timers(session, ticket, decision.retarget)
@@ -217,6 +268,18 @@ def apply_decision(
     if flush:
         session.flush()
     return mails
+
+
+def _write_parent(session: Session, ticket: Ticket, ref: str | None) -> bool:
+    """The incident link, as the engine decided it (by ref) written as the parent's id."""
+    current = parent_of(ticket)
+    if (current.ref if current is not None else None) == ref:
+        return False
+    parent = get_ticket(session, ref) if ref is not None else None
+    if ref is not None and parent is None:
+        raise ValueError(f"{ticket.ref} cannot be linked to {ref}: no such ticket")
+    ticket.parent_id = parent.id if parent is not None else None
+    return True
 
 
 def _write_facts(ticket: Ticket, new: TicketFacts) -> bool:
@@ -308,22 +371,24 @@ def add_timers(session: Session, ticket: Ticket, orders: Iterable[TimerOrder]) -
     return timers
 
 
-def cancel_timers(session: Session, ticket: Ticket) -> int:
+def cancel_timers(session: Session, ticket: Ticket, *, targets: bool = False) -> int:
     """Delete the timers of the state the ticket is leaving (every timer row is pending until
     it fires), including ones added in this session and not written yet; the ticket-level
-    first-response and resolution timers stay."""
+    first-response and resolution timers stay, unless `targets` (a ticket joining an
+    incident: the incident's clock governs)."""
+    kinds = TIMER_KINDS if targets else STATE_TIMER_KINDS
     buffer = deferred_rows(session)
     if buffer is not None:
         kept = [t for t in buffer.timers
-                if t["ticket_id"] != ticket.id or t["kind"] not in STATE_TIMER_KINDS]
+                if t["ticket_id"] != ticket.id or t["kind"] not in kinds]
         dropped, buffer.timers = len(buffer.timers) - len(kept), kept
         if ticket.id in buffer.tickets:  # created by this batch: nothing stored to delete
             return dropped
     for obj in [o for o in session.new if isinstance(o, Timer) and o.ticket_id == ticket.id
-                and o.kind in STATE_TIMER_KINDS]:
+                and o.kind in kinds]:
         session.expunge(obj)
     result = session.execute(
-        delete(Timer).where(Timer.ticket_id == ticket.id, Timer.kind.in_(STATE_TIMER_KINDS))
+        delete(Timer).where(Timer.ticket_id == ticket.id, Timer.kind.in_(kinds))
         .execution_options(
             synchronize_session="fetch"
         )

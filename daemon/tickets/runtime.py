@@ -18,7 +18,11 @@ from daemon.store import repository
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
 from daemon.workflow.engine import AddTime, Engine, VendorClock, wall_clock
-from daemon.workflow.facts import Decision, EventRecord, NewTicket
+from daemon.workflow.facts import Decision, EventRecord, MailOrder, NewTicket, TicketFacts
+
+# The workflow's recipient for an incident's reports (model.RECIPIENTS): one mail per linked
+# ticket, on that ticket (its thread, subject and reply address), so answers land there.
+LINKED = "linked"
 
 if TYPE_CHECKING:
     from daemon.auth.dkim_check import DkimVerifier
@@ -65,14 +69,74 @@ class Runtime:
         """Write a decision in the caller's transaction and return its outbox rows; with
         mail=False the caller renders them later, many at once (`render`)."""
         workflow = self.config.workflows.get(ticket.workflow_name)
+        linked = tuple(m for m in decision.mails if m.to == LINKED)
+        if linked:  # written on the linked tickets below, not on this one
+            decision = replace(decision, mails=tuple(m for m in decision.mails
+                                                     if m.to != LINKED))
         if self.config.settings.auth.signing:  # each member gets their own signed Reply-To
             decision = replace(decision, mails=per_member(decision.mails, self.config.directory))
+        before = ticket.state
         rows = repository.apply_decision(
             session, ticket, decision, now, domain=self.config.settings.site.domain,
             workflow_version=workflow.version if workflow else None, flush=flush)
+        if not decision.refused:
+            rows += self._incident(session, ticket, decision, linked, before, now, flush)
         if rows and mail:
             self.render(session, rows, now)
         return rows
+
+    def _incident(self, session: Session, ticket: Ticket, decision: Decision,
+                  linked: tuple[MailOrder, ...], before: str, now: datetime,
+                  flush: bool) -> list[OutboxRow]:
+        """What an incident's step does to its reports: the `linked` mails, one per report on
+        its own ticket; and, when the incident's clock stops (resolved), each report follows
+        it with the same summary. Nothing is looked up unless one of the two applies."""
+        follow = self._stopping(ticket, decision, before)
+        if not linked and follow is None:
+            return []
+        domain = self.config.settings.site.domain
+        rows: list[OutboxRow] = []
+        parent = repository.facts(ticket)
+        for child in repository.children_of(session, ticket, for_update=True):
+            if follow is not None:
+                rows += self._follow(session, child, parent, follow, now)
+            for order in linked:
+                context = {**order.context, "ref": child.ref, "subject": child.subject,
+                           "requester": child.requester, "incident": ticket.ref,
+                           "incident_subject": ticket.subject}
+                rows.append(repository.add_mail(session, replace(order, context=context), now,
+                                                domain=domain, ticket=child))
+        if flush:
+            session.flush()
+        return rows
+
+    def _stopping(self, ticket: Ticket, decision: Decision,
+                  before: str) -> EventRecord | None:
+        """The transition that stopped the ticket's clock (it was running or paused), if any."""
+        workflow = self.config.workflows.get(ticket.workflow_name)
+        if workflow is None:
+            return None
+
+        def stopped(state: str | None) -> bool:
+            found = workflow.states.get(state or "")
+            return found is not None and (found.clock == "stopped" or found.final)
+        if stopped(before):
+            return None
+        return next((e for e in decision.events if e.kind == "transition"
+                     and stopped(e.to_state)), None)
+
+    def _follow(self, session: Session, child: Ticket, parent: TicketFacts, move: EventRecord,
+                now: datetime) -> list[OutboxRow]:
+        trigger = str(move.data.get("trigger") or "")
+        decision = self.engine_for(child).follow(repository.facts(child), parent, trigger,
+                                                 move.actor, move.reason, now)
+        if decision.refused:  # the report stays as it is; its timeline says why
+            why = f"did not follow incident {parent.ref}: {decision.refusal}"
+            repository.add_events(session, child, [repository.refusal(
+                child, why, actor=move.actor, data={"incident": parent.ref})], now)
+            return []
+        return repository.apply_decision(session, child, decision, now,
+                                         domain=self.config.settings.site.domain, flush=False)
 
     def render(self, session: Session, rows: list[OutboxRow], now: datetime) -> None:
         """Fill outbox rows (recipients, templates, MIME) in the caller's transaction."""

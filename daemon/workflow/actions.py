@@ -1,4 +1,5 @@
-"""Command actions that leave the state alone: take, assign, note, priority, status, help."""
+"""Command actions that leave the state alone: take, assign, note, priority, status, help, and
+link/unlink (a ticket becomes a report of an incident, or stops being one)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from daemon.workflow.facts import CommandIssued, Decision, EventRecord, TicketFacts
+from daemon.workflow.facts import (
+    CommandIssued,
+    Decision,
+    EventRecord,
+    LinkFacts,
+    TicketFacts,
+    TimerOrder,
+)
 from daemon.workflow.model import Command, Workflow
 from daemon.workflow.timers import TicketTargets, Timers
 
@@ -37,11 +45,13 @@ def _needs(ticket: TicketFacts, cmd: CommandIssued, what: str, hint: str) -> Dec
 class Actions:
     def __init__(self, workflow: Workflow, timers: Timers, targets: TicketTargets) -> None:
         self._priorities = {p.lower(): p for p in workflow.priorities}
+        self._wf = workflow
         self._timers = timers
         self._targets = targets
         self._run: dict[str, Callable[[TicketFacts, CommandIssued, datetime], Decision]] = {
             "take": self._take, "assign": self._assign, "note": self._note,
             "priority": self._priority, "status": self._status, "help": self._help,
+            "link": self._link, "unlink": self._unlink,
         }
 
     def run(self, command: Command, ticket: TicketFacts, cmd: CommandIssued,
@@ -111,3 +121,67 @@ class Actions:
     def _help(self, ticket: TicketFacts, cmd: CommandIssued,
               now: datetime) -> Decision:
         return _only(ticket, record("help", ticket, cmd, "help requested"))
+
+    # ------------------------------------------------------------ incidents
+
+    def _link(self, ticket: TicketFacts, cmd: CommandIssued, now: datetime) -> Decision:
+        """The ticket becomes a report of the incident `cmd.target`: its own clock stops (all
+        its timers go; the incident's clock governs), and linking is its first response."""
+        ref = (cmd.target or "").strip().upper()
+        why = self._link_refusal(ticket, ref, cmd.link or LinkFacts(None))
+        if why is not None:
+            return Decision(ticket, refusal=why)
+        parent = (cmd.link or LinkFacts(None)).parent
+        assert parent is not None  # _link_refusal checked it
+        if ticket.parent == parent.ref:
+            return _only(ticket, record("link", ticket, cmd, f"already a report of {ref}"))
+        after = replace(ticket, parent=parent.ref, parent_team=parent.team,
+                        responded_at=ticket.responded_at or now)
+        event = record("link", ticket, cmd, f"linked to incident {parent.ref}"
+                       + (f" (was {ticket.parent})" if ticket.parent else ""),
+                       parent=parent.ref, previous=ticket.parent)
+        return Decision(after, events=(event,), cancel_timers=True, cancel_targets=True)
+
+    def _link_refusal(self, ticket: TicketFacts, ref: str, link: LinkFacts) -> str | None:
+        parent = link.parent
+        if not ref:
+            return "#link needs the ticket of the incident: #link TD-12"
+        if ref == ticket.ref:
+            return f"{ticket.ref} cannot be linked to itself; name the incident's ticket"
+        if self._stopped(ticket.state):
+            return f"{ticket.ref} is {ticket.state}: only an open ticket can join an incident"
+        if link.children:
+            return (f"{ticket.ref} is itself an incident with {_count(link.children)} linked; "
+                    "an incident cannot be a report of another (#unlink its reports first)")
+        if parent is None:
+            return f"there is no ticket {ref}"
+        if link.parent_final or self._stopped(parent.state):
+            return f"{ref} is {parent.state}; link to an open incident"
+        if parent.parent is not None:
+            return (f"{ref} is itself a report of {parent.parent}; link to {parent.parent} "
+                    "instead (no chains of incidents)")
+        return None
+
+    def _unlink(self, ticket: TicketFacts, cmd: CommandIssued, now: datetime) -> Decision:
+        """Back on its own clock: the state's timers again from now, and the resolution
+        target re-measured at once (the clock sets it again for the working time left; the
+        time linked does not count, see daemon/tickets/sla.py)."""
+        if ticket.parent is None:
+            return Decision(ticket, refusal=f"{ticket.ref} is not linked to an incident")
+        after = replace(ticket, parent=None, parent_team=None)
+        event = record("unlink", ticket, cmd, f"no longer a report of {ticket.parent}",
+                       parent=ticket.parent)
+        if self._stopped(ticket.state):  # resolved with the incident: no clock to restore
+            return _only(after, event)
+        timers = self._timers.schedule(ticket.state, ticket.priority, now, ticket.vendor)
+        if self._targets.target("resolve", ticket.priority) is not None:
+            timers = (*timers, TimerOrder("resolve", "", now))
+        return Decision(after, events=(event,), cancel_timers=True, timers=timers)
+
+    def _stopped(self, state: str) -> bool:
+        found = self._wf.states.get(state)
+        return found is not None and (found.final or found.clock == "stopped")
+
+
+def _count(n: int) -> str:
+    return f"{n} ticket{'s' if n != 1 else ''}"

@@ -9,6 +9,7 @@ request or one mistake (with the right syntax and a "did you mean") per tag out,
     #wait [reason]                   #resolve <summary>
     #reopen                          #note <text>
     #status                          #help
+    #link <ticket>                   #unlink
 
 Tag names are case-insensitive (find_tags lower-cases them), so are tiers, priorities and
 vendor names. `to <tier>` is a target only when it names a state; `#escalate to save time`
@@ -228,6 +229,29 @@ def _vendor(tag: Command, vocabulary: Vocabulary) -> Parsed:
     return _request(tag, words[1] if len(words) > 1 else "", name)
 
 
+TICKET_REF = re.compile(r"^\[?(?:td-)?(\d+)\]?[:,.]?$", re.IGNORECASE)
+
+
+def ticket_ref(text: str) -> str | None:
+    """TD-12, td-12, [TD-12] or 12 as the ref TD-12; None for anything else."""
+    found = TICKET_REF.match(text.strip())
+    return f"TD-{int(found.group(1))}" if found else None
+
+
+def _ticket(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    """`[to] <ticket> [reason]`: the incident a report belongs to."""
+    words = tag.argument_text.split(None, 1)
+    if words and words[0].lower() == "to":
+        words = words[1].split(None, 1) if len(words) > 1 else []
+    if not words:
+        return _mistake(tag, f"#{tag.name} needs the ticket of the incident, "
+                             f"e.g. #{tag.name} TD-12")
+    ref = ticket_ref(words[0])
+    if ref is None:
+        return _mistake(tag, f"{words[0]!r} is not a ticket; write its ref, e.g. #{tag.name} TD-12")
+    return _request(tag, words[1] if len(words) > 1 else "", ref)
+
+
 GRAMMAR: dict[str, tuple[str, _Parse]] = {
     "take": ("#take", _plain),
     "assign": ("#assign <member>", _member),
@@ -242,4 +266,6 @@ GRAMMAR: dict[str, tuple[str, _Parse]] = {
     "note": ("#note <text>", _needs("the text to note")),
     "status": ("#status", _plain),
     "help": ("#help", _plain),
+    "link": ("#link <ticket>", _ticket),
+    "unlink": ("#unlink", _plain),
 }

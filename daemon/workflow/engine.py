@@ -14,7 +14,7 @@ from typing import Any
 from transitions import Machine
 
 from daemon.workflow.actions import Actions
-from daemon.workflow.explain import Explainer, may_use
+from daemon.workflow.explain import Explainer, may_use, usable_in
 from daemon.workflow.facts import (
     CommandIssued,
     Decision,
@@ -205,6 +205,8 @@ class Engine:
     def _reply(self, ticket: TicketFacts, reply: RequesterReplied, now: datetime) -> Decision:
         if self._wf.states[ticket.state].final:
             return refuse(ticket, f"ticket is {ticket.state}; a reply opens a new ticket")
+        if ticket.parent is not None and self._wf.states[ticket.state].clock != "stopped":
+            return self._incident_reply(ticket, reply)
         reason = "the requester replied"
         if self._moves.can(ticket.state, REPLY_TRIGGER):
             move = Move(REPLY_TRIGGER, "requester", reason, argument=reply.text)
@@ -217,6 +219,29 @@ class Engine:
         facts = self._context(ticket, ticket, event="replied", actor="requester",
                               reason=reason, argument=reply.text)
         return Decision(ticket, events=(event,), mails=self._notify.mails("replied", facts))
+
+    def _incident_reply(self, ticket: TicketFacts, reply: RequesterReplied) -> Decision:
+        """A report of an incident stays where it is (the incident's clock governs); the
+        incident's team hears of the reply, since they are the ones working on it."""
+        reason = f"the requester replied; passed to the team of incident {ticket.parent}"
+        event = EventRecord("reply", "requester", ticket.state, ticket.state, reason,
+                            {"incident": ticket.parent})
+        facts = self._context(ticket, ticket, event="replied", actor="requester",
+                              reason=reason, argument=reply.text)
+        facts = {**facts, "team": ticket.parent_team or ticket.team, "incident": ticket.parent}
+        return Decision(ticket, events=(event,), mails=self._notify.mails("replied", facts))
+
+    def follow(self, ticket: TicketFacts, parent: TicketFacts, trigger: str, actor: str,
+               summary: str, now: datetime) -> Decision:
+        """A report follows its incident into a stopped clock (resolved with it: the same
+        summary, its own timeline and SLA record). Its mails are the incident's to send (the
+        workflow's `linked` recipients), so the report's own are dropped."""
+        if ticket.state == parent.state:
+            return Decision(ticket)
+        move = Move(trigger, actor, summary, target=parent.state, argument=summary,
+                    label=f"incident {parent.ref}",
+                    data={"incident": parent.ref})
+        return replace(responded(self._move(ticket, move, now), now), mails=())
 
     def _vendor_reply(self, ticket: TicketFacts, reply: VendorReplied,
                       now: datetime) -> Decision:
@@ -235,6 +260,9 @@ class Engine:
             return refuse(ticket, self._explain.unknown_command(name))
         if not may_use(command, cmd.actor_team):
             return refuse(ticket, self._explain.not_for_team(name, command, cmd.actor_team))
+        if not usable_in(command, ticket.state):
+            return refuse(ticket, f"#{name} is not used in {ticket.state}; the workflow allows "
+                                  f"it in {', '.join(command.states)}")
         if command.trigger is None:  # take, note, status...: work, not yet a response
             return self._actions.run(command, ticket, replace(cmd, name=name), now)
         return responded(self._move(ticket, self._command_move(name, command.trigger, cmd),
@@ -293,19 +321,34 @@ class Engine:
         return ticket.tiers_visited, ticket.bounces + 1, ticket.flagged or over
 
     def _enter(self, before: TicketFacts, after: TicketFacts, move: Move) -> Decision:
+        events: list[EventRecord] = []
+        stopped = self._wf.states[before.state].clock == "stopped"
+        if after.parent is not None and stopped and not self._stops(after.state):
+            # A report resolved with its incident and reopened (the requester says it still
+            # fails) is a problem of its own again: it leaves the incident, on its own clock.
+            events.append(EventRecord("unlink", move.actor, before.state, before.state,
+                                      f"reopened on its own: no longer a report of "
+                                      f"{after.parent}", {"parent": after.parent}))
+            after = replace(after, parent=None, parent_team=None)
         timers = self._timers.schedule(after.state, after.priority, after.state_entered_at,
                                        after.vendor)
+        if after.parent is not None and not self._stops(after.state):
+            timers = ()  # a report's own clock stays stopped: its incident's governs
         facts = self._context(before, after, event="transition", actor=move.actor,
                               reason=move.reason, argument=move.argument, trigger=move.trigger,
                               deadline=_deadline(timers))
         data = {"trigger": move.trigger, "target": move.target, **move.data}
-        events = [EventRecord("transition", move.actor, before.state, after.state, move.reason,
-                              data)]
+        events.append(EventRecord("transition", move.actor, before.state, after.state,
+                                  move.reason, data))
         mails = self._notify.for_move(move.trigger, before.state != after.state, facts)
         if after.flagged and not before.flagged:
             events.append(self._flag_event(after, move.actor))
             mails += self._notify.mails("bounce_flagged", {**facts, "event": "bounce_flagged"})
         return Decision(after, tuple(events), cancel_timers=True, timers=timers, mails=mails)
+
+    def _stops(self, state: str) -> bool:
+        found = self._wf.states[state]
+        return found.clock == "stopped" or found.final
 
     def _flag_event(self, ticket: TicketFacts, actor: str) -> EventRecord:
         guard = self._wf.bounce_guard

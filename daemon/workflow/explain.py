@@ -32,6 +32,11 @@ def may_use(command: Command, team: str | None) -> bool:
     return command.teams == "all" or team in command.teams
 
 
+def usable_in(command: Command, state: str) -> bool:
+    """The command's `states:` allow it in `state` (none listed: every state)."""
+    return not command.states or state in command.states
+
+
 class Explainer:
     def __init__(self, workflow: Workflow, moves: Moves) -> None:
         self._wf = workflow

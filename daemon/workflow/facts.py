@@ -28,6 +28,10 @@ class TicketFacts:
     flagged: bool = False
     vendor: str | None = None
     responded_at: datetime | None = None  # a technician's first action
+    # The incident this ticket is a report of (`#link TD-12`), and that incident's team: while
+    # linked, the parent's clock governs and the requester's replies go to the parent's team.
+    parent: str | None = None
+    parent_team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,17 @@ class VendorReplied:
 
 
 @dataclass(frozen=True)
+class LinkFacts:
+    """What `#link TD-12` needs of the store, looked up by the shell: the ticket it names
+    (None: there is none), whether that one is in a final state, and how many tickets are
+    linked to the ticket being linked (an incident cannot become a report of another)."""
+
+    parent: TicketFacts | None
+    parent_final: bool = False
+    children: int = 0
+
+
+@dataclass(frozen=True)
 class CommandIssued:
     """A technician's command tag, authenticated and parsed (e.g. `#escalate to tier3 x`)."""
 
@@ -61,6 +76,7 @@ class CommandIssued:
     actor_team: str
     argument: str = ""
     target: str | None = None
+    link: LinkFacts | None = None  # `#link` only
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,8 @@ class Decision:
     ticket: TicketFacts
     events: tuple[EventRecord, ...] = ()
     cancel_timers: bool = False  # drop the ticket's pending timers before adding `timers`
+    # Drop its first-response and resolution timers too (`#link`: the incident's clock governs).
+    cancel_targets: bool = False
     timers: tuple[TimerOrder, ...] = ()
     # New due times for the ticket's first-response and resolution timers still pending.
     retarget: tuple[TimerOrder, ...] = ()

@@ -40,6 +40,9 @@ def context(before: TicketFacts, after: TicketFacts, *, event: str, actor: str, 
         "argument": argument, "team": after.team, "previous_team": before.team,
         "assignee": after.assignee, "vendor": after.vendor, "deadline": deadline,
         "bounces": after.bounces, "flagged": after.flagged, "excerpt": excerpt,
+        # The incident this ticket is a report of; on a mail to a `linked` requester, the
+        # incident whose news it carries (daemon/tickets/runtime.py).
+        "incident": after.parent,
     }
 
 

@@ -22,10 +22,12 @@ CONDITIONS = {
     "not_just_thanks": "the requester's reply is more than a thank-you (see workflow/thanks.py)",
 }
 # Built-in command actions that do not move a ticket.
-ACTIONS = ("take", "assign", "note", "priority", "status", "help")
+ACTIONS = ("take", "assign", "note", "priority", "status", "help", "link", "unlink")
 # Who a mail can go to; resolved to addresses from config/teams.yaml.
+# `linked`: the requester of every ticket linked to this one (an incident's reports), each on
+# their own ticket's thread.
 RECIPIENTS = ("requester", "team", "previous_team", "assignee", "vendor",
-              "escalation_manager", "actor")
+              "escalation_manager", "actor", "linked")
 # Events other than trigger names that `notify` may list.
 NOTIFY_EVENTS = ("created", "moved", "replied", "reminder", "warning", "bounce_flagged")
 ALL_SOURCES = "*"
@@ -88,8 +90,12 @@ class Transition(Frozen):
 
 class Command(Frozen):
     trigger: Name | None = None
-    action: Literal["take", "assign", "note", "priority", "status", "help"] | None = None
+    action: Literal["take", "assign", "note", "priority", "status", "help", "link",
+                    "unlink"] | None = None
     teams: Literal["all"] | tuple[Name, ...] = "all"
+    # The states the command may be used in; empty: every state (a trigger's own
+    # transitions still decide where it can move a ticket).
+    states: Annotated[tuple[Name, ...], BeforeValidator(_one_or_many)] = ()
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Command:
@@ -152,7 +158,7 @@ class BounceGuard(Frozen):
 class MailSpec(Frozen):
     template: Name
     to: Literal["requester", "team", "previous_team", "assignee", "vendor",
-                "escalation_manager", "actor"]
+                "escalation_manager", "actor", "linked"]
     # Sent only when the ticket is in one of these states after the event; empty: always.
     # `created` covers every new ticket, routed or not: `only_in: triage` there reaches the
     # front line only for the tickets no triage rule took elsewhere (those get a handoff).

@@ -259,6 +259,10 @@ def _check_commands(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator
             yield src.problem(where + ("trigger",),
                               f"command #{name} maps to unknown trigger {command.trigger!r}",
                               suggest(command.trigger, triggers, "triggers"))
+        for i, state in enumerate(command.states):
+            if state not in wf.states:
+                yield src.problem(where + ("states", i), f"command #{name} names unknown "
+                                  f"state {state!r}", suggest(state, wf.states, "states"))
         if command.teams != "all" and ctx.teams is not None:
             for i, team in enumerate(command.teams):
                 if team not in ctx.teams:

@@ -174,7 +174,7 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_graph_mermaid_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "graph", "--config", str(ROOT))
-    assert code == 0 and out.startswith("---\ntitle: it-support v3")
+    assert code == 0 and out.startswith("---\ntitle: it-support v4")
 
 
 def test_graph_dot_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +182,7 @@ def test_graph_dot_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     code, _, err = run(capsys, "graph", "--config", str(ROOT), "--format", "dot",
                        "--workflow", "it-support", "-o", str(target))
     assert code == 0 and "wrote" in err
-    assert target.read_text().startswith('digraph "it-support v3"')
+    assert target.read_text().startswith('digraph "it-support v4"')
 
 
 def test_graph_unknown_workflow(capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,7 +209,7 @@ def test_run_once_migrates_and_names_the_database(
     code, out, err = run(capsys, "run", "--once", "--config", str(ROOT))
     assert code == 1 and "Traceback" not in out + err
     lines = out.splitlines()
-    assert lines[0] == "tierdesk: database sqlite:///tierdesk.db, workflow it-support v3"
+    assert lines[0] == "tierdesk: database sqlite:///tierdesk.db, workflow it-support v4"
     assert lines[1].startswith("imap: ") and "127.0.0.1:1" in lines[1]
     assert (clean_env / "tierdesk.db").exists()
     code, out, _ = run(capsys, "tickets", "--config", str(ROOT))
@@ -351,3 +351,26 @@ def test_templates_parse(path: Path) -> None:
     jinja2.Environment().parse(path.read_text())
     if path.name.endswith(".txt.j2"):
         assert "{% block subject %}[{{ ref }}]" in path.read_text()
+
+
+def test_tickets_and_show_mark_an_incident_and_its_reports(
+        seeded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    database = open_database(seeded)
+    try:
+        with database.transaction() as session:
+            incident = repository.get_ticket(session, "TD-1")
+            report = repository.get_ticket(session, "TD-2")
+            assert incident is not None and report is not None
+            report.parent_id = incident.id  # what #link TD-1 on TD-2 writes
+    finally:
+        database.close()
+    code, out, _ = run(capsys, "tickets", "--json", "--config", str(ROOT))
+    links = {t["ref"]: (t["parent"], t["children"]) for t in json.loads(out)}
+    assert links == {"TD-1": (None, ["TD-2"]), "TD-2": ("TD-1", [])}
+    code, out, _ = run(capsys, "tickets", "--config", str(ROOT))
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "TD-1 (+1)" in rows["TD-1"] and "TD-2 ↳TD-1" in rows["TD-2"]
+    code, out, _ = run(capsys, "show", "TD-1", "--config", str(ROOT))
+    assert "reports    TD-2 (2 people affected" in out
+    code, out, _ = run(capsys, "show", "TD-2", "--config", str(ROOT))
+    assert "incident   a report of TD-1" in out

@@ -88,11 +88,11 @@ def reported(tree: Path, rel: str, old: str, new: str) -> list[str]:
     # The list fitted the tuple member: its item's error only, not "should be 'all'".
     ("escalate: {trigger: escalate, teams: all}",
      "escalate: {trigger: escalate, teams: ['bad team']}",
-     f"{WORKFLOW}:164: commands.escalate.teams.0: String should match pattern "
+     f"{WORKFLOW}:165: commands.escalate.teams.0: String should match pattern "
      "'^[A-Za-z0-9_][A-Za-z0-9_.-]*$', not 'bad team' (fix the value)"),
     # Fitting neither: both members say what they take.
     ("escalate: {trigger: escalate, teams: all}", "escalate: {trigger: escalate, teams: 5}",
-     f"{WORKFLOW}:164: commands.escalate.teams: Input should be 'all', not 5 or Input should "
+     f"{WORKFLOW}:165: commands.escalate.teams: Input should be 'all', not 5 or Input should "
      "be a valid tuple, not 5 (fix the value)"),
     # A bad item is not also a list "with at least 1 item, not 0".
     ("priorities: [P1, P2, P3, P4]", "priorities: [P 1]",
@@ -102,7 +102,7 @@ def reported(tree: Path, rel: str, old: str, new: str) -> list[str]:
      "{trigger: route, source: [], dest: [tier1]}",
      f"{WORKFLOW}:130: transitions.0.source: Tuple should have at least 1 item after "
      "validation, not 0 (fix the value)"),
-    ("\nversion: 3\n", "\nversion: true\n",
+    ("\nversion: 4\n", "\nversion: true\n",
      f"{WORKFLOW}:9: version: Input should be a valid integer, not True (fix the value)"),
 ])
 def test_workflow_errors_read_as_one_mistake(tree: Path, old: str, new: str,

@@ -73,7 +73,11 @@ HANDOFF = ("escalation_handoff", "team")
 RESOLUTION = ("resolution_notice", "requester")
 VENDOR = ("vendor_handoff", "vendor")
 MANAGER = ("sla_warning", "escalation_manager")
-UP, FIXED, OUT = [STATUS, HANDOFF], [RESOLUTION], [VENDOR, STATUS]
+# The same news for the requesters of the tickets linked to this one (#link), if any.
+LINKED_STATUS, LINKED_RESOLUTION = ("status_update", "linked"), ("resolution_notice", "linked")
+MOVED = [STATUS, LINKED_STATUS]
+UP, FIXED, OUT = ([STATUS, LINKED_STATUS, HANDOFF], [RESOLUTION, LINKED_RESOLUTION],
+                  [VENDOR, STATUS, LINKED_STATUS])
 
 # ---------------------------------------------------------------- every transition
 # (source, trigger, destination variant, ticket changes, event, expected state, mails)
@@ -99,15 +103,15 @@ MOVES: list[tuple[str, str, str, dict[str, Any], Event, str, list[tuple[str, str
     ("vendor", "vendor_replied", "tier3", {}, VendorReplied("fixed in 5.1.2"), "tier3", []),
     ("tier3", "remind_manager", "tier3", {}, TimerFired("expire", "tier3"), "tier3", [MANAGER]),
     ("triage", "wait", "waiting_on_customer", {}, cmd("wait", team="helpdesk"),
-     "waiting_on_customer", [STATUS]),
+     "waiting_on_customer", MOVED),
     ("tier1", "wait", "waiting_on_customer", {}, cmd("wait", "which VPN client?", team="tier1"),
-     "waiting_on_customer", [STATUS]),
-    ("tier2", "wait", "waiting_on_customer", {}, cmd("wait"), "waiting_on_customer", [STATUS]),
-    ("tier3", "wait", "waiting_on_customer", {}, cmd("wait"), "waiting_on_customer", [STATUS]),
+     "waiting_on_customer", MOVED),
+    ("tier2", "wait", "waiting_on_customer", {}, cmd("wait"), "waiting_on_customer", MOVED),
+    ("tier3", "wait", "waiting_on_customer", {}, cmd("wait"), "waiting_on_customer", MOVED),
     ("waiting_on_customer", "customer_replied", PREVIOUS, {"return_state": "tier2"},
-     RequesterReplied("it is the Cisco one"), "tier2", [STATUS]),
+     RequesterReplied("it is the Cisco one"), "tier2", MOVED),
     ("waiting_on_customer", "customer_replied", PREVIOUS, {"return_state": "triage"},
-     RequesterReplied("here you go"), "triage", [STATUS]),
+     RequesterReplied("here you go"), "triage", MOVED),
     ("triage", "resolve", "resolved", {}, cmd("resolve", "reset the token", team="helpdesk"),
      "resolved", FIXED),
     ("tier1", "resolve", "resolved", {}, cmd("resolve", "reset the token"), "resolved", FIXED),
@@ -120,11 +124,11 @@ MOVES: list[tuple[str, str, str, dict[str, Any], Event, str, list[tuple[str, str
     ("waiting_on_customer", "resolve", "resolved", {"return_state": "tier1"},
      TimerFired("expire", "waiting_on_customer"), "resolved", FIXED),
     ("resolved", "customer_replied", PREVIOUS, {"return_state": "tier3"},
-     RequesterReplied("still broken"), "tier3", [STATUS]),
+     RequesterReplied("still broken"), "tier3", MOVED),
     ("resolved", "reopen", PREVIOUS, {"return_state": "tier2"}, cmd("reopen", team="tier2"),
-     "tier2", [STATUS]),
+     "tier2", MOVED),
     ("resolved", "reopen", PREVIOUS, {"return_state": "tier1"}, cmd("reopen", target="tier1"),
-     "tier1", [STATUS]),
+     "tier1", MOVED),
     ("resolved", "close", "closed", {}, TimerFired("expire", "resolved"), "closed", []),
 ]
 # `route` is fired by triage rules; test_engine_triage.py covers its three destinations.
