@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from daemon.store import search
 from daemon.store.deferred import HeldOutbox, OutboxRow
 from daemon.store.deferred import current as deferred_rows
 from daemon.store.models import (
@@ -208,6 +209,7 @@ def apply_decision(
     if changed or decision.events:
         ticket.updated_at = now
     add_events(session, ticket, decision.events, now)
+    search.note_resolutions(session, ticket, decision.events, now)
     if decision.cancel_timers:
         cancel_timers(session, ticket)
     add_timers(session, ticket, decision.timers)
