@@ -230,11 +230,13 @@ def _search(session: Session, report: str, *, ticket_id: int | None, since: date
                f"ON s.ticket_id = {SEARCH_FTS}.rowid JOIN tickets t ON t.id = s.ticket_id "
                f"WHERE {SEARCH_FTS} MATCH :q AND " + " AND ".join(where)
                + f" ORDER BY {SEARCH_FTS}.rank, s.ticket_id DESC LIMIT :n")
-    statement = text(sql).bindparams(bindparam("since", type_=UTCDateTime())).columns(
-        opened_at=UTCDateTime(), resolved_at=UTCDateTime())
+    statement = text(sql)
+    if since is not None:
+        statement = statement.bindparams(bindparam("since", type_=UTCDateTime()))
+    typed = statement.columns(opened_at=UTCDateTime(), resolved_at=UTCDateTime())
     query = stems(report)
     found: list[Found] = []
-    for row in session.execute(statement, params):
+    for row in session.execute(typed, params):
         score = similarity(query, stems(f"{row.report}\n{row.resolution or ''}"))
         if score >= threshold:
             found.append(Found(row.ref, row.subject, row.state, row.opened_at, score,
