@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from daemon.config.database_url import database_url_problem, hide_password
+from daemon.config.duplicates import DuplicatesSettings
 from daemon.config.durations import parse_duration
 from daemon.config.frozen import Day, Frozen, Int, Secret
 from daemon.config.holidays import Holidays, read_ics_holidays
@@ -484,6 +485,7 @@ class Settings(Frozen):
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
     daemon: DaemonSettings = DaemonSettings()
+    duplicates: DuplicatesSettings = DuplicatesSettings()
     calendars: dict[Name, Calendar] = Field(default_factory=_default_calendars)
 
     @field_validator("calendars")
@@ -498,7 +500,7 @@ class Settings(Frozen):
 ENV_SECTIONS: dict[str, type[Frozen]] = {
     "site": SiteSettings, "mail": MailSettings, "imap": ImapSettings,
     "smtp": SmtpSettings, "database": DatabaseSettings, "auth": AuthSettings,
-    "daemon": DaemonSettings,
+    "daemon": DaemonSettings, "duplicates": DuplicatesSettings,
 }
 
 

@@ -25,10 +25,11 @@ from sqlalchemy.orm.util import identity_key
 
 from daemon.auth.directory import Directory
 from daemon.auth.sender_auth import sign, signed_address
-from daemon.config.settings import MailSettings, Settings, SiteSettings
+from daemon.config.settings import DuplicatesSettings, MailSettings, Settings, SiteSettings
 from daemon.mail.mime import Address, HeaderError, Mail, build
 from daemon.outbound import notice_gate
 from daemon.outbound.history import HISTORY_KEYS, Records, ticket_history
+from daemon.outbound.lookalikes import SIMILAR_KEYS, find_similar, similar_context
 from daemon.outbound.loop_guard import LoopGuard
 from daemon.outbound.outbox_queue import park, skip
 from daemon.outbound.recipients import Recipient, resolve
@@ -72,6 +73,8 @@ class MailWriter:
     # Calendar name -> its zone (settings.calendars): a mail shows times in the zone of the
     # calendar that governs the ticket's state (the context's `calendar`), else `default`'s.
     zones: Mapping[str, tzinfo] = field(default_factory=dict)
+    # settings.duplicates: look-alikes and past fixes for the templates that name them.
+    duplicates: DuplicatesSettings = field(default_factory=DuplicatesSettings)
 
     @classmethod
     def from_config(cls, config: Site) -> MailWriter:
@@ -80,7 +83,8 @@ class MailWriter:
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
                    config.settings.site, secret=auth.secret.get_secret_value(),
                    reply_lifetime=auth.reply_address_lifetime,
-                   notice_window=auth.refusal_notices_every, zones=zones)
+                   notice_window=auth.refusal_notices_every, zones=zones,
+                   duplicates=config.settings.duplicates)
 
     def zone_for(self, calendar: object) -> tzinfo:
         """The zone of the named calendar, else the default calendar's, else UTC."""
@@ -157,8 +161,9 @@ def _must_flush(session: Session, todo: Sequence[OutboxRow], writer: MailWriter)
     the ticket's history (its newest events), or mail rendered earlier in the transaction
     (it counts towards the hourly limit). Otherwise each row is inserted once, with its
     body, instead of inserted empty and then rewritten."""
-    if any(_wants_history(writer, row.template) for row in todo):
-        return True
+    if any(_wants_history(writer, row.template) or _wants_similar(writer, row.template)
+           for row in todo):
+        return True  # the search reads the batch's new ticket_search rows too
     pending = set(map(id, todo))
     return any(isinstance(obj, Outbox) and id(obj) not in pending and obj.body is not None
                for obj in session.new)
@@ -169,6 +174,13 @@ def _wants_history(writer: MailWriter, template: str) -> bool:
         return bool(writer.renderer.variables(template) & HISTORY_KEYS)
     except RenderError:
         return True  # the row will be parked with the reason; be as careful as before
+
+
+def _wants_similar(writer: MailWriter, template: str) -> bool:
+    try:
+        return bool(writer.renderer.variables(template) & SIMILAR_KEYS)
+    except RenderError:
+        return False  # parked with the reason when rendered
 
 
 @dataclass(frozen=True)
@@ -275,6 +287,8 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
     reply_to = writer.reply_to_for(ref, recipient, now) if ref else None
     context = {**facts, **enrich(facts, writer, now), **(history.context if history else {}),
                **({"reply_address": reply_to.address} if reply_to else {})}
+    if wanted & SIMILAR_KEYS:
+        context.update(_similar(session, ticket, recipient, writer, facts, now))
     rendered = writer.renderer.render(row.template, context)
     in_reply_to, references = threads.headers(ticket, recipient, writer)
     return Mail(
@@ -287,6 +301,16 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
         attachments=history.attachments if history else (),
         extra_headers=_extra_headers(ref),
     )
+
+
+def _similar(session: Session, ticket: Ticket | None, recipient: Recipient,
+             writer: MailWriter, facts: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Look-alikes and past fixes; other people's tickets are never told to outsiders."""
+    if ticket is None or recipient.external:
+        return {"lookalikes": None, "past_fixes": []}
+    found = find_similar(session, ticket, writer.duplicates)
+    return similar_context(found, writer.directory, writer.zone_for(facts.get("calendar")),
+                           now)
 
 
 def _tagged(subject: str, ref: str) -> str:
