@@ -63,10 +63,11 @@ def lookalikes_context(found: list[search.Found], zone: tzinfo,
     }
 
 
-def fix_context(fix: search.Found, directory: Directory, zone: tzinfo,
+def fix_context(fix: search.Found, directory: Directory | None, zone: tzinfo,
                 now: datetime) -> dict[str, Any]:
+    """One past fix; the fixer by their directory name (by address without a directory)."""
     by = fix.resolved_by or ""
-    member = directory.member_by_address(by) if by else None
+    member = directory.member_by_address(by) if by and directory is not None else None
     name = member[1].name if member else by
     date = short_date(fix.resolved_at or fix.opened_at, zone, now)
     summary = fix.resolution or ""
