@@ -29,7 +29,7 @@ from daemon.config.settings import DuplicatesSettings, MailSettings, Settings, S
 from daemon.mail.mime import Address, HeaderError, Mail, build
 from daemon.outbound import notice_gate
 from daemon.outbound.history import HISTORY_KEYS, Records, ticket_history
-from daemon.outbound.lookalikes import SIMILAR_KEYS, find_similar, similar_context
+from daemon.outbound.lookalikes import SIMILAR_KEYS, Similar, find_similar, similar_context
 from daemon.outbound.loop_guard import LoopGuard
 from daemon.outbound.outbox_queue import park, skip
 from daemon.outbound.recipients import Recipient, resolve
@@ -40,6 +40,7 @@ from daemon.store.models import Outbox, Ticket
 from daemon.workflow.timers import DEFAULT_CALENDAR
 
 ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
+SIMILAR_CACHE = "tierdesk.similar"  # session.info: the searches of one materialize call
 
 
 # ------------------------------------------------------------------ the writer
@@ -151,8 +152,11 @@ def materialize(session: Session, rows: Iterable[OutboxRow], writer: MailWriter,
         threads = Threads.load(session, [p.ticket for p in plans if _answers_requester(p)])
         records = Records.load(session, [p.ticket for p in plans if p.recipient is not None
                                          and _wants_history(writer, p.row.template)])
-        for plan in plans:
-            _fill(session, plan, writer, guard, threads, records, now)
+        try:
+            for plan in plans:
+                _fill(session, plan, writer, guard, threads, records, now)
+        finally:
+            session.info.pop(SIMILAR_CACHE, None)  # a later call sees newer tickets
     return todo
 
 
@@ -306,9 +310,14 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
 def _similar(session: Session, ticket: Ticket | None, recipient: Recipient,
              writer: MailWriter, facts: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Look-alikes and past fixes; other people's tickets are never told to outsiders."""
-    if ticket is None or recipient.external:
+    settings = writer.duplicates
+    if ticket is None or recipient.external or not (settings.max or settings.past_fixes):
         return {"lookalikes": None, "past_fixes": []}
-    found = find_similar(session, ticket, writer.duplicates)
+    # One search per ticket and transaction: each member of a team gets their own row.
+    cache: dict[int, Similar] = session.info.setdefault(SIMILAR_CACHE, {})
+    found = cache.get(ticket.id)
+    if found is None:
+        found = cache[ticket.id] = find_similar(session, ticket, settings)
     return similar_context(found, writer.directory, writer.zone_for(facts.get("calendar")),
                            now)
 
