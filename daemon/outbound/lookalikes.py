@@ -28,14 +28,17 @@ class Similar:
     past_fixes: list[search.Found]
 
 
-def find_similar(session: Session, ticket: Ticket, settings: DuplicatesSettings) -> Similar:
-    """The ticket's look-alikes (opened within the window before it) and past fixes."""
+def find_similar(session: Session, ticket: Ticket, settings: DuplicatesSettings,
+                 windows: search.Windows | None = None) -> Similar:
+    """The ticket's look-alikes (opened within the window before it) and past fixes;
+    `windows` shares one read of the window among the tickets of a batch."""
     report = search.report_of(session, ticket.id)
     if report is None:  # stored before indexing began and not backfilled: nothing to compare
         return Similar([], [])
     alike = search.lookalikes(session, ticket.id, report,
                               since=ticket.created_at - settings.window,
-                              limit=settings.max, threshold=settings.similarity)
+                              limit=settings.max, threshold=settings.similarity,
+                              windows=windows)
     fixes = search.past_fixes(session, report, limit=settings.past_fixes,
                               threshold=settings.similarity, ticket_id=ticket.id)
     return Similar(alike, fixes)

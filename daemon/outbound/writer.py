@@ -37,10 +37,12 @@ from daemon.outbound.render import Renderer, RenderError, moment, when
 from daemon.outbound.threads import Threads
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Outbox, Ticket
+from daemon.store.search import Windows
 from daemon.workflow.timers import DEFAULT_CALENDAR
 
 ATTACH_LIMIT = 10 * 1024 * 1024  # original attachments forwarded with a handoff, in total
 SIMILAR_CACHE = "tierdesk.similar"  # session.info: the searches of one materialize call
+WINDOW_CACHE = "tierdesk.similar.window"  # ... and their one read of the recent tickets
 
 
 # ------------------------------------------------------------------ the writer
@@ -157,6 +159,7 @@ def materialize(session: Session, rows: Iterable[OutboxRow], writer: MailWriter,
                 _fill(session, plan, writer, guard, threads, records, now)
         finally:
             session.info.pop(SIMILAR_CACHE, None)  # a later call sees newer tickets
+            session.info.pop(WINDOW_CACHE, None)
     return todo
 
 
@@ -317,7 +320,8 @@ def _similar(session: Session, ticket: Ticket | None, recipient: Recipient,
     cache: dict[int, Similar] = session.info.setdefault(SIMILAR_CACHE, {})
     found = cache.get(ticket.id)
     if found is None:
-        found = cache[ticket.id] = find_similar(session, ticket, settings)
+        windows: Windows = session.info.setdefault(WINDOW_CACHE, Windows())
+        found = cache[ticket.id] = find_similar(session, ticket, settings, windows)
     return similar_context(found, writer.directory, writer.zone_for(facts.get("calendar")),
                            now)
 

@@ -344,6 +344,15 @@ class TicketSearch(Base):
 SEARCH_FTS = "ticket_search_fts"
 SEARCH_VECTOR = "search_vector"
 SEARCH_VECTOR_INDEX = "ix_ticket_search_search_vector"
+# Per SQLite connection, in its temp schema (daemon/store/database.py): the index's vocabulary
+# (documents per term) and FTS3's porter tokenizer, which gives a word's term in it.
+SEARCH_VOCAB = "ticket_search_vocab"
+SEARCH_TOKENS = "ticket_search_tokens"
+SEARCH_TEMP = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{SEARCH_VOCAB} "
+    f"USING fts5vocab(main, {SEARCH_FTS}, 'row')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{SEARCH_TOKENS} USING fts3tokenize(porter)",
+)
 SEARCH_LANGUAGE = "english"  # PostgreSQL's text search configuration (stems, stop words)
 SEARCH_DDL: dict[str, tuple[str, ...]] = {
     "sqlite": (

@@ -1,11 +1,12 @@
 """Full-text search over tickets: what a new report looks like among those of the last hours
 (possible duplicates), and which resolved tickets it looks like (their fixes).
 
-SQLite searches an FTS5 table (bm25 rank), PostgreSQL a tsvector column (ts_rank); both are
-kept by the database itself from `ticket_search` rows (daemon/store/models.py, SEARCH_DDL),
-which this module writes: the report when a ticket is opened, the `#resolve` summary when it
-is resolved. The full-text index only finds candidates; they are scored here, the same way
-on both backends (`similarity`), so a threshold means the same on either.
+This module writes `ticket_search` rows: the report when a ticket is opened, the `#resolve`
+summary when it is resolved. Look-alikes are the window's rows read by time and scored in
+pure code (daemon/mail/similarity.py). Past fixes come from the full-text index (an FTS5
+table on SQLite, bm25; a tsvector column on PostgreSQL, ts_rank; both kept by the database,
+see SEARCH_DDL in daemon/store/models.py), asked for a few rare terms only; its candidates
+are scored by the same pure code, so a threshold means the same on either backend.
 
 Queries are built from our own word list, each term quoted (FTS5 "term", tsquery 'term') and
 passed as a bound parameter: a subject full of FTS5 or tsquery syntax (`NEAR(`, `"`, `*`,
@@ -14,98 +15,51 @@ passed as a bound parameter: a subject full of FTS5 or tsquery syntax (`NEAR(`, 
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from daemon.mail import similarity as scoring
+
+# The scoring is pure code; these names stay importable from here (CLI, bench, tests).
+from daemon.mail.similarity import MIN_SHARED, report_text, stems, words
+from daemon.mail.similarity import similarity as similarity
 from daemon.store.deferred import current as deferred_rows
 from daemon.store.models import (
     SEARCH_FTS,
     SEARCH_LANGUAGE,
+    SEARCH_TOKENS,
     SEARCH_VECTOR,
+    SEARCH_VOCAB,
     Ticket,
     TicketSearch,
     UTCDateTime,
 )
 from daemon.workflow.facts import EventRecord
 
-REPORT_LINES = 8  # the report indexed: subject plus the mail's first lines
-REPORT_CHARS = 1500
-QUERY_TERMS = 16  # the new report's first distinct words are the query: bounded cost
+QUERY_TERMS = 24  # the new report's first distinct words are weighed for a query: bounded
 CANDIDATES = 25  # the index's best matches, scored here, of which the best are kept
-MIN_SHARED = 2  # one shared word ("printer") alone is no resemblance
+WINDOW_CAP = 500  # the newest tickets of the window scored for look-alikes; a burst bigger
+#                   than this is one incident whose newest reports say enough
 RESOLVE_TRIGGER = "resolve"
 
-_WORD = re.compile(r"[^\W_]+")
-# Words that say nothing about the problem: function words and the usual mail phrases.
-STOP_WORDS = frozenset("""
-a about after again all am an and any are as at be been before being but by can cannot
-could did do does doing don for from had has have having he her here hers him his how i if
-in into is it its just me more my no nor not now of off on once only or other our out over
-own same she should so some such than that the their them then there these they this those
-through to too under until up very was we were what when where which while who whom why will
-with would you your yours dear hi hello hey please thanks thank regards best cheers kind
-sent iphone morning afternoon today yesterday since still also get got us re fw fwd aw wg sv
-""".split())
+def fts5_query(terms: Sequence[str], *, any_of: bool = True) -> str:
+    """An FTS5 MATCH expression that finds rows with any (or all) terms; each term a quoted
+    string, so no word is read as an operator, column filter or prefix."""
+    return (" OR " if any_of else " AND ").join('"' + term.replace('"', '""') + '"'
+                                                for term in terms)
 
 
-# ------------------------------------------------------------------ words
-
-def words(text: str) -> list[str]:
-    """The distinct meaningful words of `text`, lower case, in order of first use."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.casefold()):
-        # Numbers count from three digits on (error codes, ports), not as "2" or "10".
-        wanted = len(word) > 2 if word.isdigit() else len(word) > 1 and word not in STOP_WORDS
-        if wanted:
-            seen.setdefault(word, None)
-    return list(seen)
-
-
-def _stem(word: str) -> str:
-    """A light English stem, so "printers" and "printer" count as one word when scoring."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def stems(text: str) -> frozenset[str]:
-    return frozenset(_stem(word) for word in words(text))
-
-
-def similarity(query: frozenset[str], found: frozenset[str]) -> float:
-    """Shared words over the shorter side's (the overlap coefficient): a short report is
-    like a long one that says the same and more. 0 below MIN_SHARED words in common."""
-    shared = len(query & found)
-    if shared < MIN_SHARED:
-        return 0.0
-    return shared / min(len(query), len(found))
-
-
-def fts5_query(terms: Sequence[str]) -> str:
-    """An FTS5 MATCH expression that finds rows with any term; each term a quoted string,
-    so no word is read as an operator, column filter or prefix."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-
-
-def tsquery(terms: Sequence[str]) -> str:
-    """A to_tsquery() text that finds rows with any term, each term a quoted lexeme."""
-    return " | ".join("'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-                      for term in terms)
-
-
-def report_text(subject: str, body: str) -> str:
-    """What is indexed of a new ticket: its subject and the first lines of its mail."""
-    lines = [line.strip() for line in body.replace("\r\n", "\n").splitlines()]
-    head = "\n".join(line for line in lines if line)
-    head = "\n".join(head.splitlines()[:REPORT_LINES])[:REPORT_CHARS]
-    return f"{subject}\n{head}".strip()
+def tsquery(terms: Sequence[str], *, any_of: bool = True) -> str:
+    """A tsquery text that finds rows with any (or all) terms, each term a quoted lexeme."""
+    return (" | " if any_of else " & ").join(
+        "'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in terms)
 
 
 # ------------------------------------------------------------------ writing
@@ -181,67 +135,192 @@ def report_of(session: Session, ticket_id: int) -> str | None:
 
 
 def lookalikes(session: Session, ticket_id: int, report: str, *, since: datetime,
-               limit: int, threshold: float) -> list[Found]:
-    """Other tickets opened since `since` whose report is like `report`, best first."""
+               limit: int, threshold: float, windows: Windows | None = None) -> list[Found]:
+    """Other tickets opened since `since` whose report is like `report`, best first.
+
+    No full-text index: a query ORing a report's words matches nearly every ticket and
+    ranks them all. The window holds a few hundred tickets at most; they are read by the
+    opened_at index, newest first, and scored in pure code (daemon/mail/similarity.py).
+    `windows` shares one read among the tickets of a batch."""
     if limit <= 0:
         return []
-    return _search(session, report, ticket_id=ticket_id, since=since, resolved=False,
-                   limit=limit, threshold=threshold)
+    query = stems(report)
+    if len(query) < MIN_SHARED:
+        return []
+    recent = (windows or Windows()).since(session, since)
+    others = (item for item in recent if item.ticket_id != ticket_id)
+    return [replace(item.found, score=score) for score, item in scoring.best(
+        query, others, lambda item: item.stems, threshold=threshold, limit=limit)]
+
+
+@dataclass(frozen=True)
+class Recent:
+    """A ticket of the window, with the stems of its report (computed once per batch)."""
+
+    ticket_id: int
+    found: Found
+    stems: frozenset[str]
+
+
+@dataclass
+class Windows:
+    """The window's tickets, read once for all the tickets whose mails one transaction
+    renders (the writer keeps one per materialize call). A batch's tickets are flushed
+    before its mails are rendered, so the one read holds the whole batch: a burst of 30
+    reports costs one query, and each report is compared with the others."""
+
+    read_since: datetime | None = None
+    rows: list[Recent] = field(default_factory=list)
+
+    def since(self, session: Session, since: datetime) -> list[Recent]:
+        if self.read_since is None or since < self.read_since:
+            self.rows, self.read_since = _window(session, since), since
+        # Newest first and capped: the newest of a wider read are the newest of this one.
+        return [row for row in self.rows if row.found.opened_at >= since]
+
+
+def _window(session: Session, since: datetime) -> list[Recent]:
+    statement = text(
+        f"SELECT {_COLUMNS} FROM ticket_search s JOIN tickets t ON t.id = s.ticket_id "
+        "WHERE s.opened_at >= :since ORDER BY s.opened_at DESC, s.ticket_id DESC LIMIT :n"
+    ).bindparams(bindparam("since", type_=UTCDateTime()))
+    typed = statement.columns(opened_at=UTCDateTime(), resolved_at=UTCDateTime())
+    return [Recent(row.ticket_id, _found(row, 0.0), stems(row.report))
+            for row in session.execute(typed, {"since": since, "n": WINDOW_CAP})]
 
 
 def past_fixes(session: Session, report: str, *, limit: int, threshold: float,
                ticket_id: int | None = None) -> list[Found]:
-    """Resolved tickets (other than `ticket_id`) like `report`, best first."""
+    """Resolved tickets (other than `ticket_id`) like `report`, best first.
+
+    The full-text index is asked for the few most telling terms only (`query_plan`), so it
+    matches and ranks a few documents, not the whole table; its best CANDIDATES are scored
+    here. A later query of the plan runs only when an earlier one found nothing."""
     if limit <= 0:
         return []
-    return _search(session, report, ticket_id=ticket_id, since=None, resolved=True,
-                   limit=limit, threshold=threshold)
+    query = stems(report)
+    if len(query) < MIN_SHARED:
+        return []
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for plan in query_plan(session, report):
+        rows = (_ranked_pg if postgres else _ranked_sqlite)(session, plan, ticket_id or 0)
+        if rows:
+            found = scoring.best(query, rows, _row_stems, threshold=threshold, limit=limit)
+            return [_found(row, score) for score, row in found]
+    return []
+
+
+def query_plan(session: Session, report: str) -> list[scoring.TermQuery]:
+    """The terms of `report` to query the index with, by how many documents hold each."""
+    terms = words(report)[:QUERY_TERMS]
+    if len(terms) < MIN_SHARED:
+        return []
+    shares = (_pg_shares if session.get_bind().dialect.name == "postgresql"
+              else _sqlite_shares)
+    return scoring.query_terms(*shares(session, terms))
 
 
 _COLUMNS = ("s.ticket_id, t.ref, t.subject, t.state, s.opened_at, s.report, s.resolution, "
             "s.resolved_at, s.resolved_by")
+POOL = 4 * CANDIDATES  # the index's best, of which open tickets (few) are left out
 
 
-def _search(session: Session, report: str, *, ticket_id: int | None, since: datetime | None,
-            resolved: bool, limit: int, threshold: float) -> list[Found]:
-    terms = words(report)[:QUERY_TERMS]
-    if len(terms) < MIN_SHARED:
-        return []
-    where = ["s.ticket_id <> :me"]
-    params: dict[str, Any] = {"me": ticket_id or 0, "n": CANDIDATES}
-    if resolved:
-        where.append("s.resolution IS NOT NULL")
-    if since is not None:
-        where.append("s.opened_at >= :since")
-        params["since"] = since
-    if session.get_bind().dialect.name == "postgresql":
-        params["q"] = tsquery(terms)
-        sql = (f"SELECT {_COLUMNS} FROM ticket_search s JOIN tickets t ON t.id = s.ticket_id, "
-               f"to_tsquery('{SEARCH_LANGUAGE}', :q) q WHERE s.{SEARCH_VECTOR} @@ q AND "
-               + " AND ".join(where) + f" ORDER BY ts_rank(s.{SEARCH_VECTOR}, q) DESC, "
-               "s.ticket_id DESC LIMIT :n")
-    else:
-        params["q"] = fts5_query(terms)
-        if since is not None:
-            # Ids grow with time: the FTS5 table walks only the window's rowids.
-            where.append(f"{SEARCH_FTS}.rowid >= coalesce((SELECT min(ticket_id) FROM "
-                         "ticket_search WHERE opened_at >= :since), 0)")
-        sql = (f"SELECT {_COLUMNS} FROM {SEARCH_FTS} JOIN ticket_search s "
-               f"ON s.ticket_id = {SEARCH_FTS}.rowid JOIN tickets t ON t.id = s.ticket_id "
-               f"WHERE {SEARCH_FTS} MATCH :q AND " + " AND ".join(where)
-               + f" ORDER BY {SEARCH_FTS}.rank, s.ticket_id DESC LIMIT :n")
-    statement = text(sql)
-    if since is not None:
-        statement = statement.bindparams(bindparam("since", type_=UTCDateTime()))
+Shares = tuple[list[tuple[str, float | None]], float]  # (term, share of documents), documents
+
+
+def _sqlite_shares(session: Session, terms: list[str]) -> Shares:
+    """Each word's share of the documents, from FTS5's own vocabulary (an fts5vocab table:
+    the index's document count per term, one b-tree lookup each; nothing to keep in step).
+
+    The vocabulary holds porter stems; FTS3's porter tokenizer (fts3tokenize) gives the
+    same stem of a word, both in SQL (daemon/store/database.py makes the two temp tables
+    on each connection). Words with digits are kept as they are by FTS5's stemmer but not
+    by FTS3's, so those are looked up as they are. The number of documents is taken as the
+    highest ticket id (ids are dense and every ticket has its row): count(*) would read
+    the whole table. A word the index does not hold (share 0) is dropped by the plan."""
+    values = ", ".join(f"(:n{n}, :w{n}, :d{n})" for n in range(len(terms)))
+    params: dict[str, Any] = {}
+    for n, term in enumerate(terms):
+        plain = _plain(term)
+        params |= {f"n{n}": n, f"w{n}": plain, f"d{n}": any(c.isdigit() for c in plain)}
+    try:
+        rows = session.execute(text(
+            f"WITH q(n, word, digits) AS (VALUES {values}) "
+            "SELECT q.n, v.doc, (SELECT max(ticket_id) FROM ticket_search) AS total "
+            f"FROM q JOIN temp.{SEARCH_TOKENS} k ON k.input = q.word "
+            f"LEFT JOIN temp.{SEARCH_VOCAB} v "
+            "ON v.term = CASE WHEN q.digits THEN q.word ELSE k.token END ORDER BY q.n"),
+            params).all()
+    except OperationalError:  # an SQLite without FTS3's tokenizer: no counts, first words
+        return [(term, None) for term in terms], 0
+    docs: dict[int, int] = {}
+    for n, doc, _total in rows:
+        docs.setdefault(n, doc or 0)  # a word of two tokens counts by its first
+    total = max(rows[0].total or 0, 1) if rows else 1
+    return [(term, docs.get(n, 0) / total) for n, term in enumerate(terms)], total
+
+
+def _plain(word: str) -> str:
+    """The word as FTS5's unicode61 tokenizer (remove_diacritics) sees it: café, cafe."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word)
+                   if not unicodedata.combining(c))
+
+
+def _pg_shares(session: Session, terms: list[str]) -> Shares:
+    """Each word's lexeme and its share of the documents, from the planner's statistics
+    (pg_stats.most_common_elems of the tsvector column, which ANALYZE keeps: the ~1,000
+    commonest lexemes with the share of rows holding each). Nothing is written at index time
+    and the lookup is one small query; a lexeme not listed there is rarer than every listed
+    one (None: rare, not counted). A term→count table kept in step would cost every ingest
+    and resolve a write to hot rows; AND-first guessing cannot tell "error" from "0x80070005".
+    The lexemes come from to_tsvector itself (the stemmer the index used), in report order;
+    the number of documents is the planner's too (pg_class.reltuples)."""
+    rows = session.execute(text(
+        f"WITH q AS (SELECT lexeme, positions[1] AS pos FROM unnest(to_tsvector("
+        f"'{SEARCH_LANGUAGE}', :words))), "
+        "st AS (SELECT x.e, x.f FROM pg_stats p, unnest(p.most_common_elems::text::text[], "
+        "p.most_common_elem_freqs) AS x(e, f) WHERE p.schemaname = current_schema() "
+        f"AND p.tablename = 'ticket_search' AND p.attname = '{SEARCH_VECTOR}') "
+        "SELECT q.lexeme, st.f, (SELECT reltuples FROM pg_class "
+        "WHERE oid = to_regclass('ticket_search')) AS total "
+        "FROM q LEFT JOIN st ON st.e = q.lexeme ORDER BY q.pos"),
+        {"words": " ".join(terms)}).all()
+    total = max(float(rows[0].total or 0), 0.0) if rows else 0.0  # -1: never analysed
+    return [(lexeme, None if share is None else float(share))
+            for lexeme, share, _total in rows], total
+
+
+def _ranked_sqlite(session: Session, plan: scoring.TermQuery, me: int) -> list[Any]:
+    # The FTS5 subquery ranks only what the plan's terms match and keeps its best POOL
+    # (bm25 in C, ORDER BY rank LIMIT inside FTS5); only those are joined to the tables.
+    statement = text(
+        f"SELECT {_COLUMNS} FROM (SELECT rowid AS id, rank AS r FROM {SEARCH_FTS} "
+        f"WHERE {SEARCH_FTS} MATCH :q ORDER BY rank LIMIT :pool) m "
+        "JOIN ticket_search s ON s.ticket_id = m.id JOIN tickets t ON t.id = s.ticket_id "
+        "WHERE s.resolution IS NOT NULL AND s.ticket_id <> :me "
+        "ORDER BY m.r, s.ticket_id DESC LIMIT :n")
     typed = statement.columns(opened_at=UTCDateTime(), resolved_at=UTCDateTime())
-    query = stems(report)
-    found: list[Found] = []
-    for row in session.execute(typed, params):
-        score = similarity(query, stems(f"{row.report}\n{row.resolution or ''}"))
-        if score >= threshold:
-            found.append(Found(row.ref, row.subject, row.state, row.opened_at, score,
-                               row.resolution, row.resolved_at, row.resolved_by))
-    # Best score first; among equals the index's order (its rank, then the newest).
-    found.sort(key=lambda item: -item.score)
-    return found[:limit]
+    params = {"q": fts5_query(plan.terms, any_of=plan.any_of), "pool": POOL, "me": me,
+              "n": CANDIDATES}
+    return list(session.execute(typed, params))
 
+
+def _ranked_pg(session: Session, plan: scoring.TermQuery, me: int) -> list[Any]:
+    # The terms are lexemes already (to_tsvector's): cast, not parsed again by to_tsquery.
+    statement = text(
+        f"SELECT {_COLUMNS} FROM ticket_search s JOIN tickets t ON t.id = s.ticket_id, "
+        f"CAST(:q AS tsquery) q WHERE s.{SEARCH_VECTOR} @@ q "
+        "AND s.resolution IS NOT NULL AND s.ticket_id <> :me "
+        f"ORDER BY ts_rank(s.{SEARCH_VECTOR}, q) DESC, s.ticket_id DESC LIMIT :n")
+    typed = statement.columns(opened_at=UTCDateTime(), resolved_at=UTCDateTime())
+    params = {"q": tsquery(plan.terms, any_of=plan.any_of), "me": me, "n": CANDIDATES}
+    return list(session.execute(typed, params))
+
+
+def _row_stems(row: Any) -> frozenset[str]:
+    return stems(f"{row.report}\n{row.resolution or ''}")
+
+
+def _found(row: Any, score: float) -> Found:
+    return Found(row.ref, row.subject, row.state, row.opened_at, score, row.resolution,
+                 row.resolved_at, row.resolved_by)
