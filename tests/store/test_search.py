@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from daemon.mail import similarity as scoring
 from daemon.store import repository as repo
 from daemon.store import search
 from daemon.store.database import Database, migrations_config
@@ -167,3 +168,46 @@ def test_the_migration_backfills_existing_tickets(empty_database: Database,
                                   threshold=0.5)
     assert [(f.ref, f.resolution, f.resolved_by) for f in found] == [
         ("TD-1", "moved the access point", TECH)]
+
+
+def test_past_fix_queries_ask_for_the_rarest_terms(database: Database, now: datetime,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 resolved printer tickets: "printer" in all, "jam" in 10, "toner" in 1, "fuser" in
+    none. A report naming all four asks the index for "toner" only (PostgreSQL: "fuser" too,
+    which its statistics cannot tell from rare); one naming only common words ANDs them."""
+    monkeypatch.setattr(scoring, "CHEAP_DOCS", 0)  # 40 documents: make 5% mean something
+    with database.transaction() as session:
+        for n in range(40):
+            words = "printer jam" if n < 10 else "printer toner" if n == 10 else "printer"
+            ticket = opened(session, now, f"{words} floor{n}")
+            resolve(session, ticket, "cleaned it", now)
+    with database.engine.begin() as connection:
+        if database.is_postgres:
+            connection.execute(text("ANALYZE ticket_search"))
+    with database.reading() as session:
+        [rare] = search.query_plan(session, "Printer jam, toner or fuser?")
+        common = search.query_plan(session, "printer jam")
+        found = search.past_fixes(session, "printer jam again", limit=3, threshold=0.5)
+    assert rare.any_of and "toner" in rare.terms
+    assert {"printer", "jam"}.isdisjoint(rare.terms)
+    assert set(rare.terms) <= {"toner", "fuser"} and (
+        "fuser" in rare.terms) == database.is_postgres
+    assert common == [scoring.TermQuery(("jam", "printer"), any_of=False)]
+    assert len(found) == 3 and all(item.subject.startswith("printer jam") for item in found)
+
+
+def test_a_burst_reads_the_window_once(database: Database, now: datetime) -> None:
+    with database.transaction() as session:
+        burst = [opened(session, now, "VPN client cannot connect", f"Report {n}.")
+                 for n in range(5)]
+    statements: list[str] = []
+    with database.reading() as session:
+        windows = search.Windows()
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(session.connection(), "before_cursor_execute", listen)
+        found = [search.lookalikes(session, ticket.id, "VPN client cannot connect",
+                                   since=now - timedelta(hours=4), limit=5, threshold=0.5,
+                                   windows=windows) for ticket in burst]
+    assert len(statements) == 1
+    assert [sorted(refs(item)) for item in found] == [
+        sorted(t.ref for t in burst if t is not me) for me in burst]
