@@ -3,13 +3,18 @@
     python bench/similar.py [--tickets 100000] [--queries 400] [--mails 2000] [--repeats 3]
                             [--pg URL | --no-pg] [--seed 1]
 
-- search: --tickets resolved tickets (synthetic IT reports from a vocabulary of devices,
-  apps, symptoms and places, each with a #resolve summary) are written in bulk to a fresh
-  SQLite file and to a throwaway PostgreSQL schema (as tests/databases.py makes them; PG at
-  127.0.0.1:5432 unless --pg says otherwise; the schema is dropped at the end). Then
-  --queries new reports are searched as a new ticket's mails search them (`find_similar`:
-  its look-alikes of the last 4h, 48 of which exist, and its past fixes): p50/p95/p99 of the
-  whole search and of each half.
+- search: --tickets resolved tickets, each with a #resolve summary, are written in bulk to a
+  fresh SQLite file and to a throwaway PostgreSQL schema (as tests/databases.py makes them;
+  PG at 127.0.0.1:5432 unless --pg says otherwise; the schema is dropped at the end), in two
+  corpora:
+  - realistic: a vocabulary of VOCABULARY words drawn with a Zipf law (a few words are in
+    many reports, most in few), each report one of TOPICS problems (five topic words, so
+    each has ~5 past fixes in 100,000) plus Zipf noise words;
+  - small vocabulary (worst case): reports from ~70 devices, apps, symptoms and places, so
+    nearly every word is in more than 5% of the reports.
+  Then --queries new reports are searched as a new ticket's mails search them
+  (`find_similar`: its look-alikes of the last 4h, 48 of which exist, and its past fixes):
+  p50/p95/p99 of the whole search and of each half.
 - ingest: --mails generated mails (bench/mailgen.py, the usual mix) drained in process as
   `drain` does, in batches of 100 through process_batch with the daemon's mail writer,
   over a copy of a store that already holds 20,000 resolved tickets; the clock moves 30 s a
@@ -21,6 +26,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import secrets
@@ -29,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -77,11 +83,50 @@ FIXES = ("reinstalled the driver", "imported the intermediate certificate again"
          "updated the firmware", "re-enrolled the device in Intune", "rebooted the switch port",
          "added the user to the access group", "replaced the power supply",
          "rolled back the last update", "renewed the DHCP lease", "rebuilt the search index")
+VOCABULARY = 8000
+TOPICS = 20_000
+SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"] + ["ex", "on", "ir", "ul"]
+
+
+def vocabulary(seed: int) -> list[str]:
+    """VOCABULARY made-up words (2-3 syllables), most frequent first, no stop word."""
+    rng = random.Random(seed)
+    found: dict[str, None] = {}
+    while len(found) < VOCABULARY:
+        word = "".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3, 3))))
+        if word not in search.words(word) or len(word) < 4:
+            continue
+        found.setdefault(word, None)
+    return list(found)
+
+
+class Realistic:
+    """Reports of TOPICS problems in a Zipf-distributed vocabulary (exponent 1.0)."""
+
+    def __init__(self, seed: int) -> None:
+        self.words = vocabulary(seed)
+        weights = [1 / rank for rank in range(1, len(self.words) + 1)]
+        self.cumulative = list(itertools.accumulate(weights))
+        rng = random.Random(seed + 7)
+        self.topics = [self.draw(rng, 5) for _ in range(TOPICS)]
+
+    def draw(self, rng: random.Random, count: int) -> list[str]:
+        return rng.choices(self.words, cum_weights=self.cumulative, k=count)
+
+    def __call__(self, rng: random.Random) -> tuple[str, str]:
+        topic = rng.choice(self.topics)
+        # Five topic words in ~10: a report of the same problem scores about 0.5.
+        subject = " ".join(topic[:3] + self.draw(rng, 1))
+        body = (f"Hello, {' '.join(topic[3:] + self.draw(rng, 2))}. "
+                f"{' '.join(self.draw(rng, 3))}. Thanks, regards")
+        return subject[0].upper() + subject[1:], body
+
+
 TECHS = ("sam.rivera@example.com", "alex.chen@example.com", "morgan.lee@example.com",
          "robin.okafor@example.com")
 
 
-def report(rng: random.Random) -> tuple[str, str]:
+def small_report(rng: random.Random) -> tuple[str, str]:
     thing = rng.choice(DEVICES + APPS)
     subject = f"{thing} {rng.choice(SYMPTOMS)}"
     body = (f"Hello, my {thing} {rng.choice(SYMPTOMS)} {rng.choice(PLACES)}. "
@@ -92,7 +137,11 @@ def report(rng: random.Random) -> tuple[str, str]:
 
 # ------------------------------------------------------------------ the stores
 
-def fill(database: Database, count: int, seed: int, *, start_id: int = 1) -> None:
+Report = Callable[[random.Random], tuple[str, str]]
+
+
+def fill(database: Database, count: int, seed: int, report: Report, *,
+         start_id: int = 1) -> None:
     """`count` resolved tickets over the year before T0, plus RECENT open ones just before."""
     rng = random.Random(seed)
     ticket_table, search_table = Ticket.__table__, TicketSearch.__table__
@@ -132,8 +181,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure_search(database: Database, queries: int, seed: int,
-                   next_id: int) -> dict[str, list[float]]:
+def measure_search(database: Database, queries: int, seed: int, next_id: int,
+                   report: Report) -> dict[str, list[float]]:
     """find_similar for `queries` new tickets (each opened at T0, searched, rolled back)."""
     rng = random.Random(seed + 1000)
     settings = DuplicatesSettings()
@@ -195,14 +244,15 @@ def pg_schema(url: str) -> Iterator[str]:
         admin.close()
 
 
-def search_bench(url: str, label: str, args: argparse.Namespace) -> None:
+def search_bench(url: str, label: str, args: argparse.Namespace, report: Report) -> None:
     database = open_database(url)
     try:
         migrate(database)
         started = time.perf_counter()
-        fill(database, args.tickets, args.seed)
+        fill(database, args.tickets, args.seed, report)
         build = time.perf_counter() - started
-        times = measure_search(database, args.queries, args.seed, args.tickets + RECENT + 1)
+        times = measure_search(database, args.queries, args.seed, args.tickets + RECENT + 1,
+                               report)
         print_search(label, times, build)
     finally:
         database.close()
@@ -243,7 +293,7 @@ def ingest_bench(args: argparse.Namespace, folder: Path) -> None:
     database = open_database(f"sqlite:///{base}")
     try:
         migrate(database)
-        fill(database, 20_000, args.seed)
+        fill(database, 20_000, args.seed, Realistic(args.seed))
     finally:
         database.close()
     mails = [m.raw for m in generate(args.mails, seed=args.seed, support=config.settings.mail
@@ -255,7 +305,8 @@ def ingest_bench(args: argparse.Namespace, folder: Path) -> None:
         for key in (("on", "off") if repeat % 2 == 0 else ("off", "on")):
             rates[key].append(drain_once(base, folder, inboxes[key], mails))
     on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
-    print(f"  {args.mails} mails, batches of {BATCH}, store with 20,000 resolved tickets, "
+    print(f"  {args.mails} mails, batches of {BATCH}, store with 20,000 resolved tickets "
+          "(realistic corpus), "
           f"median of {args.repeats}")
     for key, rate in (("off", off), ("on", on)):
         runs = ", ".join(f"{r:.0f}" for r in rates[key])
@@ -285,10 +336,16 @@ def main() -> None:
         folder = Path(tmp)
         print(f"similarity search over {args.tickets:,} resolved tickets, "
               f"{args.queries} queries (find_similar: look-alikes of the last 4h + past fixes)")
-        search_bench(f"sqlite:///{folder / 'search.db'}", "SQLite FTS5", args)
-        if not args.no_pg:
-            with pg_schema(args.pg) as url:
-                search_bench(url, "PostgreSQL tsvector", args)
+        corpora: dict[str, Report] = {"realistic": Realistic(args.seed),
+                                      "small vocabulary (worst case)": small_report}
+        for corpus, report in corpora.items():
+            print(f"corpus: {corpus}")
+            path = folder / "search.db"
+            search_bench(f"sqlite:///{path}", "SQLite FTS5", args, report)
+            path.unlink(missing_ok=True)
+            if not args.no_pg:
+                with pg_schema(args.pg) as url:
+                    search_bench(url, "PostgreSQL tsvector", args, report)
         print("ingest with the duplicate check on vs off (in process, SQLite)")
         ingest_bench(args, folder)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeVar
 
 REPORT_LINES = 8  # the report indexed: subject plus the mail's first lines
@@ -50,6 +51,7 @@ def words(text: str) -> list[str]:
     return list(seen)
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light English stem, so "printers" and "printer" count as one word when scoring."""
     for suffix in ("ing", "ed", "es", "s"):
@@ -58,8 +60,11 @@ def stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=8192)
 def stems(text: str) -> frozenset[str]:
-    return frozenset(stem(word) for word in words(text))
+    # Cached: the window's reports are scored again by every batch while they are recent,
+    # and a popular past fix is a candidate for many reports.
+    return frozenset(map(stem, words(text)))
 
 
 def similarity(query: frozenset[str], found: frozenset[str]) -> float:

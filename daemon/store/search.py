@@ -15,13 +15,15 @@ passed as a bound parameter: a subject full of FTS5 or tsquery syntax (`NEAR(`, 
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Engine, bindparam, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -43,7 +45,7 @@ from daemon.store.models import (
 )
 from daemon.workflow.facts import EventRecord
 
-QUERY_TERMS = 24  # the new report's first distinct words are weighed for a query: bounded
+QUERY_TERMS = 16  # the new report's first distinct words are weighed for a query: bounded
 CANDIDATES = 25  # the index's best matches, scored here, of which the best are kept
 WINDOW_CAP = 500  # the newest tickets of the window scored for look-alikes; a burst bigger
 #                   than this is one incident whose newest reports say enough
@@ -238,26 +240,69 @@ def _sqlite_shares(session: Session, terms: list[str]) -> Shares:
     by FTS3's, so those are looked up as they are. The number of documents is taken as the
     highest ticket id (ids are dense and every ticket has its row): count(*) would read
     the whole table. A word the index does not hold (share 0) is dropped by the plan."""
+    counts = _COUNTS.setdefault(session.get_bind().engine, _Counts())
+    missing = [term for term in terms if counts.get(term) is None]
+    try:
+        total, found = _sqlite_counts(session, missing)
+    except OperationalError:  # an SQLite without FTS3's tokenizer: no counts, first words
+        return [(term, None) for term in terms], 0
+    counts.keep(found)
+    docs = {**{term: counts.get(term) or 0 for term in terms}, **found}
+    total = max(total, 1)
+    return [(term, docs[term] / total) for term in terms], total
+
+
+def _sqlite_counts(session: Session, terms: list[str]) -> tuple[int, dict[str, int]]:
+    """The highest ticket id and each term's documents (0: not in the index)."""
+    if not terms:
+        return session.scalar(text("SELECT max(ticket_id) FROM ticket_search")) or 0, {}
     values = ", ".join(f"(:n{n}, :w{n}, :d{n})" for n in range(len(terms)))
     params: dict[str, Any] = {}
     for n, term in enumerate(terms):
         plain = _plain(term)
         params |= {f"n{n}": n, f"w{n}": plain, f"d{n}": any(c.isdigit() for c in plain)}
-    try:
-        rows = session.execute(text(
-            f"WITH q(n, word, digits) AS (VALUES {values}) "
-            "SELECT q.n, v.doc, (SELECT max(ticket_id) FROM ticket_search) AS total "
-            f"FROM q JOIN temp.{SEARCH_TOKENS} k ON k.input = q.word "
-            f"LEFT JOIN temp.{SEARCH_VOCAB} v "
-            "ON v.term = CASE WHEN q.digits THEN q.word ELSE k.token END ORDER BY q.n"),
-            params).all()
-    except OperationalError:  # an SQLite without FTS3's tokenizer: no counts, first words
-        return [(term, None) for term in terms], 0
+    rows = session.execute(text(
+        f"WITH q(n, word, digits) AS (VALUES {values}) "
+        "SELECT q.n, v.doc, (SELECT max(ticket_id) FROM ticket_search) AS total "
+        f"FROM q JOIN temp.{SEARCH_TOKENS} k ON k.input = q.word "
+        f"LEFT JOIN temp.{SEARCH_VOCAB} v "
+        "ON v.term = CASE WHEN q.digits THEN q.word ELSE k.token END ORDER BY q.n"),
+        params).all()
     docs: dict[int, int] = {}
     for n, doc, _total in rows:
         docs.setdefault(n, doc or 0)  # a word of two tokens counts by its first
-    total = max(rows[0].total or 0, 1) if rows else 1
-    return [(term, docs.get(n, 0) / total) for n, term in enumerate(terms)], total
+    total = (rows[0].total or 0) if rows else 0
+    return total, {term: docs.get(n, 0) for n, term in enumerate(terms)}
+
+
+class _Counts:
+    """Document counts of common terms, per database, for COUNT_TTL. fts5vocab counts a
+    term by reading its whole document list: ~2 ms for a term in 20,000 documents, while a
+    rare one costs microseconds. A common term's share moves slowly, so its count is kept;
+    rare ones (at most CHEAP_DOCS) are always counted afresh, so a new word (a new outage's
+    product name) is never taken as absent after its first fixes are indexed."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, tuple[int, float]] = {}
+
+    def get(self, term: str) -> int | None:
+        kept = self.counts.get(term)
+        if kept is None or time.monotonic() - kept[1] > COUNT_TTL:
+            return None
+        return kept[0]
+
+    def keep(self, found: dict[str, int]) -> None:
+        if len(self.counts) > COUNT_TERMS:
+            self.counts.clear()  # crude but bounded: the common terms come back at once
+        now = time.monotonic()
+        for term, docs in found.items():
+            if docs > scoring.CHEAP_DOCS:
+                self.counts[term] = (docs, now)
+
+
+COUNT_TTL = 600.0  # seconds a common term's count is trusted
+COUNT_TERMS = 20_000
+_COUNTS: WeakKeyDictionary[Engine, _Counts] = WeakKeyDictionary()
 
 
 def _plain(word: str) -> str:
