@@ -1,5 +1,6 @@
 """settings.duplicates: look-alike tickets and past fixes named in the front line's notice
-and in handoffs (full-text search in the store, daemon/store/search.py). A module of its own
+and in handoffs (daemon/store/search.py: the window's tickets scored word by word, past
+fixes by full-text search). A module of its own
 beside settings.py, which holds it as `Settings.duplicates` (TIERDESK_DUPLICATES_*)."""
 
 from __future__ import annotations
