@@ -225,6 +225,17 @@ def cmd_release(args: argparse.Namespace) -> int:
     return release_command(load_settings_only(args.config), args.address, now=args.clock())
 
 
+def cmd_similar(args: argparse.Namespace) -> int:
+    from daemon.cli.similar import similar_command
+
+    try:
+        directory = load_root(args.config).directory  # the fixers' names
+    except ConfigError:
+        directory = None  # a typo in a template must not hide the knowledge: addresses
+    return similar_command(load_settings_only(args.config), directory, args.ref,
+                           as_json=args.json, limit=args.limit, now=args.clock())
+
+
 # ------------------------------------------------------------------ status
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -277,6 +288,12 @@ def version() -> str:
         from daemon import __version__
 
         return __version__
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 50:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 1 to 50")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
                   "mail.max_new_tickets_per_hour open tickets again")
     release.add_argument("address", metavar="ADDRESS", help="the held address, e.g. as "
                          "`status` lists it")
+    similar = add("similar", cmd_similar, "the tickets like one ticket: look-alikes opened "
+                  "shortly before it, and resolved ones with how they were fixed")
+    similar.add_argument("ref", metavar="REF", help="a ticket reference such as TD-1234")
+    similar.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    similar.add_argument("--limit", type=_count, metavar="N",
+                         help="list up to N of each (default: duplicates.max look-alikes and "
+                              "duplicates.past_fixes past fixes)")
     simulate = add("simulate", cmd_simulate,
                    "when a new ticket's reminders, warnings and escalations would fire")
     simulate.add_argument("--priority", metavar="P", help="force this priority (default: triage)")

@@ -160,6 +160,15 @@ def normalise_ref(text: str) -> str:
     return f"{repository.REF_PREFIX}{ref}" if ref.isdigit() else ref
 
 
+def stored_ticket(session: Session, ref_text: str) -> Ticket:
+    """The ticket REF names (TD-12, td-12, 12), or the one-line error."""
+    ref = normalise_ref(ref_text)
+    ticket = repository.get_ticket(session, ref)
+    if ticket is None:
+        raise UserError(f"no ticket {ref} (`tierdesk tickets` lists them)")
+    return ticket
+
+
 def show_command(settings: Settings, ref_text: str, config: Config | None = None,
                  now: datetime | None = None) -> int:
     """One ticket: facts, SLA (when the config loads) and the whole timeline."""

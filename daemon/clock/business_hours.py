@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from daemon.clock.sla import TimeBetween
-    from daemon.config.settings import Calendar
+    from daemon.config.calendars import Calendar
     from daemon.workflow.timers import AddTime
 
 ZERO = timedelta(0)

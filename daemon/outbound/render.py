@@ -321,6 +321,24 @@ ENRICHED_SAMPLE: dict[str, Any] = {
          "detail": "#esclate is not a command; did you mean #escalate?",
          "syntax": "#escalate [to <tier>] [reason]"},
     ],
+    # Tickets like this one (daemon/outbound/lookalikes.py), internal mails only: look-alikes
+    # opened shortly before it (None when there are none), and resolved ones with their fix.
+    "lookalikes": {
+        "count": 3, "refs": ["TD-39", "TD-40", "TD-41"], "link": "TD-39", "span": "20 min",
+        "tickets": [
+            {"ref": "TD-39", "subject": "VPN down", "state": "triage", "at": _SAMPLE_LOCAL_NOW},
+            {"ref": "TD-40", "subject": "no VPN", "state": "tier1", "at": _SAMPLE_LOCAL_NOW},
+            {"ref": "TD-41", "subject": "VPN drops", "state": "triage",
+             "at": _SAMPLE_LOCAL_NOW},
+        ],
+    },
+    "past_fixes": [
+        {"ref": "TD-12", "subject": "VPN certificate error", "date": "12 Oct",
+         "fixed_by": "Rosa Okafor", "fixed_by_address": "rosa.okafor@example.com",
+         "summary": "imported the intermediate certificate again",
+         "line": "TD-12, 12 Oct, fixed by Rosa Okafor: imported the intermediate certificate "
+                 "again"},
+    ],
     # A refusal notice: how many refused mails it stands for (daemon/outbound/notice_gate.py).
     "refused_count": 3,
     "refused_refs": ["TD-42", "TD-40"],
@@ -338,6 +356,7 @@ ENRICHED_SPARSE: dict[str, Any] = {
     "attachments": [],
     "linked": [],
     "results": [],
+    "past_fixes": [],
     "refused_count": 1,
     "refused_refs": [],
 }

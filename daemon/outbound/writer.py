@@ -26,11 +26,12 @@ from sqlalchemy.orm.util import identity_key
 
 from daemon.auth.directory import Directory
 from daemon.auth.sender_auth import sign, signed_address
-from daemon.config.settings import MailSettings, Settings, SiteSettings
+from daemon.config.settings import DuplicatesSettings, MailSettings, Settings, SiteSettings
 from daemon.mail.mime import Address, HeaderError, Mail, build, build_shell
 from daemon.outbound import notice_gate
 from daemon.outbound.attachments import ATTACH, Chosen, Files, Want, wanted
 from daemon.outbound.history import HISTORY_KEYS, Records, ticket_history
+from daemon.outbound.lookalikes import SIMILAR_KEYS, Similar, find_similar, similar_context
 from daemon.outbound.loop_guard import LoopGuard
 from daemon.outbound.outbox_queue import park, skip
 from daemon.outbound.recipients import REQUESTER_ROLES, Recipient, resolve
@@ -38,7 +39,12 @@ from daemon.outbound.render import Renderer, RenderError, moment, when
 from daemon.outbound.threads import Threads
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Outbox, Ticket
+from daemon.store.search import Windows
 from daemon.workflow.timers import DEFAULT_CALENDAR
+
+SIMILAR_CACHE = "tierdesk.similar"  # session.info: the searches of one materialize call
+WINDOW_CACHE = "tierdesk.similar.window"  # ... and their one read of the recent tickets
+
 
 # ------------------------------------------------------------------ the writer
 
@@ -70,6 +76,8 @@ class MailWriter:
     # Calendar name -> its zone (settings.calendars): a mail shows times in the zone of the
     # calendar that governs the ticket's state (the context's `calendar`), else `default`'s.
     zones: Mapping[str, tzinfo] = field(default_factory=dict)
+    # settings.duplicates: look-alikes and past fixes for the templates that name them.
+    duplicates: DuplicatesSettings = field(default_factory=DuplicatesSettings)
 
     @classmethod
     def from_config(cls, config: Site) -> MailWriter:
@@ -78,7 +86,8 @@ class MailWriter:
         return cls(Renderer(config.templates_dir), config.directory, config.settings.mail,
                    config.settings.site, secret=auth.secret.get_secret_value(),
                    reply_lifetime=auth.reply_address_lifetime,
-                   notice_window=auth.refusal_notices_every, zones=zones)
+                   notice_window=auth.refusal_notices_every, zones=zones,
+                   duplicates=config.settings.duplicates)
 
     def zone_for(self, calendar: object) -> tzinfo:
         """The zone of the named calendar, else the default calendar's, else UTC."""
@@ -146,8 +155,12 @@ def materialize(session: Session, rows: Iterable[OutboxRow], writer: MailWriter,
         records = Records.load(session, [p.ticket for p in plans if p.recipient is not None
                                          and _wants_history(writer, p.row.template)])
         files = Files.load(session, [(p.ticket, p.files) for p in plans if p.files])
-        for plan in plans:
-            _fill(session, plan, writer, guard, threads, records, files, now)
+        try:
+            for plan in plans:
+                _fill(session, plan, writer, guard, threads, records, files, now)
+        finally:
+            session.info.pop(SIMILAR_CACHE, None)  # a later call sees newer tickets
+            session.info.pop(WINDOW_CACHE, None)
     return todo
 
 
@@ -157,8 +170,9 @@ def _must_flush(session: Session, todo: Sequence[OutboxRow], writer: MailWriter)
     (it counts towards the hourly limit). Otherwise each row is inserted once, with its
     body, instead of inserted empty and then rewritten."""
     if any(_wants_history(writer, row.template) or ATTACH in row.context
-           or _lists_files(writer, row.template) for row in todo):
-        return True
+           or _lists_files(writer, row.template) or _wants_similar(writer, row.template)
+           for row in todo):
+        return True  # the search reads the batch's new ticket_search rows too
     pending = set(map(id, todo))
     return any(isinstance(obj, Outbox) and id(obj) not in pending and obj.body is not None
                for obj in session.new)
@@ -176,6 +190,13 @@ def _lists_files(writer: MailWriter, template: str) -> bool:
         return "attachments" in writer.renderer.variables(template)
     except RenderError:
         return False  # parked when rendered
+
+
+def _wants_similar(writer: MailWriter, template: str) -> bool:
+    try:
+        return bool(writer.renderer.variables(template) & SIMILAR_KEYS)
+    except RenderError:
+        return False  # parked with the reason when rendered
 
 
 @dataclass(frozen=True)
@@ -296,6 +317,8 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
     context = {**facts, **enrich(facts, writer, now), **(history.context if history else {}),
                "attachments": listed,
                **({"reply_address": reply_to.address} if reply_to else {})}
+    if variables & SIMILAR_KEYS:
+        context.update(_similar(session, ticket, recipient, writer, facts, now))
     rendered = writer.renderer.render(row.template, context)
     in_reply_to, references = threads.headers(ticket, recipient, writer)
     return Mail(
@@ -307,6 +330,22 @@ def compose(session: Session, plan: _Plan, recipient: Recipient, writer: MailWri
         auto_submitted="auto-replied" if recipient.role in REQUESTER_ROLES else "auto-generated",
         extra_headers=_extra_headers(ref),
     )
+
+
+def _similar(session: Session, ticket: Ticket | None, recipient: Recipient,
+             writer: MailWriter, facts: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Look-alikes and past fixes; other people's tickets are never told to outsiders."""
+    settings = writer.duplicates
+    if ticket is None or recipient.external or not (settings.max or settings.past_fixes):
+        return {"lookalikes": None, "past_fixes": []}
+    # One search per ticket and transaction: each member of a team gets their own row.
+    cache: dict[int, Similar] = session.info.setdefault(SIMILAR_CACHE, {})
+    found = cache.get(ticket.id)
+    if found is None:
+        windows: Windows = session.info.setdefault(WINDOW_CACHE, Windows())
+        found = cache[ticket.id] = find_similar(session, ticket, settings, windows)
+    return similar_context(found, writer.directory, writer.zone_for(facts.get("calendar")),
+                           now)
 
 
 def _tagged(subject: str, ref: str) -> str:

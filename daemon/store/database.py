@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -16,7 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from daemon.config.database_url import database_url_problem
-from daemon.store.models import Base
+from daemon.store.models import SEARCH_TEMP, Base
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -201,6 +205,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        for statement in SEARCH_TEMP:  # what past-fix searches weigh terms by (search.py)
+            try:
+                cursor.execute(statement)
+            except sqlite3.OperationalError:  # an SQLite built without FTS3/FTS5
+                log.warning("full-text term counts unavailable: %s", statement)
     finally:
         cursor.close()
 

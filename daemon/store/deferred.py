@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from daemon.store.bulk import insert_rows
-from daemon.store.models import Base, Event, Message, Outbox, Ticket, Timer
+from daemon.store.models import Base, Event, Message, Outbox, Ticket, TicketSearch, Timer
 
 KEY = "tierdesk.deferred"
 
@@ -72,6 +72,8 @@ class Deferred:
     timers: list[dict[str, Any]] = field(default_factory=list)
     tickets: dict[int, Ticket] = field(default_factory=dict)
     outbox: list[HeldOutbox] = field(default_factory=list)
+    # The new tickets' search rows (daemon/store/search.py), written after the tickets.
+    search: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, session: Session) -> None:
         """The new tickets first (the other rows point at them), then the ORM's changes
@@ -84,9 +86,9 @@ class Deferred:
         session.flush()
         connection = session.connection()
         for model, rows in ((Message, self.messages), (Event, self.events),
-                            (Timer, self.timers)):
+                            (Timer, self.timers), (TicketSearch, self.search)):
             insert_rows(connection, _table(model), rows)
-        self.messages, self.events, self.timers = [], [], []
+        self.messages, self.events, self.timers, self.search = [], [], [], []
 
 
 def insert_outbox(session: Session, rows: list[HeldOutbox]) -> None:

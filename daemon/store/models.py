@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     CheckConstraint,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -321,3 +323,84 @@ class LoopHeartbeat(Base):
     error_at: Mapped[datetime | None]
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. {"waiting": 3}
     stopped_at: Mapped[datetime | None]       # a graceful stop; None while running
+
+
+class TicketSearch(Base):
+    """What full-text search knows of a ticket (daemon/store/search.py): its report (subject
+    and first lines) from when it was opened, and the `#resolve` summary once resolved.
+
+    A table of its own, not columns of tickets: the search index hangs on it (an FTS5 table
+    kept in step by triggers on SQLite, a generated tsvector column with a GIN index on
+    PostgreSQL; see SEARCH_DDL), and the ticket row, rewritten on every move, stays small."""
+
+    __tablename__ = "ticket_search"
+    # Look-alikes are searched among the tickets opened in the last hours.
+    __table_args__ = (Index(None, "opened_at"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    # Declared so one flush writes tickets before the rows that point at them.
+    ticket: Mapped[Ticket] = relationship()
+    opened_at: Mapped[datetime]
+    report: Mapped[str] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+
+
+# The search index itself, per backend, outside the models (neither an FTS5 virtual table
+# nor a generated tsvector column is portable). The migration writes the same statements
+# out in full; the schema comparison skips these names (`compared`).
+SEARCH_FTS = "ticket_search_fts"
+SEARCH_VECTOR = "search_vector"
+SEARCH_VECTOR_INDEX = "ix_ticket_search_search_vector"
+# Per SQLite connection, in its temp schema (daemon/store/database.py): the index's vocabulary
+# (documents per term) and FTS3's porter tokenizer, which gives a word's term in it.
+SEARCH_VOCAB = "ticket_search_vocab"
+SEARCH_TOKENS = "ticket_search_tokens"
+SEARCH_TEMP = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{SEARCH_VOCAB} "
+    f"USING fts5vocab(main, {SEARCH_FTS}, 'row')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{SEARCH_TOKENS} USING fts3tokenize(porter)",
+)
+SEARCH_LANGUAGE = "english"  # PostgreSQL's text search configuration (stems, stop words)
+SEARCH_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        # External content: the text lives once, in ticket_search; the porter stemmer makes
+        # "printers" find "printer" as PostgreSQL's english configuration does.
+        f"CREATE VIRTUAL TABLE {SEARCH_FTS} USING fts5(report, resolution, "
+        "content='ticket_search', content_rowid='ticket_id', "
+        "tokenize='porter unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER ticket_search_ai AFTER INSERT ON ticket_search BEGIN "
+        f"INSERT INTO {SEARCH_FTS}(rowid, report, resolution) "
+        "VALUES (new.ticket_id, new.report, new.resolution); END",
+        f"CREATE TRIGGER ticket_search_ad AFTER DELETE ON ticket_search BEGIN "
+        f"INSERT INTO {SEARCH_FTS}({SEARCH_FTS}, rowid, report, resolution) "
+        "VALUES ('delete', old.ticket_id, old.report, old.resolution); END",
+        f"CREATE TRIGGER ticket_search_au AFTER UPDATE ON ticket_search BEGIN "
+        f"INSERT INTO {SEARCH_FTS}({SEARCH_FTS}, rowid, report, resolution) "
+        "VALUES ('delete', old.ticket_id, old.report, old.resolution); "
+        f"INSERT INTO {SEARCH_FTS}(rowid, report, resolution) "
+        "VALUES (new.ticket_id, new.report, new.resolution); END",
+    ),
+    "postgresql": (
+        # The report weighs more than the fix's words (A over B in ts_rank).
+        f"ALTER TABLE ticket_search ADD COLUMN {SEARCH_VECTOR} tsvector GENERATED ALWAYS AS ("
+        f"setweight(to_tsvector('{SEARCH_LANGUAGE}', coalesce(report, '')), 'A') || "
+        f"setweight(to_tsvector('{SEARCH_LANGUAGE}', coalesce(resolution, '')), 'B')) STORED",
+        f"CREATE INDEX {SEARCH_VECTOR_INDEX} ON ticket_search USING gin ({SEARCH_VECTOR})",
+    ),
+}
+_SEARCH_NAMES = frozenset({SEARCH_VECTOR, SEARCH_VECTOR_INDEX})
+
+for _dialect, _statements in SEARCH_DDL.items():
+    for _sql in _statements:
+        event.listen(TicketSearch.__table__, "after_create",
+                     DDL(_sql).execute_if(dialect=_dialect))
+
+
+def compared(name: str | None, type_: str, _parents: object = None) -> bool:
+    """Alembic's include_name: the schema comparison leaves out the search index, which the
+    models do not describe (FTS5's table and its shadow tables, the tsvector column)."""
+    if type_ == "table" and name is not None and name.startswith(SEARCH_FTS):
+        return False
+    return not (type_ in ("column", "index") and name in _SEARCH_NAMES)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, delete, or_, select, text, update
 from sqlalchemy.orm import Session, object_session
 
+from daemon.store import search
 from daemon.store.deferred import HeldOutbox, OutboxRow
 from daemon.store.deferred import current as deferred_rows
 from daemon.store.models import (
@@ -259,6 +260,7 @@ def apply_decision(
     if changed or decision.events:
         ticket.updated_at = now
     add_events(session, ticket, decision.events, now)
+    search.note_resolutions(session, ticket, decision.events, now)
     if decision.cancel_timers or decision.cancel_targets:
         cancel_timers(session, ticket, targets=decision.cancel_targets)
     add_timers(session, ticket, decision.timers)

@@ -14,7 +14,7 @@ from daemon.auth.policy import dkim_verifier
 from daemon.clock.business_hours import calendar_clock
 from daemon.outbound.recipients import per_member
 from daemon.site.config import Config
-from daemon.store import repository
+from daemon.store import repository, search
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
 from daemon.workflow.engine import AddTime, Engine, VendorClock, wall_clock
@@ -166,6 +166,8 @@ class Runtime:
             workflow_version=workflow.version, initial_state=workflow.initial,
             priority=workflow.default_priority, team=workflow.states[workflow.initial].team,
             now=now, linked_ref=linked_ref, ticket_id=ticket_id)
+        # Indexed before triage's mails are rendered: they name its look-alikes.
+        search.index_ticket(session, ticket, subject, body)
         report = NewTicket(ref=ticket.ref, requester=requester, subject=subject, body=body)
         decision = self.engines[name].open(report, now)
         # A new ticket has no timers to cancel (and the DELETE would force a flush).

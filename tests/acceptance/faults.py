@@ -58,7 +58,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from daemon.auth.sender_auth import sign, signed_address
-from daemon.config.settings import Calendar
+from daemon.config.calendars import Calendar
 from daemon.store.database import migrate, open_database
 from tests.inbound.imap.servers import DOVECOT, Account, DovecotServer, client, free_port
 from tests.outbound.smtp_server import SmtpServer

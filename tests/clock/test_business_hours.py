@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.clock.business_hours import add_business_time, business_time_between, calendar_clock
+from daemon.config.calendars import WEEKDAYS, Calendar
 from daemon.config.holidays import IcsError, parse_ics_holidays, read_ics_holidays
-from daemon.config.settings import WEEKDAYS, Calendar, load_settings
+from daemon.config.settings import load_settings
 from daemon.config.yamlsource import load_yaml
 from daemon.workflow.engine import Engine
 from daemon.workflow.model import Workflow

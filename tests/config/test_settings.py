@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from daemon.config.calendars import Span, parse_hours
 from daemon.config.problems import ConfigError, Problem
-from daemon.config.settings import (
-    DEFAULT_DATABASE_URL,
-    Settings,
-    Span,
-    env_variables,
-    load_settings,
-    parse_hours,
-)
+from daemon.config.settings import DEFAULT_DATABASE_URL, Settings, env_variables, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from daemon.store.database import DEFAULT_URL, open_database
-from daemon.store.models import Base
+from daemon.store.models import Base, compared
 
 config = context.config
 target_metadata = Base.metadata
@@ -22,6 +22,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=compared,  # the search index is no model (daemon/store/models.py)
     )
     with context.begin_transaction():
         context.run_migrations()
