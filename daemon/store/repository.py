@@ -281,6 +281,8 @@ def _write_parent(session: Session, ticket: Ticket, ref: str | None) -> bool:
     if ref is not None and parent is None:
         raise ValueError(f"{ticket.ref} cannot be linked to {ref}: no such ticket")
     ticket.parent_id = parent.id if parent is not None else None
+    if parent is not None:
+        search.add_to_incident(session, parent, ticket)
     return True
 
 

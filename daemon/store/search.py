@@ -108,6 +108,15 @@ def record_resolution(session: Session, ticket: Ticket, summary: str, by: str,
                     .values(**values).execution_options(synchronize_session=False))
 
 
+def add_to_incident(session: Session, incident: Ticket, report: Ticket) -> None:
+    """A report linked to an incident (#link) adds its subject to the incident's indexed
+    text: the many ways people described one outage are what a later report of it will
+    resemble, and the incident is the ticket that lists the fix (past_fixes)."""
+    session.execute(update(TicketSearch).where(TicketSearch.ticket_id == incident.id)
+                    .values(report=TicketSearch.report + "\n" + report.subject)
+                    .execution_options(synchronize_session=False))
+
+
 # ------------------------------------------------------------------ searching
 
 @dataclass(frozen=True)
@@ -193,7 +202,9 @@ def _window(session: Session, since: datetime) -> list[Recent]:
 
 def past_fixes(session: Session, report: str, *, limit: int, threshold: float,
                ticket_id: int | None = None) -> list[Found]:
-    """Resolved tickets (other than `ticket_id`) like `report`, best first.
+    """Resolved tickets (other than `ticket_id`) like `report`, best first. A report linked
+    to an incident (#link) is left out: it was resolved with the incident's fix, which the
+    incident itself lists once, instead of once per person who reported it.
 
     The full-text index is asked for the few most telling terms only (`query_plan`), so it
     matches and ranks a few documents, not the whole table; its best CANDIDATES are scored
@@ -342,7 +353,7 @@ def _ranked_sqlite(session: Session, plan: scoring.TermQuery, me: int) -> list[A
         f"SELECT {_COLUMNS} FROM (SELECT rowid AS id, rank AS r FROM {SEARCH_FTS} "
         f"WHERE {SEARCH_FTS} MATCH :q ORDER BY rank LIMIT :pool) m "
         "JOIN ticket_search s ON s.ticket_id = m.id JOIN tickets t ON t.id = s.ticket_id "
-        "WHERE s.resolution IS NOT NULL AND s.ticket_id <> :me "
+        "WHERE s.resolution IS NOT NULL AND s.ticket_id <> :me AND t.parent_id IS NULL "
         "ORDER BY m.r, s.ticket_id DESC LIMIT :n")
     typed = statement.columns(opened_at=UTCDateTime(), resolved_at=UTCDateTime())
     params = {"q": fts5_query(plan.terms, any_of=plan.any_of), "pool": POOL, "me": me,
@@ -355,7 +366,7 @@ def _ranked_pg(session: Session, plan: scoring.TermQuery, me: int) -> list[Any]:
     statement = text(
         f"SELECT {_COLUMNS} FROM ticket_search s JOIN tickets t ON t.id = s.ticket_id, "
         f"CAST(:q AS tsquery) q WHERE s.{SEARCH_VECTOR} @@ q "
-        "AND s.resolution IS NOT NULL AND s.ticket_id <> :me "
+        "AND s.resolution IS NOT NULL AND s.ticket_id <> :me AND t.parent_id IS NULL "
         f"ORDER BY ts_rank(s.{SEARCH_VECTOR}, q) DESC, s.ticket_id DESC LIMIT :n")
     typed = statement.columns(opened_at=UTCDateTime(), resolved_at=UTCDateTime())
     params = {"q": tsquery(plan.terms, any_of=plan.any_of), "me": me, "n": CANDIDATES}

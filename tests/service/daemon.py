@@ -25,7 +25,11 @@ class Daemon:
     def __init__(self, root: Path, cwd: Path, env: Mapping[str, str] | None = None,
                  log_format: str = "json") -> None:
         self.json = log_format == "json"
-        environ = {**(env or os.environ), "PYTHONPATH": pythonpath(ROOT)}
+        base = env or os.environ
+        # A PYTHONPATH the caller gives (tests/timeshift, to run this daemon's clock ahead)
+        # comes after the checkout's, before this process's own.
+        given = [Path(p) for p in base.get("PYTHONPATH", "").split(os.pathsep) if p]
+        environ = {**base, "PYTHONPATH": pythonpath(ROOT, *given)}
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "run.py"), "run", "--config", str(root),
              "--log-format", log_format],

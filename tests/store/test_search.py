@@ -211,3 +211,24 @@ def test_a_burst_reads_the_window_once(database: Database, now: datetime) -> Non
     assert len(statements) == 1
     assert [sorted(refs(item)) for item in found] == [
         sorted(t.ref for t in burst if t is not me) for me in burst]
+
+
+def test_an_incident_lists_its_fix_once_and_is_found_by_its_reports_words(
+        database: Database, now: datetime) -> None:
+    """Linked reports are resolved with the incident's summary: only the incident is a past
+    fix, and the words of every report linked to it find it."""
+    with database.transaction() as session:
+        incident = opened(session, now - timedelta(days=8), "Intranet does not load")
+        reports = [opened(session, now - timedelta(days=8), subject) for subject in
+                   ("Error 502 on the intranet", "intranet 502 bad gateway")]
+        for report in reports:
+            facts = replace(repo.facts(report), parent=incident.ref)
+            repo.apply_decision(session, report, Decision(facts), now, domain="example.com")
+        for ticket in (incident, *reports):
+            resolve(session, ticket, "restarted the application pool", now - timedelta(days=7))
+        new = opened(session, now, "Intranet shows 502 bad gateway again")
+    with database.reading() as session:
+        assert "intranet 502 bad gateway" in (search.report_of(session, incident.id) or "")
+        found = search.past_fixes(session, "Intranet shows 502 bad gateway again", limit=3,
+                                  threshold=0.5, ticket_id=new.id)
+    assert refs(found) == [incident.ref]
