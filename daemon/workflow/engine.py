@@ -264,9 +264,27 @@ class Engine:
             return refuse(ticket, f"#{name} is not used in {ticket.state}; the workflow allows "
                                   f"it in {', '.join(command.states)}")
         if command.trigger is None:  # take, note, status...: work, not yet a response
-            return self._actions.run(command, ticket, replace(cmd, name=name), now)
+            done = self._actions.run(command, ticket, replace(cmd, name=name), now)
+            return self._incident_news(ticket, done, cmd)
         return responded(self._move(ticket, self._command_move(name, command.trigger, cmd),
                                     now), now)
+
+    def _incident_news(self, before: TicketFacts, decision: Decision,
+                       cmd: CommandIssued) -> Decision:
+        """notify `link`/`unlink` when the ticket's incident changed: its requester learns
+        once that news now comes from the incident (or no longer does). A repeated #link of
+        the same incident changes nothing and tells nobody."""
+        after = decision.ticket
+        if decision.refused or after.parent == before.parent:
+            return decision
+        key = "link" if after.parent is not None else "unlink"
+        parent = cmd.link.parent if cmd.link is not None else None
+        reason = decision.events[0].reason if decision.events else ""
+        facts = {**self._context(before, after, event=key, actor=cmd.actor, reason=reason),
+                 # On unlink, the incident it has left: the notice names it.
+                 "incident": after.parent or before.parent,
+                 "incident_subject": parent.subject if parent is not None else None}
+        return replace(decision, mails=(*decision.mails, *self._notify.mails(key, facts)))
 
     def _command_move(self, name: str, trigger: str, cmd: CommandIssued) -> Move:
         target = None if cmd.target is None else self._state(cmd.target)

@@ -28,8 +28,11 @@ ACTIONS = ("take", "assign", "note", "priority", "status", "help", "link", "unli
 # their own ticket's thread.
 RECIPIENTS = ("requester", "team", "previous_team", "assignee", "vendor",
               "escalation_manager", "actor", "linked")
-# Events other than trigger names that `notify` may list.
-NOTIFY_EVENTS = ("created", "moved", "replied", "reminder", "warning", "bounce_flagged")
+# Events other than trigger names that `notify` may list; `link`/`unlink`: a ticket became a
+# report of an incident (by #link or a triage rule), or stopped being one (#unlink).
+INCIDENT_EVENTS = ("link", "unlink")
+NOTIFY_EVENTS = ("created", "moved", "replied", "reminder", "warning", "bounce_flagged",
+                 *INCIDENT_EVENTS)
 ALL_SOURCES = "*"
 PREVIOUS = "previous"
 
