@@ -310,6 +310,9 @@ ENRICHED_SAMPLE: dict[str, Any] = {
     # The subject of the incident (`incident`) on its mails to a linked requester and on the
     # link notice (daemon/tickets/runtime.py, workflow/engine.py); None elsewhere.
     "incident_subject": "VPN down",
+    # On the front line's notice of a new ticket a triage rule linked (`link: true`).
+    "auto_link": {"incident": "TD-39", "lookalike": "TD-41", "rule": "same-outage",
+                  "score": "87%"},
     # The reports linked to this ticket's incident (#link), from the history (history.py).
     "linked": [
         {"ref": "TD-43", "requester": "bo@example.org", "subject": "VPN gone",
