@@ -307,6 +307,12 @@ ENRICHED_SAMPLE: dict[str, Any] = {
         {"filename": "screenshot.png", "content_type": "image/png", "size": 48213,
          "sender": "ann@example.org", "at": "2026-03-02T08:40:00+00:00", "attached": True},
     ],
+    # The subject of the incident (`incident`) on its mails to a linked requester and on the
+    # link notice (daemon/tickets/runtime.py, workflow/engine.py); None elsewhere.
+    "incident_subject": "VPN down",
+    # On the front line's notice of a new ticket a triage rule linked (`link: true`).
+    "auto_link": {"incident": "TD-39", "lookalike": "TD-41", "rule": "same-outage",
+                  "score": "87%"},
     # The reports linked to this ticket's incident (#link), from the history (history.py).
     "linked": [
         {"ref": "TD-43", "requester": "bo@example.org", "subject": "VPN gone",
@@ -371,13 +377,14 @@ def sample_contexts() -> list[dict[str, Any]]:
     after = TicketFacts(ref="TD-42", state="tier2", priority="P2", team="tier2",
                         requester="ann@example.org", subject="VPN drops every 5 minutes",
                         created_at=SAMPLE_NOW, state_entered_at=SAMPLE_NOW,
-                        assignee="morgan.lee@example.com", vendor="vpnco", bounces=1)
+                        assignee="morgan.lee@example.com", vendor="vpnco", bounces=1,
+                        parent="TD-39")
     rich = engine_context(before, after, event="transition", actor="alex.chen@example.com",
                           reason="needs a network engineer", argument="see the logs",
                           trigger="escalate", deadline=None,
                           excerpt="Since this morning the VPN drops\nevery 5 minutes.")
     sparse = engine_context(after, after, event="created", actor="requester")
-    sparse.update(team=None, previous_team=None, assignee=None, vendor=None)
+    sparse.update(team=None, previous_team=None, assignee=None, vendor=None, incident=None)
     return [{**rich, **ENRICHED_SAMPLE}, {**sparse, **ENRICHED_SPARSE}]
 
 

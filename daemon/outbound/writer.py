@@ -388,6 +388,11 @@ def enrich(facts: dict[str, Any], writer: MailWriter, now: datetime) -> dict[str
         "support_address": writer.mail.address,
         "reply_address": writer.reply_to(ref).address if ref else writer.mail.address,
         "time_left": time_left(deadline, now) if deadline else None,
+        # Set on an incident's mails to its reports (tickets/runtime.py) and on the link
+        # notice; None elsewhere, so templates test it without tripping StrictUndefined.
+        "incident_subject": facts.get("incident_subject"),
+        # A new ticket a triage rule linked (workflow/engine.py open); None on other mails.
+        "auto_link": facts.get("auto_link"),
     }
 
 

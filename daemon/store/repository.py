@@ -151,6 +151,9 @@ def parent_of(ticket: Ticket) -> Ticket | None:
     session = object_session(ticket)
     if session is None:
         return None
+    buffer = deferred_rows(session)
+    if buffer is not None and ticket.parent_id in buffer.tickets:
+        return buffer.tickets[ticket.parent_id]  # opened by this batch, not written yet
     with session.no_autoflush:  # the fast path writes only at the end of its batch
         return session.get(Ticket, ticket.parent_id)
 
@@ -164,7 +167,9 @@ def children_of(session: Session, ticket: Ticket, *, for_update: bool = False) -
         stored = list(session.scalars(stmt.with_for_update() if for_update else stmt))
     held = [obj for obj in session.identity_map.values()
             if isinstance(obj, Ticket) and obj.parent_id == ticket.id]
-    found = {t.id: t for t in [*stored, *held] if t.parent_id == ticket.id}
+    buffer = deferred_rows(session)  # and the batch's new tickets (a triage rule's links)
+    opened = list(buffer.tickets.values()) if buffer is not None else []
+    found = {t.id: t for t in [*stored, *held, *opened] if t.parent_id == ticket.id}
     return [found[i] for i in sorted(found)]
 
 
@@ -277,13 +282,22 @@ def _write_parent(session: Session, ticket: Ticket, ref: str | None) -> bool:
     current = parent_of(ticket)
     if (current.ref if current is not None else None) == ref:
         return False
-    parent = get_ticket(session, ref) if ref is not None else None
+    parent = _pending_ticket(session, ref) or get_ticket(session, ref) if ref else None
     if ref is not None and parent is None:
         raise ValueError(f"{ticket.ref} cannot be linked to {ref}: no such ticket")
     ticket.parent_id = parent.id if parent is not None else None
     if parent is not None:
         search.add_to_incident(session, parent, ticket)
     return True
+
+
+def _pending_ticket(session: Session, ref: str) -> Ticket | None:
+    """A ticket the batch in hand opened and has not written (a triage rule may link a new
+    report to the batch's first one): no query would find it yet."""
+    buffer = deferred_rows(session)
+    if buffer is None:
+        return None
+    return next((t for t in buffer.tickets.values() if t.ref == ref), None)
 
 
 def _write_facts(ticket: Ticket, new: TicketFacts) -> bool:

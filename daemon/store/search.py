@@ -164,6 +164,34 @@ def lookalikes(session: Session, ticket_id: int, report: str, *, since: datetime
         query, others, lambda item: item.stems, threshold=threshold, limit=limit)]
 
 
+def alike_ids(session: Session, ticket_id: int, report: str, *, since: datetime,
+              limit: int, threshold: float, windows: Windows | None = None
+              ) -> list[tuple[int, float]]:
+    """(ticket id, score) of the tickets opened since `since` like `report`, best first, for
+    ingest (a triage rule's `looks_like_open`): as `lookalikes`, plus the new tickets of the
+    batch in hand, which are not written yet (store/deferred.py)."""
+    query = stems(report)
+    if limit <= 0 or len(query) < MIN_SHARED:
+        return []
+    recent = [*(windows or Windows()).since(session, since), *_pending(session, since)]
+    others = (item for item in recent if item.ticket_id != ticket_id)
+    return [(item.ticket_id, score) for score, item in scoring.best(
+        query, others, lambda item: item.stems, threshold=threshold, limit=limit)]
+
+
+def _pending(session: Session, since: datetime) -> list[Recent]:
+    buffer = deferred_rows(session)
+    if buffer is None:
+        return []
+    found: list[Recent] = []
+    for row in buffer.search:
+        ticket = buffer.tickets.get(row["ticket_id"])
+        if ticket is not None and row["opened_at"] >= since:
+            found.append(Recent(ticket.id, Found(ticket.ref, ticket.subject, ticket.state,
+                                                 row["opened_at"], 0.0), stems(row["report"])))
+    return found
+
+
 @dataclass(frozen=True)
 class Recent:
     """A ticket of the window, with the stems of its report (computed once per batch)."""

@@ -17,8 +17,16 @@ from daemon.site.config import Config
 from daemon.store import repository, search
 from daemon.store.deferred import OutboxRow
 from daemon.store.models import Ticket
+from daemon.tickets.lookalike import best_open
 from daemon.workflow.engine import AddTime, Engine, VendorClock, wall_clock
-from daemon.workflow.facts import Decision, EventRecord, MailOrder, NewTicket, TicketFacts
+from daemon.workflow.facts import (
+    Decision,
+    EventRecord,
+    Lookalike,
+    MailOrder,
+    NewTicket,
+    TicketFacts,
+)
 
 # The workflow's recipient for an incident's reports (model.RECIPIENTS): one mail per linked
 # ticket, on that ticket (its thread, subject and reply address), so answers land there.
@@ -143,6 +151,22 @@ class Runtime:
         if rows:
             self.mail_hook(session, rows, now)
 
+    def _lookalike(self, session: Session, engine: Engine, ticket: Ticket, subject: str,
+                   body: str) -> Lookalike | None:
+        """The open look-alike a triage rule asks for (`looks_like_open`); no search at all
+        when no rule of the workflow does."""
+        threshold = engine.looks_like_open
+        if threshold is None:
+            return None
+        return best_open(session, ticket, subject, body, threshold=threshold,
+                         window=self.config.settings.duplicates.window, is_open=self.is_open)
+
+    def is_open(self, ticket: Ticket) -> bool:
+        """Neither final nor on a stopped clock (resolved): a ticket a report may join."""
+        workflow = self.config.workflows.get(ticket.workflow_name)
+        state = workflow.states.get(ticket.state) if workflow else None
+        return state is not None and not state.final and state.clock != "stopped"
+
     @property
     def initial_state(self) -> str:
         return self.config.workflows[self.default_workflow].initial
@@ -168,8 +192,11 @@ class Runtime:
             now=now, linked_ref=linked_ref, ticket_id=ticket_id)
         # Indexed before triage's mails are rendered: they name its look-alikes.
         search.index_ticket(session, ticket, subject, body)
-        report = NewTicket(ref=ticket.ref, requester=requester, subject=subject, body=body)
-        decision = self.engines[name].open(report, now)
+        engine = self.engines[name]
+        alike = self._lookalike(session, engine, ticket, subject, body)
+        report = NewTicket(ref=ticket.ref, requester=requester, subject=subject, body=body,
+                           lookalike=alike)
+        decision = engine.open(report, now)
         # A new ticket has no timers to cancel (and the DELETE would force a flush).
         decision = replace(decision, events=(*first, *decision.events), cancel_timers=False)
         return ticket, self.apply(session, ticket, decision, now, mail=mail,

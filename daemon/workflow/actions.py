@@ -135,11 +135,28 @@ class Actions:
         assert parent is not None  # _link_refusal checked it
         if ticket.parent == parent.ref:
             return _only(ticket, record("link", ticket, cmd, f"already a report of {ref}"))
+        reason = f"linked to incident {parent.ref}" + (
+            f" (was {ticket.parent})" if ticket.parent else "")
+        return self._joined(ticket, parent, now, record(
+            "link", ticket, cmd, reason, parent=parent.ref, previous=ticket.parent))
+
+    def join(self, ticket: TicketFacts, link: LinkFacts, actor: str, why: str,
+             now: datetime, **data: object) -> Decision:
+        """A link not made by a command (a triage rule on a new ticket): the same checks and
+        effect as `#link`, its event saying why (`why`, `data`: the rule, the score)."""
+        parent = link.parent
+        refusal = self._link_refusal(ticket, parent.ref if parent else "?", link)
+        if refusal is not None or parent is None:
+            return Decision(ticket, refusal=refusal or "no incident to link to")
+        event = EventRecord("link", actor, ticket.state, ticket.state,
+                            f"linked to incident {parent.ref}: {why}",
+                            {"parent": parent.ref, "previous": None, **data})
+        return self._joined(ticket, parent, now, event)
+
+    def _joined(self, ticket: TicketFacts, parent: TicketFacts, now: datetime,
+                event: EventRecord) -> Decision:
         after = replace(ticket, parent=parent.ref, parent_team=parent.team,
                         responded_at=ticket.responded_at or now)
-        event = record("link", ticket, cmd, f"linked to incident {parent.ref}"
-                       + (f" (was {ticket.parent})" if ticket.parent else ""),
-                       parent=parent.ref, previous=ticket.parent)
         return Decision(after, events=(event,), cancel_timers=True, cancel_targets=True)
 
     def _link_refusal(self, ticket: TicketFacts, ref: str, link: LinkFacts) -> str | None:

@@ -20,6 +20,7 @@ from daemon.workflow.facts import (
     Decision,
     Event,
     EventRecord,
+    LinkFacts,
     NewTicket,
     RequesterReplied,
     TicketFacts,
@@ -31,7 +32,7 @@ from daemon.workflow.mails import Notifier, context, first_lines
 from daemon.workflow.model import Workflow
 from daemon.workflow.moves import Move, Moves
 from daemon.workflow.timers import AddTime, TicketTargets, Timers, VendorClock, wall_clock
-from daemon.workflow.triage import Triager, Verdict
+from daemon.workflow.triage import Triager, Verdict, percent
 
 __all__ = ["AddTime", "Engine", "VendorClock", "wall_clock"]
 
@@ -50,6 +51,15 @@ def responded(decision: Decision, now: datetime) -> Decision:
     if decision.refused or decision.ticket.responded_at is not None:
         return decision
     return replace(decision, ticket=replace(decision.ticket, responded_at=now))
+
+
+def _auto_link(verdict: Verdict, ticket: TicketFacts) -> dict[str, Any] | None:
+    """What the front line's notice says of a link a triage rule made (None: no such link)."""
+    alike = verdict.link
+    if alike is None or ticket.parent is None:
+        return None
+    return {"incident": ticket.parent, "lookalike": alike.ref, "rule": verdict.rule,
+            "score": percent(alike.score)}
 
 
 def _deadline(timers: tuple[TimerOrder, ...]) -> datetime | None:
@@ -98,6 +108,12 @@ class Engine:
     def _context(self, before: TicketFacts, after: TicketFacts, **facts: Any) -> dict[str, Any]:
         return {**context(before, after, **facts), **self.mail_facts(after)}
 
+    @property
+    def looks_like_open(self) -> float | None:
+        """The score above which an open look-alike matters to triage (None: no rule asks):
+        the shell searches for one before `open` only then."""
+        return self._triage.looks_like_open
+
     def triggers_from(self, state: str) -> tuple[str, ...]:
         """Triggers with a transition from `state`, in workflow order (for help texts)."""
         return self._moves.triggers_from(state)
@@ -108,14 +124,33 @@ class Engine:
         fresh = self._fresh(report, verdict.priority, now)
         created = EventRecord("created", "requester", None, fresh.state, verdict.reason,
                               {"rule": verdict.rule, "priority": verdict.priority})
-        routed = self._route(fresh, verdict, now)
+        routed = (self._join(fresh, verdict, now) if verdict.link is not None
+                  else self._route(fresh, verdict, now))
         facts = self._context(fresh, routed.ticket, event="created", actor="requester",
                               reason=verdict.reason, deadline=_deadline(routed.timers),
                               excerpt=first_lines(report.body))
-        targets = self._targets.schedule(routed.ticket.priority, now)
+        facts["auto_link"] = _auto_link(verdict, routed.ticket)
+        # A report's own clock never starts: its incident's governs (as after #link).
+        linked = routed.ticket.parent is not None
+        targets = () if linked else self._targets.schedule(routed.ticket.priority, now)
         return replace(routed, events=(created, *routed.events), cancel_timers=True,
-                       timers=(*routed.timers, *targets),
+                       cancel_targets=False, timers=(*routed.timers, *targets),
                        mails=self._notify.mails("created", facts) + routed.mails)
+
+    def _join(self, ticket: TicketFacts, verdict: Verdict, now: datetime) -> Decision:
+        """A triage rule links the new ticket to the open one it looks like. Refused (the
+        shell's facts are checked like #link's): the ticket stays, on its own clock."""
+        alike = verdict.link
+        assert alike is not None  # the caller checked it
+        joined = self._actions.join(ticket, LinkFacts(alike.incident), "triage",
+                                    verdict.reason, now, rule=verdict.rule,
+                                    lookalike=alike.ref, score=round(alike.score, 3))
+        if joined.refused:
+            stay = self._route(ticket, replace(verdict, route=None, link=None), now)
+            failed = EventRecord("link_refused", "triage", ticket.state, ticket.state,
+                                 joined.refusal or "", {"rule": verdict.rule})
+            return replace(stay, events=(failed,))
+        return self._incident_news(ticket, joined, "triage", alike.incident)
 
     def _fresh(self, report: NewTicket, priority: str, now: datetime) -> TicketFacts:
         initial = self._wf.initial
@@ -264,9 +299,27 @@ class Engine:
             return refuse(ticket, f"#{name} is not used in {ticket.state}; the workflow allows "
                                   f"it in {', '.join(command.states)}")
         if command.trigger is None:  # take, note, status...: work, not yet a response
-            return self._actions.run(command, ticket, replace(cmd, name=name), now)
+            done = self._actions.run(command, ticket, replace(cmd, name=name), now)
+            return self._incident_news(ticket, done, cmd.actor,
+                                       cmd.link.parent if cmd.link is not None else None)
         return responded(self._move(ticket, self._command_move(name, command.trigger, cmd),
                                     now), now)
+
+    def _incident_news(self, before: TicketFacts, decision: Decision, actor: str,
+                       parent: TicketFacts | None) -> Decision:
+        """notify `link`/`unlink` when the ticket's incident changed: its requester learns
+        once that news now comes from the incident (or no longer does). A repeated #link of
+        the same incident changes nothing and tells nobody."""
+        after = decision.ticket
+        if decision.refused or after.parent == before.parent:
+            return decision
+        key = "link" if after.parent is not None else "unlink"
+        reason = decision.events[0].reason if decision.events else ""
+        facts = {**self._context(before, after, event=key, actor=actor, reason=reason),
+                 # On unlink, the incident it has left: the notice names it.
+                 "incident": after.parent or before.parent,
+                 "incident_subject": parent.subject if parent is not None else None}
+        return replace(decision, mails=(*decision.mails, *self._notify.mails(key, facts)))
 
     def _command_move(self, name: str, trigger: str, cmd: CommandIssued) -> Move:
         target = None if cmd.target is None else self._state(cmd.target)

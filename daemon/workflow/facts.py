@@ -35,13 +35,26 @@ class TicketFacts:
 
 
 @dataclass(frozen=True)
+class Lookalike:
+    """The open ticket of the last hours a new report looks most like (the shell's search,
+    daemon/tickets/lookalike.py), scored 0..1, and the incident the report would join: that
+    ticket, or its own incident when it is a report already (no chains)."""
+
+    ref: str
+    score: float
+    incident: TicketFacts
+
+
+@dataclass(frozen=True)
 class NewTicket:
-    """A first mail that opens a ticket; triage rules look at subject, body and sender."""
+    """A first mail that opens a ticket; triage rules look at subject, body and sender, and
+    at `lookalike` (searched only when a rule asks `looks_like_open`)."""
 
     ref: str
     requester: str
     subject: str
     body: str
+    lookalike: Lookalike | None = None
 
 
 @dataclass(frozen=True)

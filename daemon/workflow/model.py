@@ -28,8 +28,11 @@ ACTIONS = ("take", "assign", "note", "priority", "status", "help", "link", "unli
 # their own ticket's thread.
 RECIPIENTS = ("requester", "team", "previous_team", "assignee", "vendor",
               "escalation_manager", "actor", "linked")
-# Events other than trigger names that `notify` may list.
-NOTIFY_EVENTS = ("created", "moved", "replied", "reminder", "warning", "bounce_flagged")
+# Events other than trigger names that `notify` may list; `link`/`unlink`: a ticket became a
+# report of an incident (by #link or a triage rule), or stopped being one (#unlink).
+INCIDENT_EVENTS = ("link", "unlink")
+NOTIFY_EVENTS = ("created", "moved", "replied", "reminder", "warning", "bounce_flagged",
+                 *INCIDENT_EVENTS)
 ALL_SOURCES = "*"
 PREVIOUS = "previous"
 
@@ -117,13 +120,17 @@ class TriageMatch(Frozen):
     subject: str | None = None
     body: str | None = None
     sender: str | None = None
+    # The new report looks at least this much (0..1, settings.duplicates' measure) like an
+    # open ticket opened within duplicates.window; required on top of any pattern.
+    looks_like_open: Annotated[float, Field(gt=0, le=1)] | None = None
 
     _check = field_validator("subject", "body", "sender")(_regex)
 
     @model_validator(mode="after")
     def _something(self) -> TriageMatch:
-        if not (self.subject or self.body or self.sender):
-            raise ValueError("a match needs at least one of subject, body or sender")
+        if not (self.subject or self.body or self.sender or self.looks_like_open):
+            raise ValueError("a match needs at least one of subject, body, sender or "
+                             "looks_like_open")
         return self
 
 
@@ -135,6 +142,9 @@ class TriageOutcome(Frozen):
 class TriageRule(TriageOutcome):
     name: str
     match: TriageMatch
+    # Link the new ticket to the open ticket it looks like (`looks_like_open`), as `#link`
+    # would: a report of that incident, told so by notify `link`.
+    link: bool = False
 
 
 class Triage(Frozen):

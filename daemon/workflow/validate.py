@@ -16,6 +16,7 @@ from daemon.workflow.model import (
     CONDITIONS,
     NOTIFY_EVENTS,
     PREVIOUS,
+    TriageRule,
     Workflow,
 )
 
@@ -286,6 +287,24 @@ def _check_triage(wf: Workflow, src: Source) -> Iterator[Problem]:
                    f"dest: [{outcome.route}]}}`")
             yield src.problem(where + ("route",),
                               f"triage cannot route to {outcome.route!r}", fix)
+    for i, rule in enumerate(wf.triage.rules):
+        yield from _check_link_rule(wf, src, ("triage", "rules", i), rule)
+
+
+def _check_link_rule(wf: Workflow, src: Source, where: tuple[str | int, ...],
+                     rule: TriageRule) -> Iterator[Problem]:
+    """`link: true` needs a look-alike to link to, and does not route: a report's own clock
+    is stopped (its incident's governs), so a handoff of it would go to nobody's work."""
+    if not rule.link:
+        return
+    if rule.match.looks_like_open is None:
+        yield src.problem(where + ("link",), f"triage rule {rule.name!r} links, but to what?",
+                          "add `looks_like_open: 0.8` to its match (how alike an open ticket "
+                          "must be)")
+    if rule.route is not None:
+        yield src.problem(where + ("route",), f"triage rule {rule.name!r} both links and "
+                          "routes; a linked report follows its incident",
+                          "drop `route` from the rule, or `link`")
 
 
 def _check_notify(wf: Workflow, src: Source, ctx: WorkflowContext) -> Iterator[Problem]:

@@ -97,7 +97,7 @@ def assert_one_line_error(code: int, err: str, *words: str) -> None:
 def test_check_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--config", str(ROOT))
     assert code == 0
-    assert out.strip() == "ok: 1 workflow, 4 teams, 15 templates"
+    assert out.strip() == "ok: 1 workflow, 4 teams, 17 templates"
 
 
 def test_check_without_the_auth_secret_warns_and_passes(
@@ -174,7 +174,7 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_graph_mermaid_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "graph", "--config", str(ROOT))
-    assert code == 0 and out.startswith("---\ntitle: it-support v4")
+    assert code == 0 and out.startswith("---\ntitle: it-support v5")
 
 
 def test_graph_dot_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +182,7 @@ def test_graph_dot_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     code, _, err = run(capsys, "graph", "--config", str(ROOT), "--format", "dot",
                        "--workflow", "it-support", "-o", str(target))
     assert code == 0 and "wrote" in err
-    assert target.read_text().startswith('digraph "it-support v4"')
+    assert target.read_text().startswith('digraph "it-support v5"')
 
 
 def test_graph_unknown_workflow(capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,7 +209,7 @@ def test_run_once_migrates_and_names_the_database(
     code, out, err = run(capsys, "run", "--once", "--config", str(ROOT))
     assert code == 1 and "Traceback" not in out + err
     lines = out.splitlines()
-    assert lines[0] == "tierdesk: database sqlite:///tierdesk.db, workflow it-support v4"
+    assert lines[0] == "tierdesk: database sqlite:///tierdesk.db, workflow it-support v5"
     assert lines[1].startswith("imap: ") and "127.0.0.1:1" in lines[1]
     assert (clean_env / "tierdesk.db").exists()
     code, out, _ = run(capsys, "tickets", "--config", str(ROOT))
@@ -336,7 +336,8 @@ def _notify_templates() -> set[str]:
 
 EXPECTED_TEMPLATES = {"acknowledgement", "status_update", "escalation_handoff", "vendor_handoff",
                       "resolution_notice", "reminder", "sla_warning", "bounce_alert",
-                      "command_receipt", "command_error", "requester_reply", "new_ticket"}
+                      "command_receipt", "command_error", "requester_reply", "new_ticket",
+                      "linked_notice", "unlinked_notice"}
 
 
 def test_every_template_the_workflow_names_exists() -> None:

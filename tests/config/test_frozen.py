@@ -102,7 +102,7 @@ def reported(tree: Path, rel: str, old: str, new: str) -> list[str]:
      "{trigger: route, source: [], dest: [tier1]}",
      f"{WORKFLOW}:130: transitions.0.source: Tuple should have at least 1 item after "
      "validation, not 0 (fix the value)"),
-    ("\nversion: 4\n", "\nversion: true\n",
+    ("\nversion: 5\n", "\nversion: true\n",
      f"{WORKFLOW}:9: version: Input should be a valid integer, not True (fix the value)"),
 ])
 def test_workflow_errors_read_as_one_mistake(tree: Path, old: str, new: str,

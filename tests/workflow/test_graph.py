@@ -71,7 +71,7 @@ def test_mermaid_shape(shipped: Workflow) -> None:
 
 def test_dot_marks_timeouts_and_final_states(shipped: Workflow) -> None:
     text = to_dot(shipped)
-    assert text.startswith('digraph "it-support v4" {')
+    assert text.startswith('digraph "it-support v5" {')
     assert '"closed" [label="closed\\nfinal", peripheries=2];' in text
     timeout_line = next(line for line in text.splitlines() if "after 8h" in line)
     assert timeout_line.startswith('  "tier2" -> "tier3"') and "style=dashed" in timeout_line

@@ -127,3 +127,36 @@ def test_a_reply_on_a_report_reaches_the_incidents_team(database: Database,
     assert [s.template for s in sent] == ["requester_reply"] * len(sent) and sent
     assert MORGAN in {s.to for s in sent}  # tier2, the incident's team, not the helpdesk
     assert ticket(database, "TD-2").state == "triage"
+
+
+def test_the_linked_requester_is_told_once_and_incident_news_says_so(
+        database: Database, inbox: Inbox) -> None:
+    three_reports(database, inbox)
+    feed(database, inbox, tech(SAM, "#route tier2", "TD-1"), later(3))
+    link(database, inbox, "TD-2")
+    link(database, inbox, "TD-2", minute=6)  # the same link again: nothing new to tell
+    notices = [s for s in outbox(database) if s.template == "linked_notice"]
+    assert [(s.to, s.subject) for s in notices] == [(REPORTERS[1], "[TD-2] Cannot connect to VPN")]
+    assert "part of a wider problem, TD-1 (VPN is down)" in notices[0].text
+    assert "TD-1" in notices[0].html
+    since = last_id(database)
+    feed(database, inbox, tech(MORGAN, "#escalate VPN concentrator", "TD-1"), later(8))
+    [news] = [s for s in outbox(database, since) if s.role == "linked"]
+    assert "this news is about TD-1" in " ".join(news.text.split())
+    [own] = [s for s in outbox(database, since)
+             if s.template == "status_update" and s.role == "requester"]
+    assert "wider problem" not in own.text  # TD-1's own requester: no incident of theirs
+    feed(database, inbox, tech(SAM, "#resolve restarted the VPN concentrator", "TD-1"),
+         later(30))
+    [done] = [s for s in outbox(database) if s.template == "resolution_notice"
+              and s.to == REPORTERS[1]]
+    assert "the wider problem TD-1 (VPN is down)" in " ".join(done.text.split())
+
+
+def test_unlink_tells_the_requester_it_is_handled_on_its_own(database: Database,
+                                                            inbox: Inbox) -> None:
+    three_reports(database, inbox)
+    link(database, inbox, "TD-2")
+    feed(database, inbox, tech(SAM, "#unlink", "TD-2"), later(10))
+    [notice] = [s for s in outbox(database) if s.template == "unlinked_notice"]
+    assert notice.to == REPORTERS[1] and "problem of its own" in notice.text
