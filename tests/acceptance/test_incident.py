@@ -56,8 +56,10 @@ def mail_to(site: Site, address: str, subject: str) -> str:
 
 
 def notices_to(site: Site, address: str) -> list[Received]:
+    # "believe your request": the resolution notice, on the incident or on its own; the
+    # linked notice also promises news "when it is solved".
     return [r for r in site.smtp.received if address in r.rcpt_tos
-            and "is solved" in _text(r)]
+            and "believe your request" in _text(r)]
 
 
 def _text(r: Received) -> str:
@@ -90,6 +92,10 @@ def test_five_reports_linked_resolved_as_one_and_the_fix_found_a_week_later(
         assert str(notice.message["Subject"]) == f"[TD-{n}] {subject}"
         assert f"support+TD-{n}@example.com" in str(notice.message["Reply-To"])
         assert FIX in _text(notice)
+        if n > 1:  # a report: told once that it joined the incident, then of its end
+            linked = [r for r in site.smtp.received if address in r.rcpt_tos
+                      and "is part of a wider problem, TD-1" in _text(r)]
+            assert len(linked) == 1 and "the wider problem TD-1" in _text(notice)
     shot = snapshot(site)
     assert [(ref, state) for ref, state, _ in shot.tickets] == [
         (f"TD-{n}", "resolved") for n in range(1, len(REPORTS) + 1)]
