@@ -32,11 +32,15 @@ def find_similar(session: Session, ticket: Ticket, settings: DuplicatesSettings,
                  windows: search.Windows | None = None) -> Similar:
     """The ticket's look-alikes (opened within the window before it) and past fixes;
     `windows` shares one read of the window among the tickets of a batch."""
-    report = search.report_of(session, ticket.id)
+    since = ticket.created_at - settings.window
+    windows = windows or search.Windows()
+    if settings.max > 0:
+        windows.load(session, since)  # the read look-alikes need holds the new ticket too
+    # Its report from that read when it is there (a new ticket's is): one query less.
+    report = windows.report(ticket.id) or search.report_of(session, ticket.id)
     if report is None:  # stored before indexing began and not backfilled: nothing to compare
         return Similar([], [])
-    alike = search.lookalikes(session, ticket.id, report,
-                              since=ticket.created_at - settings.window,
+    alike = search.lookalikes(session, ticket.id, report, since=since,
                               limit=settings.max, threshold=settings.similarity,
                               windows=windows)
     fixes = search.past_fixes(session, report, limit=settings.past_fixes,

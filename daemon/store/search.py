@@ -158,10 +158,15 @@ def lookalikes(session: Session, ticket_id: int, report: str, *, since: datetime
     query = stems(report)
     if len(query) < MIN_SHARED:
         return []
-    recent = (windows or Windows()).since(session, since)
-    others = (item for item in recent if item.ticket_id != ticket_id)
-    return [replace(item.found, score=score) for score, item in scoring.best(
-        query, others, lambda item: item.stems, threshold=threshold, limit=limit)]
+    windows = windows or Windows()
+    windows.load(session, since)
+    # The shared-word counts come with the candidates: the overlap score without a second
+    # set intersection per ticket (scoring.similarity computes the same).
+    scored = [(score, item) for item, shared in windows.sharing(query, since)
+              if item.ticket_id != ticket_id
+              and (score := shared / min(len(query), len(item.stems))) >= threshold]
+    scored.sort(key=lambda pair: -pair[0])  # stable: equals stay newest first
+    return [replace(item.found, score=score) for score, item in scored[:limit]]
 
 
 def alike_ids(session: Session, ticket_id: int, report: str, *, since: datetime,
@@ -199,6 +204,7 @@ class Recent:
     ticket_id: int
     found: Found
     stems: frozenset[str]
+    report: str = ""
 
 
 @dataclass
@@ -210,12 +216,40 @@ class Windows:
 
     read_since: datetime | None = None
     rows: list[Recent] = field(default_factory=list)
+    # stem -> positions in `rows`: a report is scored only against the window's tickets
+    # that share at least MIN_SHARED of its words, not against all few hundred of them.
+    postings: dict[str, list[int]] = field(default_factory=dict)
 
-    def since(self, session: Session, since: datetime) -> list[Recent]:
+    reports: dict[int, str] = field(default_factory=dict)  # ticket id -> its report
+
+    def load(self, session: Session, since: datetime) -> None:
+        """Read the window since `since`, unless a read since then or earlier is held."""
         if self.read_since is None or since < self.read_since:
             self.rows, self.read_since = _window(session, since), since
+            self.postings, self.reports = {}, {}
+            for n, row in enumerate(self.rows):
+                self.reports[row.ticket_id] = row.report
+                for word in row.stems:
+                    self.postings.setdefault(word, []).append(n)
+
+    def since(self, session: Session, since: datetime) -> list[Recent]:
+        self.load(session, since)
         # Newest first and capped: the newest of a wider read are the newest of this one.
         return [row for row in self.rows if row.found.opened_at >= since]
+
+    def sharing(self, query: frozenset[str], since: datetime) -> list[tuple[Recent, int]]:
+        """The window's tickets since `since` with MIN_SHARED or more of `query`'s words,
+        and how many they share, newest first (call `load` first)."""
+        shared: dict[int, int] = {}
+        for word in query:
+            for n in self.postings.get(word, ()):
+                shared[n] = shared.get(n, 0) + 1
+        return [(self.rows[n], count) for n, count in sorted(shared.items())
+                if count >= MIN_SHARED and self.rows[n].found.opened_at >= since]
+
+    def report(self, ticket_id: int) -> str | None:
+        """A ticket's indexed report, when the window read holds it (a new ticket's does)."""
+        return self.reports.get(ticket_id)
 
 
 def _window(session: Session, since: datetime) -> list[Recent]:
@@ -224,7 +258,7 @@ def _window(session: Session, since: datetime) -> list[Recent]:
         "WHERE s.opened_at >= :since ORDER BY s.opened_at DESC, s.ticket_id DESC LIMIT :n"
     ).bindparams(bindparam("since", type_=UTCDateTime()))
     typed = statement.columns(opened_at=UTCDateTime(), resolved_at=UTCDateTime())
-    return [Recent(row.ticket_id, _found(row, 0.0), stems(row.report))
+    return [Recent(row.ticket_id, _found(row, 0.0), stems(row.report), row.report)
             for row in session.execute(typed, {"since": since, "n": WINDOW_CAP})]
 
 

@@ -4,6 +4,7 @@ backfill."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -232,3 +233,30 @@ def test_an_incident_lists_its_fix_once_and_is_found_by_its_reports_words(
         found = search.past_fixes(session, "Intranet shows 502 bad gateway again", limit=3,
                                   threshold=0.5, ticket_id=new.id)
     assert refs(found) == [incident.ref]
+
+
+def test_window_postings_score_as_the_plain_overlap_does(database: Database,
+                                                         now: datetime) -> None:
+    """Windows scores only tickets sharing words, with the counts it gathered: the result
+    must be what scoring every ticket of the window with similarity() gives."""
+    words_ = ["vpn", "printer", "outlook", "down", "slow", "error", "login", "floor",
+              "laptop", "wifi", "password", "screen"]
+    rng = random.Random(7)
+    with database.transaction() as session:
+        tickets = [opened(session, now - timedelta(minutes=n),
+                          " ".join(rng.sample(words_, rng.randint(2, 6))))
+                   for n in range(60)]
+    since = now - timedelta(hours=1)
+    with database.reading() as session:
+        windows = search.Windows()
+        rows = windows.since(session, since)
+        for ticket in tickets[:15]:
+            report = search.report_of(session, ticket.id) or ""
+            query = scoring.stems(report)
+            expected = [(round(score, 6), item.found.ref) for score, item in scoring.best(
+                query, [r for r in rows if r.ticket_id != ticket.id], lambda r: r.stems,
+                threshold=0.3, limit=5)]
+            got = [(round(f.score, 6), f.ref) for f in search.lookalikes(
+                session, ticket.id, report, since=since, limit=5, threshold=0.3,
+                windows=windows)]
+            assert got == expected
