@@ -179,17 +179,28 @@ def _free(tag: Command, vocabulary: Vocabulary) -> Parsed:
     return _request(tag, tag.argument_text)  # "to save time": part of the reason
 
 
-def _tier(tag: Command, vocabulary: Vocabulary) -> Parsed:
-    """`[to] <tier> [reason]`: the front line says where a ticket goes, so the tier is
-    required (without it the first destination would be a silent guess)."""
+def _target_words(tag: Command) -> list[str]:
+    """`[to] <target> [rest]` as [target, rest], [target] or []: "to" is optional."""
     words = tag.argument_text.split(None, 1)
     if words and words[0].lower() == "to":
         words = words[1].split(None, 1) if len(words) > 1 else []
+    return words
+
+
+def _named(said: str, choices: Sequence[str]) -> str | None:
+    """The choice `said` names, whatever its case, spelt as the configuration spells it."""
+    return next((choice for choice in choices if choice.lower() == said.lower()), None)
+
+
+def _tier(tag: Command, vocabulary: Vocabulary) -> Parsed:
+    """`[to] <tier> [reason]`: the front line says where a ticket goes, so the tier is
+    required (without it the first destination would be a silent guess)."""
+    words = _target_words(tag)
     if not words:
         return _mistake(tag, f"#{tag.name} needs the tier to send the ticket to, "
                              f"e.g. #{tag.name} tier1")
     said = words[0].rstrip(":,")
-    state = next((s for s in vocabulary.states if s.lower() == said.lower()), None)
+    state = _named(said, vocabulary.states)
     if state is None:
         guess = closest(said, vocabulary.states)
         hint = f"did you mean {guess}?" if guess else f"known: {', '.join(vocabulary.states)}"
@@ -207,8 +218,7 @@ def _member(tag: Command, vocabulary: Vocabulary) -> Parsed:
 
 def _priority(tag: Command, vocabulary: Vocabulary) -> Parsed:
     words = tag.argument_text.split(None, 1)
-    wanted = next((p for p in vocabulary.priorities if words and p.lower() == words[0].lower()),
-                  None)
+    wanted = _named(words[0], vocabulary.priorities) if words else None
     if wanted is None:
         choices = ", ".join(vocabulary.priorities)
         return _mistake(tag, f"#priority needs one of {choices}")
@@ -221,7 +231,7 @@ def _vendor(tag: Command, vocabulary: Vocabulary) -> Parsed:
     if not words:
         return _mistake(tag, f"#vendor needs a vendor; known vendors: {known}")
     said = words[0].rstrip(":,")  # "#vendor acme: is it patched?"
-    name = next((v for v in vocabulary.vendors if v.lower() == said.lower()), None)
+    name = _named(said, vocabulary.vendors)
     if name is None:
         guess = closest(said, vocabulary.vendors)
         hint = f"did you mean {guess}?" if guess else f"known vendors: {known}"
@@ -240,9 +250,7 @@ def ticket_ref(text: str) -> str | None:
 
 def _ticket(tag: Command, vocabulary: Vocabulary) -> Parsed:
     """`[to] <ticket> [reason]`: the incident a report belongs to."""
-    words = tag.argument_text.split(None, 1)
-    if words and words[0].lower() == "to":
-        words = words[1].split(None, 1) if len(words) > 1 else []
+    words = _target_words(tag)
     if not words:
         return _mistake(tag, f"#{tag.name} needs the ticket of the incident, "
                              f"e.g. #{tag.name} TD-12")
