@@ -169,34 +169,32 @@ def _must_flush(session: Session, todo: Sequence[OutboxRow], writer: MailWriter)
     the ticket's history (its newest events), or mail rendered earlier in the transaction
     (it counts towards the hourly limit). Otherwise each row is inserted once, with its
     body, instead of inserted empty and then rewritten."""
-    if any(_wants_history(writer, row.template) or ATTACH in row.context
-           or _lists_files(writer, row.template) or _wants_similar(writer, row.template)
-           for row in todo):
-        return True  # the search reads the batch's new ticket_search rows too
+    if any(ATTACH in row.context or _names_any(writer, row.template, _FLUSH_KEYS,
+                                                 if_broken=True) for row in todo):
+        return True
     pending = set(map(id, todo))
     return any(isinstance(obj, Outbox) and id(obj) not in pending and obj.body is not None
                for obj in session.new)
 
 
+# What a template names that a query before rendering must see: its history, the files it
+# lists, the tickets like its own (the search reads the batch's new ticket_search rows).
+_FILES_KEY = frozenset({"attachments"})
+_FLUSH_KEYS = HISTORY_KEYS | SIMILAR_KEYS | _FILES_KEY
+
+
+def _names_any(writer: MailWriter, template: str, keys: frozenset[str], *,
+               if_broken: bool) -> bool:
+    """Whether `template` uses any of `keys`; `if_broken` for one that does not parse (the
+    row is parked with the reason when rendered)."""
+    try:
+        return bool(writer.renderer.variables(template) & keys)
+    except RenderError:
+        return if_broken
+
+
 def _wants_history(writer: MailWriter, template: str) -> bool:
-    try:
-        return bool(writer.renderer.variables(template) & HISTORY_KEYS)
-    except RenderError:
-        return True  # the row will be parked with the reason; be as careful as before
-
-
-def _lists_files(writer: MailWriter, template: str) -> bool:
-    try:
-        return "attachments" in writer.renderer.variables(template)
-    except RenderError:
-        return False  # parked when rendered
-
-
-def _wants_similar(writer: MailWriter, template: str) -> bool:
-    try:
-        return bool(writer.renderer.variables(template) & SIMILAR_KEYS)
-    except RenderError:
-        return False  # parked with the reason when rendered
+    return _names_any(writer, template, HISTORY_KEYS, if_broken=True)  # careful, as before
 
 
 @dataclass(frozen=True)
@@ -230,7 +228,8 @@ def _plan(row: OutboxRow, tickets: dict[int, Ticket], writer: MailWriter) -> _Pl
     resolved = resolve(row.to_role, facts, writer.directory)
     recipient = resolved.recipient
     files = None if recipient is None else wanted(
-        row.context, _lists_files(writer, row.template), recipient.external,
+        row.context, _names_any(writer, row.template, _FILES_KEY, if_broken=False),
+        recipient.external,
         writer.mail.handoff_attachments_max, writer.mail.reply_attachments_max)
     return _Plan(row, ticket, facts, recipient, resolved.reason, files)
 
