@@ -21,6 +21,7 @@ from daemon.cli.common import (
     declared_states,
     load_root,
     load_settings_only,
+    require_site,
     user_message,
 )
 from daemon.clock.now import utc_now
@@ -134,8 +135,7 @@ def _run_service(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from daemon.demo.run import run_demo
 
-    if not args.config.is_dir():
-        raise UserError(f"config folder {args.config} does not exist")
+    require_site(args.config)  # the same one line as every command for a folder with none
     return run_demo(args.config, keep=args.keep)
 
 
